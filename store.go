@@ -1,0 +1,194 @@
+package gatehouse
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage of every tenant's data. Implementations: store/sqlstore
+// (SQLite and PostgreSQL). Every backend passes store/storetest.
+//
+// Error contract for every method of Store and Tx: ENOTFOUND when the object
+// does not exist in that tenant (an object of another tenant is "not found"),
+// ECONFLICT on a uniqueness violation (Error.Field names the field),
+// EPRECONDITION when an expected version does not match, EUNAVAILABLE when the
+// database cannot be reached, anything else is internal.
+type Store interface {
+	// Update runs fn in one read-write transaction: it commits when fn
+	// returns nil and rolls back otherwise, so a change and its audit event
+	// land together or not at all.
+	Update(ctx context.Context, fn func(tx Tx) error) error
+	// View runs fn in a read-only transaction.
+	View(ctx context.Context, fn func(tx Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Engine is "sqlite" or "postgres".
+	Engine() string
+	Close() error
+}
+
+// Page asks for one page of a list. Cursor is opaque, from a previous
+// ListResult; Limit is clamped by the store to [1, 1000], default 100.
+type Page struct {
+	Limit  int
+	Cursor string
+}
+
+// UserFilter narrows ListUsers. Zero fields do not filter.
+type UserFilter struct {
+	Email    string // exact, case-insensitive
+	Username string // exact, case-insensitive
+	Source   string
+	Status   string
+	GroupID  string
+	// Query matches a substring of email, username or display name.
+	Query string
+	// IncludeDeleted lists tombstones too.
+	IncludeDeleted bool
+}
+
+// AuditFilter narrows ListAudit. Zero fields do not filter.
+type AuditFilter struct {
+	Action   string // exact, or a prefix ending in "." ("user.")
+	TargetID string
+	ActorID  string
+	Since    time.Time
+	Until    time.Time
+}
+
+// Tx is one transaction. All tenant-owned reads and writes take the tenant
+// ID; an object of another tenant is never returned or changed.
+type Tx interface {
+	// Tenants.
+	CreateTenant(ctx context.Context, t *Tenant) error
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	GetTenantBySlug(ctx context.Context, slug string) (*Tenant, error)
+	// GetTenantByDomain finds the tenant that verified domain (lower-case).
+	GetTenantByDomain(ctx context.Context, domain string) (*Tenant, error)
+	ListTenants(ctx context.Context, p Page) ([]*Tenant, string, error)
+	UpdateTenant(ctx context.Context, t *Tenant) error
+	// DeleteTenant removes the tenant and everything it owns.
+	DeleteTenant(ctx context.Context, id string) error
+
+	// Users. Reads skip tombstones unless said otherwise.
+	CreateUser(ctx context.Context, u *User) error
+	GetUser(ctx context.Context, tenantID, id string) (*User, error)
+	// GetUserByEmail matches case-insensitively and returns tombstones too,
+	// so JIT can refuse to re-create a deleted user.
+	GetUserByEmail(ctx context.Context, tenantID, email string) (*User, error)
+	GetUserByUsername(ctx context.Context, tenantID, username string) (*User, error)
+	GetUserByExternalID(ctx context.Context, tenantID, externalID string) (*User, error)
+	ListUsers(ctx context.Context, tenantID string, f UserFilter, p Page) ([]*User, string, error)
+	CountUsers(ctx context.Context, tenantID string, f UserFilter) (int, error)
+	// UpdateUser writes u when its stored version equals u.Version, then
+	// increments u.Version; EPRECONDITION otherwise.
+	UpdateUser(ctx context.Context, u *User) error
+	// TouchUserLogin sets last_login_at without changing the version.
+	TouchUserLogin(ctx context.Context, tenantID, userID string, at time.Time) error
+	// DeleteUser leaves a tombstone and removes memberships, links and sessions.
+	DeleteUser(ctx context.Context, tenantID, id string) error
+	// PurgeUser removes a user or tombstone for good.
+	PurgeUser(ctx context.Context, tenantID, id string) error
+	// UsernameTaken reports whether username is used in the tenant (any case,
+	// tombstones included).
+	UsernameTaken(ctx context.Context, tenantID, username string) (bool, error)
+
+	// Groups.
+	CreateGroup(ctx context.Context, g *Group) error
+	GetGroup(ctx context.Context, tenantID, id string) (*Group, error)
+	GetGroupByName(ctx context.Context, tenantID, name string) (*Group, error)
+	ListGroups(ctx context.Context, tenantID string, p Page) ([]*Group, string, error)
+	UpdateGroup(ctx context.Context, g *Group) error
+	DeleteGroup(ctx context.Context, tenantID, id string) error
+
+	// Memberships. AddMembership is idempotent for the same manager.
+	AddMembership(ctx context.Context, m *Membership) error
+	// RemoveMembership removes the pair for that manager only; not found is
+	// not an error.
+	RemoveMembership(ctx context.Context, tenantID, groupID, userID, managedBy string) error
+	// ListGroupMembers lists memberships of a group; managedBy "" lists all.
+	ListGroupMembers(ctx context.Context, tenantID, groupID, managedBy string) ([]*Membership, error)
+	// ListUserMemberships lists a user's memberships of every manager.
+	ListUserMemberships(ctx context.Context, tenantID, userID string) ([]*Membership, error)
+
+	// Federated identities.
+	CreateIdentity(ctx context.Context, fi *FederatedIdentity) error
+	GetIdentity(ctx context.Context, tenantID, connectionID, subject string) (*FederatedIdentity, error)
+	ListUserIdentities(ctx context.Context, tenantID, userID string) ([]*FederatedIdentity, error)
+	TouchIdentity(ctx context.Context, tenantID, connectionID, subject string, at time.Time) error
+
+	// Connections. Deleting one removes its identity links and sessions.
+	CreateConnection(ctx context.Context, c *Connection) error
+	GetConnection(ctx context.Context, tenantID, id string) (*Connection, error)
+	// GetConnectionByID finds a connection without knowing its tenant (for
+	// callbacks at /sso/.../{connection_id}); the caller then trusts c.TenantID.
+	GetConnectionByID(ctx context.Context, id string) (*Connection, error)
+	ListConnections(ctx context.Context, tenantID string) ([]*Connection, error)
+	UpdateConnection(ctx context.Context, c *Connection) error
+	DeleteConnection(ctx context.Context, tenantID, id string) error
+
+	// Apps.
+	CreateApp(ctx context.Context, a *App) error
+	GetApp(ctx context.Context, tenantID, id string) (*App, error)
+	GetAppByClientID(ctx context.Context, tenantID, clientID string) (*App, error)
+	ListApps(ctx context.Context, tenantID string) ([]*App, error)
+	UpdateApp(ctx context.Context, a *App) error
+	DeleteApp(ctx context.Context, tenantID, id string) error
+
+	// API tokens; looked up by digest across tenants.
+	CreateAPIToken(ctx context.Context, t *APIToken) error
+	GetAPITokenByHash(ctx context.Context, hash []byte) (*APIToken, error)
+	ListAPITokens(ctx context.Context, tenantID string) ([]*APIToken, error)
+	DeleteAPIToken(ctx context.Context, tenantID, id string) error
+	TouchAPIToken(ctx context.Context, id string, at time.Time) error
+
+	// SCIM tokens; looked up by digest across tenants.
+	CreateSCIMToken(ctx context.Context, t *SCIMToken) error
+	GetSCIMTokenByHash(ctx context.Context, hash []byte) (*SCIMToken, error)
+	ListSCIMTokens(ctx context.Context, tenantID string) ([]*SCIMToken, error)
+	DeleteSCIMToken(ctx context.Context, tenantID, id string) error
+	TouchSCIMToken(ctx context.Context, id string, at time.Time) error
+
+	// Signing keys.
+	CreateSigningKey(ctx context.Context, k *SigningKey) error
+	ListSigningKeys(ctx context.Context, tenantID string) ([]*SigningKey, error)
+	UpdateSigningKey(ctx context.Context, k *SigningKey) error
+
+	// Sessions. ID is the digest of the cookie token.
+	CreateSession(ctx context.Context, s *Session) error
+	GetSession(ctx context.Context, id string) (*Session, error)
+	TouchSession(ctx context.Context, id string, lastSeen, idleExpiry time.Time) error
+	DeleteSession(ctx context.Context, id string) error
+	DeleteUserSessions(ctx context.Context, tenantID, userID string) (int, error)
+
+	// Audit log.
+	AppendAudit(ctx context.Context, e *AuditEvent) error
+	ListAudit(ctx context.Context, tenantID string, f AuditFilter, p Page) ([]*AuditEvent, string, error)
+
+	// Outbox of provisioning events for webhooks.
+	AppendOutbox(ctx context.Context, e *OutboxEvent) error
+	ListPendingOutbox(ctx context.Context, limit int) ([]*OutboxEvent, error)
+	MarkOutboxDelivered(ctx context.Context, id string, at time.Time) error
+
+	// UseOnce records key (a flow id, a SAML assertion id) as used until
+	// expires. ECONFLICT when it was already used: the replay cache every
+	// replica shares.
+	UseOnce(ctx context.Context, key string, expires time.Time) error
+}
+
+// Clock tells the time; protocol code never calls time.Now directly, so
+// time windows are tested without sleeping.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Sealer encrypts secrets that must be read back (IdP client secrets,
+// private keys). aad binds a ciphertext to its owner (e.g. a connection ID)
+// so it cannot be moved to another row.
+type Sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
+}
