@@ -3,7 +3,9 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -250,4 +252,18 @@ func LoadOrCreateKeyring(path string) (k *Keyring, created bool, err error) {
 		return nil, false, fmt.Errorf("root key file %s: %w", path, err)
 	}
 	return k, false, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose (cookie encryption, CSRF),
+// derived from the primary root key with HKDF-SHA256 (RFC 5869), so every
+// replica that shares the root key derives the same one.
+func (k *Keyring) DeriveKey(purpose string) []byte {
+	k.mu.RLock()
+	root := k.keys[k.primary]
+	k.mu.RUnlock()
+	key, err := hkdf.Key(sha256.New, root, nil, "gatehouse "+purpose, 32)
+	if err != nil {
+		panic("secret: hkdf: " + err.Error())
+	}
+	return key
 }
