@@ -269,14 +269,14 @@ type SCIMToken struct {
 
 // SigningKey is a tenant's token-signing key. The private key is sealed.
 type SigningKey struct {
-	ID         string          `json:"id"`
-	TenantID   string          `json:"tenant_id"`
-	Alg        string          `json:"alg"`
-	Private    []byte          `json:"-"`
-	PublicJWK  json.RawMessage `json:"public_jwk"`
-	CreatedAt  time.Time       `json:"created_at"`
-	RetiredAt  *time.Time      `json:"retired_at"`
-	NotAfter   *time.Time      `json:"not_after"`
+	ID        string          `json:"id"`
+	TenantID  string          `json:"tenant_id"`
+	Alg       string          `json:"alg"`
+	Private   []byte          `json:"-"`
+	PublicJWK json.RawMessage `json:"public_jwk"`
+	CreatedAt time.Time       `json:"created_at"`
+	RetiredAt *time.Time      `json:"retired_at"`
+	NotAfter  *time.Time      `json:"not_after"`
 }
 
 // Session is a signed-in browser at a tenant. The cookie carries a random

@@ -37,9 +37,9 @@ func TestOpenRefusesTampering(t *testing.T) {
 		box []byte
 		aad string
 	}{
-		"other owner":   {box, "conn_2"},
-		"flipped byte":  {append(append([]byte(nil), box[:len(box)-1]...), box[len(box)-1]^1), "conn_1"},
-		"truncated":     {box[:10], "conn_1"},
+		"other owner":    {box, "conn_2"},
+		"flipped byte":   {append(append([]byte(nil), box[:len(box)-1]...), box[len(box)-1]^1), "conn_1"},
+		"truncated":      {box[:10], "conn_1"},
 		"unknown format": {append([]byte("v9"), box[2:]...), "conn_1"},
 	} {
 		if _, err := k.Open(tc.box, []byte(tc.aad)); err == nil {
