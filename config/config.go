@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -42,6 +43,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MetricsAddr moves /metrics to a listener of its own.
 	MetricsAddr string
+	// RateLimitIP and RateLimitTenant are requests per second on the
+	// login, callback, token and SCIM endpoints (0 disables).
+	RateLimitIP     float64
+	RateLimitTenant float64
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 }
@@ -136,7 +141,28 @@ func Load(args []string, getenv Env) (*Config, error) {
 	if c.TrustedProxies, err = ParsePrefixes(getenv("GATEHOUSE_TRUSTED_PROXIES")); err != nil {
 		return nil, fmt.Errorf("GATEHOUSE_TRUSTED_PROXIES: %v", err)
 	}
+	if c.RateLimitIP, err = parseRate(getenv, "GATEHOUSE_RATE_LIMIT_IP", 2000); err != nil {
+		return nil, err
+	}
+	if c.RateLimitTenant, err = parseRate(getenv, "GATEHOUSE_RATE_LIMIT_TENANT", 5000); err != nil {
+		return nil, err
+	}
 	return c, nil
+}
+
+// parseRate reads a requests-per-second limit. The defaults are far above
+// what one tenant's people or an IdP's initial SCIM sync send, and stop
+// floods.
+func parseRate(getenv Env, name string, def float64) (float64, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%s %q: want a number of requests per second (0 disables)", name, v)
+	}
+	return f, nil
 }
 
 // DerivePublicURL turns a listen address into a browsable URL.
