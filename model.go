@@ -208,6 +208,10 @@ type Identity struct {
 	GivenName     string
 	FamilyName    string
 	Groups        []string
+	// GroupsIncomplete is true when the IdP said the user has more groups
+	// than it sent (Entra ID's groups overage, `_claim_names`): group sync
+	// must not remove memberships on the strength of Groups.
+	GroupsIncomplete bool
 	// Raw holds the claims or attributes as received, for mapping
 	// expressions and the console's "test connection" view.
 	Raw map[string]any
