@@ -177,6 +177,9 @@ func Apply(protocol string, m gatehouse.AttributeMapping, raw map[string]any, id
 		id.Raw = raw
 	}
 	saml := protocol == gatehouse.ConnSAML
+	if GroupsOverage(raw) {
+		id.GroupsIncomplete = true
+	}
 	for _, field := range fields {
 		if expr := m.Expressions[field]; expr != "" {
 			v, err := evaluate(field, expr, raw)
@@ -209,6 +212,20 @@ func Apply(protocol string, m gatehouse.AttributeMapping, raw map[string]any, id
 		}
 	}
 	return nil
+}
+
+// GroupsOverage reports whether the IdP left groups out because there were
+// too many: Entra ID then sends a groups.link claim (SAML) or names the
+// groups claim in _claim_names (OIDC) instead of the list.
+func GroupsOverage(raw map[string]any) bool {
+	if _, ok := raw["http://schemas.microsoft.com/claims/groups.link"]; ok {
+		return true
+	}
+	if names, ok := raw["_claim_names"].(map[string]any); ok {
+		_, ok = names["groups"]
+		return ok
+	}
+	return false
 }
 
 // set stores a converted value (string, bool or []string) in id.

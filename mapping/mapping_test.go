@@ -364,3 +364,25 @@ func BenchmarkApplyCEL(b *testing.B) {
 		}
 	}
 }
+
+func TestGroupsOverage(t *testing.T) {
+	tests := []struct {
+		name string
+		raw  map[string]any
+		want bool
+	}{
+		{"none", map[string]any{"groups": []any{"a"}}, false},
+		{"oidc _claim_names", decode(t, `{"_claim_names":{"groups":"src1"},"_claim_sources":{"src1":{"endpoint":"x"}}}`), true},
+		{"oidc _claim_names without groups", decode(t, `{"_claim_names":{"other":"src1"}}`), false},
+		{"saml groups.link", samlValues("http://schemas.microsoft.com/claims/groups.link", "https://graph.microsoft.com/..."), true},
+	}
+	for _, tt := range tests {
+		var id gatehouse.Identity
+		if err := Apply("oidc", gatehouse.AttributeMapping{}, tt.raw, &id); err != nil {
+			t.Fatal(err)
+		}
+		if id.GroupsIncomplete != tt.want {
+			t.Errorf("%s: GroupsIncomplete = %v, want %v", tt.name, id.GroupsIncomplete, tt.want)
+		}
+	}
+}
