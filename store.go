@@ -92,6 +92,10 @@ type Tx interface {
 	// UsernameTaken reports whether username is used in the tenant (any case,
 	// tombstones included).
 	UsernameTaken(ctx context.Context, tenantID, username string) (bool, error)
+	// QueryUsers returns one page of the users (tombstones excluded) that
+	// match q.Filter, sorted, and the total number of matches. Filter
+	// attributes are the UserAttr* names; any other is EINVALID.
+	QueryUsers(ctx context.Context, tenantID string, q Query) ([]*User, int, error)
 
 	// Groups.
 	CreateGroup(ctx context.Context, g *Group) error
@@ -100,6 +104,9 @@ type Tx interface {
 	ListGroups(ctx context.Context, tenantID string, p Page) ([]*Group, string, error)
 	UpdateGroup(ctx context.Context, g *Group) error
 	DeleteGroup(ctx context.Context, tenantID, id string) error
+	// QueryGroups is QueryUsers for groups (GroupAttr* names). MemberCount
+	// is not filled.
+	QueryGroups(ctx context.Context, tenantID string, q Query) ([]*Group, int, error)
 
 	// Memberships. AddMembership is idempotent for the same manager.
 	AddMembership(ctx context.Context, m *Membership) error
@@ -169,6 +176,31 @@ type Tx interface {
 	AppendOutbox(ctx context.Context, e *OutboxEvent) error
 	ListPendingOutbox(ctx context.Context, limit int) ([]*OutboxEvent, error)
 	MarkOutboxDelivered(ctx context.Context, id string, at time.Time) error
+
+	// OpenID Connect provider state (package op); see opstate.go.
+	CreateOPAuthRequest(ctx context.Context, r *OPAuthRequest) error
+	GetOPAuthRequest(ctx context.Context, tenantID, id string) (*OPAuthRequest, error)
+	// CompleteOPAuthRequest records r's UserID, AuthTime, SessionID and Done.
+	CompleteOPAuthRequest(ctx context.Context, r *OPAuthRequest) error
+	// SetOPAuthCode stores the digest of the request's code and moves its
+	// expiry to expires.
+	SetOPAuthCode(ctx context.Context, tenantID, id string, codeHash []byte, expires time.Time) error
+	// UseOPAuthCode marks the code used and returns its request. A code
+	// used before gives the request AND an ECONFLICT error (the caller
+	// revokes what the first use issued); an unknown code is ENOTFOUND.
+	UseOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*OPAuthRequest, error)
+	CreateOPToken(ctx context.Context, t *OPToken) error
+	GetOPToken(ctx context.Context, tenantID, id string) (*OPToken, error)
+	CreateOPRefreshToken(ctx context.Context, t *OPRefreshToken) error
+	GetOPRefreshToken(ctx context.Context, tenantID string, hash []byte) (*OPRefreshToken, error)
+	// UseOPRefreshToken marks a refresh token used (rotated); ECONFLICT when
+	// it was used or revoked before.
+	UseOPRefreshToken(ctx context.Context, tenantID, id string, at time.Time) error
+	// RevokeOPTokens revokes the access and refresh tokens f selects and
+	// returns how many it revoked.
+	RevokeOPTokens(ctx context.Context, tenantID string, f OPTokenFilter, at time.Time) (int, error)
+	// ListOPSessionClients lists the client ids issued tokens in session sid.
+	ListOPSessionClients(ctx context.Context, tenantID, sessionID string) ([]string, error)
 
 	// UseOnce records key (a flow id, a SAML assertion id) as used until
 	// expires. ECONFLICT when it was already used: the replay cache every

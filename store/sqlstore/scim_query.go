@@ -1,0 +1,357 @@
+package sqlstore
+
+// QueryUsers and QueryGroups translate a gatehouse.Filter into SQL. Nothing
+// of the request reaches the SQL text: attribute names are looked up in the
+// fixed column tables below (an unknown name is an error, never a column),
+// operators come from a closed switch, and every value is a $n parameter.
+// LIKE patterns escape their wildcards. The SQL is the same on both engines:
+// case-exact substring tests use replace/substr (SQLite's LIKE ignores
+// ASCII case), case-insensitive ones compare lower-cased keys with LIKE.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// columnKind says how a domain attribute compares.
+type columnKind int
+
+const (
+	colText columnKind = iota
+	colTime
+	colMembership // EXISTS over memberships
+)
+
+type column struct {
+	kind columnKind
+	col  string // the column, qualified by the table alias
+	// key is the lower-cased key column for case-insensitive comparisons
+	// ("" means lower(col)); fold computes the key of an eq value.
+	key  string
+	fold func(string) string
+	// member is the membership column matched against the value, and
+	// owner the one joined to the queried row (colMembership).
+	member, owner string
+}
+
+var userColumnsByAttr = map[string]column{
+	gatehouse.UserAttrID:          {col: "id"},
+	gatehouse.UserAttrUsername:    {col: "username", key: "username_key", fold: gatehouse.FoldKey},
+	gatehouse.UserAttrEmail:       {col: "email", key: "email_key", fold: gatehouse.NormalizeEmail},
+	gatehouse.UserAttrExternalID:  {col: "external_id"},
+	gatehouse.UserAttrDisplayName: {col: "display_name"},
+	gatehouse.UserAttrGivenName:   {col: "given_name"},
+	gatehouse.UserAttrFamilyName:  {col: "family_name"},
+	gatehouse.UserAttrStatus:      {col: "status"},
+	gatehouse.UserAttrSource:      {col: "source"},
+	gatehouse.UserAttrCreatedAt:   {kind: colTime, col: "created_at"},
+	gatehouse.UserAttrUpdatedAt:   {kind: colTime, col: "updated_at"},
+	gatehouse.UserAttrGroupID:     {kind: colMembership, member: "group_id", owner: "user_id"},
+}
+
+var groupColumnsByAttr = map[string]column{
+	gatehouse.GroupAttrID:         {col: "id"},
+	gatehouse.GroupAttrName:       {col: "name", key: "name_key", fold: gatehouse.FoldKey},
+	gatehouse.GroupAttrExternalID: {col: "external_id"},
+	gatehouse.GroupAttrSource:     {col: "source"},
+	gatehouse.GroupAttrCreatedAt:  {kind: colTime, col: "created_at"},
+	gatehouse.GroupAttrUpdatedAt:  {kind: colTime, col: "updated_at"},
+	gatehouse.GroupAttrMemberID:   {kind: colMembership, member: "user_id", owner: "group_id"},
+}
+
+// Partial unique indexes (users_username_key ... WHERE key <> ”) are used
+// by SQLite only when the query repeats the index's WHERE term, so eq on
+// these keys adds it.
+var partialIndexed = map[string]bool{"username_key": true, "email_key": true, "external_id": true}
+
+// maxFilterNodes bounds the SQL a filter can produce, whatever the caller
+// checked before.
+const maxFilterNodes = 500
+
+// filterSQL compiles filters into conditions of w.
+type filterSQL struct {
+	w         *where
+	table     string // the queried table, for membership subqueries
+	cols      map[string]column
+	managedBy string
+	nodes     int
+}
+
+func (c *filterSQL) compile(f *gatehouse.Filter) (string, error) {
+	c.nodes++
+	if c.nodes > maxFilterNodes {
+		return "", gatehouse.FieldError("filter", "The filter is too complex.")
+	}
+	switch f.Op {
+	case gatehouse.FilterTrue:
+		return "1 = 1", nil
+	case gatehouse.FilterFalse:
+		return "1 = 0", nil
+	case gatehouse.FilterAnd, gatehouse.FilterOr:
+		if len(f.Children) == 0 {
+			return "", gatehouse.FieldError("filter", "%q needs operands.", f.Op)
+		}
+		parts := make([]string, len(f.Children))
+		for i, ch := range f.Children {
+			s, err := c.compile(ch)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = s
+		}
+		return "(" + strings.Join(parts, " "+strings.ToUpper(f.Op)+" ") + ")", nil
+	case gatehouse.FilterNot:
+		if len(f.Children) != 1 {
+			return "", gatehouse.FieldError("filter", "\"not\" takes one operand.")
+		}
+		s, err := c.compile(f.Children[0])
+		if err != nil {
+			return "", err
+		}
+		return "(NOT " + s + ")", nil
+	}
+	col, ok := c.cols[f.Attr]
+	if !ok {
+		return "", gatehouse.FieldError("filter", "Filtering on %q is not supported.", f.Attr)
+	}
+	switch col.kind {
+	case colMembership:
+		return c.membership(f, col)
+	case colTime:
+		return c.timeCond(f, col)
+	}
+	return c.textCond(f, col)
+}
+
+func (c *filterSQL) membership(f *gatehouse.Filter, col column) (string, error) {
+	sub := "SELECT 1 FROM memberships m WHERE m.tenant_id = " + c.table + ".tenant_id AND m." + col.owner + " = " + c.table + ".id"
+	if c.managedBy != "" {
+		sub += " AND m.managed_by = " + c.w.arg(c.managedBy)
+	}
+	switch f.Op {
+	case gatehouse.FilterPr:
+		return "EXISTS (" + sub + ")", nil
+	case gatehouse.FilterEq, gatehouse.FilterNe:
+		v, ok := f.Value.(string)
+		if !ok {
+			return "", gatehouse.FieldError("filter", "%q compares with a string.", f.Attr)
+		}
+		cond := "EXISTS (" + sub + " AND m." + col.member + " = " + c.w.arg(v) + ")"
+		if f.Op == gatehouse.FilterNe {
+			cond = "NOT " + cond
+		}
+		return cond, nil
+	}
+	return "", gatehouse.FieldError("filter", "%q supports only eq, ne and pr.", f.Attr)
+}
+
+var compareSQL = map[string]string{
+	gatehouse.FilterEq: "=", gatehouse.FilterNe: "<>",
+	gatehouse.FilterGt: ">", gatehouse.FilterGe: ">=", gatehouse.FilterLt: "<", gatehouse.FilterLe: "<=",
+}
+
+func (c *filterSQL) timeCond(f *gatehouse.Filter, col column) (string, error) {
+	if f.Op == gatehouse.FilterPr {
+		return col.col + " <> 0", nil
+	}
+	op, ok := compareSQL[f.Op]
+	if !ok {
+		return "", gatehouse.FieldError("filter", "%q is a time; use eq, ne, gt, ge, lt, le or pr.", f.Attr)
+	}
+	t, ok := f.Value.(time.Time)
+	if !ok {
+		return "", gatehouse.FieldError("filter", "%q compares with a time.", f.Attr)
+	}
+	return col.col + " " + op + " " + c.w.arg(ts(normTime(t))), nil
+}
+
+func (c *filterSQL) textCond(f *gatehouse.Filter, col column) (string, error) {
+	if f.Op == gatehouse.FilterPr {
+		return col.col + " <> ''", nil
+	}
+	v, ok := f.Value.(string)
+	if !ok {
+		return "", gatehouse.FieldError("filter", "%q compares with a string.", f.Attr)
+	}
+	if f.CaseExact {
+		switch f.Op {
+		case gatehouse.FilterCo, gatehouse.FilterSw, gatehouse.FilterEw:
+			if v == "" {
+				return "1 = 1", nil
+			}
+		}
+		switch f.Op {
+		case gatehouse.FilterCo:
+			// replace() removes every occurrence: the text changes iff v occurs.
+			return "replace(" + col.col + ", " + c.w.arg(v) + ", '') <> " + col.col, nil
+		case gatehouse.FilterSw:
+			return "substr(" + col.col + ", 1, " + c.w.arg(utf8.RuneCountInString(v)) + ") = " + c.w.arg(v), nil
+		case gatehouse.FilterEw:
+			n := utf8.RuneCountInString(v)
+			return "(length(" + col.col + ") >= " + c.w.arg(n) + " AND substr(" + col.col + ", length(" + col.col + ") - " +
+				c.w.arg(n-1) + ") = " + c.w.arg(v) + ")", nil
+		}
+		op, ok := compareSQL[f.Op]
+		if !ok {
+			return "", gatehouse.FieldError("filter", "Unknown operator %q.", f.Op)
+		}
+		return col.col + " " + op + " " + c.w.arg(v), nil
+	}
+	key := col.key
+	if key == "" {
+		key = "lower(" + col.col + ")"
+	}
+	lower := strings.ToLower(v)
+	switch f.Op {
+	case gatehouse.FilterCo:
+		return key + ` LIKE ` + c.w.arg("%"+escapeLike(lower)+"%") + ` ESCAPE '\'`, nil
+	case gatehouse.FilterSw:
+		return key + ` LIKE ` + c.w.arg(escapeLike(lower)+"%") + ` ESCAPE '\'`, nil
+	case gatehouse.FilterEw:
+		return key + ` LIKE ` + c.w.arg("%"+escapeLike(lower)) + ` ESCAPE '\'`, nil
+	case gatehouse.FilterEq:
+		if col.fold != nil {
+			k := col.fold(v)
+			if k != "" && partialIndexed[col.key] {
+				return "(" + key + " = " + c.w.arg(k) + " AND " + key + " <> '')", nil
+			}
+			return key + " = " + c.w.arg(k), nil
+		}
+	}
+	op, ok := compareSQL[f.Op]
+	if !ok {
+		return "", gatehouse.FieldError("filter", "Unknown operator %q.", f.Op)
+	}
+	return key + " " + op + " " + c.w.arg(lower), nil
+}
+
+// orderBy returns the ORDER BY clause of q; ties and the default go by id,
+// which is creation order.
+func orderBy(q gatehouse.Query, cols map[string]column) (string, error) {
+	dir := ""
+	if q.Descending {
+		dir = " DESC"
+	}
+	if q.SortBy == "" || q.SortBy == "id" {
+		return " ORDER BY id" + dir, nil
+	}
+	col, ok := cols[q.SortBy]
+	if !ok || col.kind == colMembership {
+		return "", gatehouse.FieldError("sortBy", "Sorting by %q is not supported.", q.SortBy)
+	}
+	expr := col.col
+	if col.kind == colText {
+		expr = col.key
+		if expr == "" {
+			expr = "lower(" + col.col + ")"
+		}
+	}
+	return " ORDER BY " + expr + dir + ", id" + dir, nil
+}
+
+// compileQuery builds the WHERE clause of q over table, on top of base.
+func compileQuery(w *where, table string, cols map[string]column, q gatehouse.Query) (string, error) {
+	if q.Filter != nil {
+		c := &filterSQL{w: w, table: table, cols: cols, managedBy: q.ManagedBy}
+		cond, err := c.compile(q.Filter)
+		if err != nil {
+			return "", err
+		}
+		w.conds = append(w.conds, cond)
+	}
+	return orderBy(q, cols)
+}
+
+// pageClause returns LIMIT/OFFSET for q, with its arguments in w.
+func pageClause(w *where, q gatehouse.Query) string {
+	limit := q.Limit
+	if limit > 10*maxLimit {
+		limit = 10 * maxLimit
+	}
+	offset := q.Offset
+	if offset < 0 {
+		offset = 0
+	}
+	return " LIMIT " + w.arg(limit) + " OFFSET " + w.arg(offset)
+}
+
+func (t *tx) QueryUsers(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.User, int, error) {
+	w := &where{}
+	w.add(`tenant_id = ?`, tenantID)
+	w.add(`deleted_at IS NULL`)
+	order, err := compileQuery(w, "users", userColumnsByAttr, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int
+	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM users`+w.String(), w.args...); err != nil {
+		return nil, 0, err
+	}
+	list := []*gatehouse.User{}
+	if q.Limit <= 0 || q.Offset >= total {
+		return list, total, nil
+	}
+	page := pageClause(w, q)
+	err = t.each(ctx, func(sc scanner) error {
+		u, err := scanUser(sc)
+		if err == nil {
+			list = append(list, u)
+		}
+		return err
+	}, `SELECT `+userColumns+` FROM users`+w.String()+order+page, w.args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := t.fillUserGroups(ctx, tenantID, list...); err != nil {
+		return nil, 0, err
+	}
+	return list, total, nil
+}
+
+func (t *tx) QueryGroups(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.Group, int, error) {
+	w := &where{}
+	w.add(`tenant_id = ?`, tenantID)
+	order, err := compileQuery(w, "groups", groupColumnsByAttr, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	var total int
+	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM groups`+w.String(), w.args...); err != nil {
+		return nil, 0, err
+	}
+	list := []*gatehouse.Group{}
+	if q.Limit <= 0 || q.Offset >= total {
+		return list, total, nil
+	}
+	page := pageClause(w, q)
+	err = t.each(ctx, func(sc scanner) error {
+		g, err := scanQueryGroup(sc)
+		if err == nil {
+			list = append(list, g)
+		}
+		return err
+	}, `SELECT `+queryGroupColumns+` FROM groups`+w.String()+order+page, w.args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return list, total, nil
+}
+
+// queryGroupColumns/scanQueryGroup read a group row.
+// TODO(store): switch to groupColumns/scanGroup once groups.go lands.
+const queryGroupColumns = `id, tenant_id, name, external_id, source, created_at, updated_at, version`
+
+func scanQueryGroup(sc scanner) (*gatehouse.Group, error) {
+	var g gatehouse.Group
+	var created, updated int64
+	if err := sc.Scan(&g.ID, &g.TenantID, &g.Name, &g.ExternalID, &g.Source, &created, &updated, &g.Version); err != nil {
+		return nil, fmt.Errorf("scan group: %w", err)
+	}
+	g.CreatedAt, g.UpdatedAt = fromTS(created), fromTS(updated)
+	return &g, nil
+}
