@@ -1,0 +1,244 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// OpenID Connect provider state (package op). See opstate.go in the root
+// package and migrations/*/00100_op.sql.
+
+const (
+	opAuthRequestNotFound  = "Authorization request not found."
+	opTokenNotFound        = "Token not found."
+	opRefreshTokenNotFound = "Refresh token not found."
+	// opRetention: rows stay this long past their expiry, so a late reuse
+	// of a code or refresh token is still recognised as reuse.
+	opRetention = 24 * time.Hour
+)
+
+const opAuthRequestColumns = `id, tenant_id, client_id, request, user_id, auth_time, session_id, done, code_hash, code_used_at, created_at, expires_at`
+
+func scanOPAuthRequest(sc scanner) (*gatehouse.OPAuthRequest, error) {
+	var r gatehouse.OPAuthRequest
+	var authTime, created, expires int64
+	var used sql.NullInt64
+	var request string
+	if err := sc.Scan(&r.ID, &r.TenantID, &r.ClientID, &request, &r.UserID, &authTime, &r.SessionID, &r.Done,
+		&r.CodeHash, &used, &created, &expires); err != nil {
+		return nil, err
+	}
+	r.Request = []byte(request)
+	r.AuthTime, r.CodeUsedAt, r.CreatedAt, r.ExpiresAt = fromTS(authTime), nullTime(used), fromTS(created), fromTS(expires)
+	return &r, nil
+}
+
+func (t *tx) CreateOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest) error {
+	now := t.s.now()
+	// Expired requests, tokens and refresh tokens of the tenant go here,
+	// a day after their expiry: every login passes by, so no purge job is
+	// needed and the tables stay the size of the live tokens.
+	cutoff := ts(now.Add(-opRetention))
+	for _, q := range []string{
+		`DELETE FROM op_auth_requests WHERE tenant_id = $1 AND expires_at < $2`,
+		`DELETE FROM op_tokens WHERE tenant_id = $1 AND expires_at < $2`,
+		`DELETE FROM op_refresh_tokens WHERE tenant_id = $1 AND expires_at < $2`,
+	} {
+		if _, err := t.exec(ctx, q, r.TenantID, cutoff); err != nil {
+			return err
+		}
+	}
+	r.CreatedAt, r.ExpiresAt, r.AuthTime = now, normTime(r.ExpiresAt), normTime(r.AuthTime)
+	_, err := t.exec(ctx, `INSERT INTO op_auth_requests (`+opAuthRequestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		r.ID, r.TenantID, r.ClientID, string(r.Request), r.UserID, ts(r.AuthTime), r.SessionID, r.Done,
+		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt))
+	return err
+}
+
+func (t *tx) GetOPAuthRequest(ctx context.Context, tenantID, id string) (*gatehouse.OPAuthRequest, error) {
+	var r *gatehouse.OPAuthRequest
+	err := t.get(ctx, opAuthRequestNotFound, func(sc scanner) (err error) {
+		r, err = scanOPAuthRequest(sc)
+		return err
+	}, `SELECT `+opAuthRequestColumns+` FROM op_auth_requests WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	return r, err
+}
+
+func (t *tx) CompleteOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest) error {
+	r.AuthTime = normTime(r.AuthTime)
+	return t.affected(ctx, opAuthRequestNotFound,
+		`UPDATE op_auth_requests SET user_id = $3, auth_time = $4, session_id = $5, done = $6 WHERE tenant_id = $1 AND id = $2`,
+		r.TenantID, r.ID, r.UserID, ts(r.AuthTime), r.SessionID, r.Done)
+}
+
+func (t *tx) SetOPAuthCode(ctx context.Context, tenantID, id string, codeHash []byte, expires time.Time) error {
+	// A request gets one code: a second callback for it must not mint a
+	// second code.
+	return t.affected(ctx, opAuthRequestNotFound,
+		`UPDATE op_auth_requests SET code_hash = $3, expires_at = $4 WHERE tenant_id = $1 AND id = $2 AND done = $5 AND code_hash IS NULL`,
+		tenantID, id, codeHash, ts(expires), true)
+}
+
+func (t *tx) UseOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error) {
+	if len(codeHash) == 0 {
+		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, opAuthRequestNotFound)
+	}
+	n, err := t.count(ctx, `UPDATE op_auth_requests SET code_used_at = $3 WHERE tenant_id = $1 AND code_hash = $2 AND code_used_at IS NULL`,
+		tenantID, codeHash, ts(normTime(at)))
+	if err != nil {
+		return nil, err
+	}
+	var r *gatehouse.OPAuthRequest
+	err = t.get(ctx, opAuthRequestNotFound, func(sc scanner) (err error) {
+		r, err = scanOPAuthRequest(sc)
+		return err
+	}, `SELECT `+opAuthRequestColumns+` FROM op_auth_requests WHERE tenant_id = $1 AND code_hash = $2`, tenantID, codeHash)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return r, gatehouse.Errorf(gatehouse.ECONFLICT, "The authorization code was already used.")
+	}
+	return r, nil
+}
+
+const opTokenColumns = `id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, expires_at, revoked_at`
+
+func (t *tx) CreateOPToken(ctx context.Context, tk *gatehouse.OPToken) error {
+	scopes, err := jsonArg(orEmpty(tk.Scopes))
+	if err != nil {
+		return err
+	}
+	tk.CreatedAt, tk.ExpiresAt = normTime(tk.CreatedAt), normTime(tk.ExpiresAt)
+	_, err = t.exec(ctx, `INSERT INTO op_tokens (`+opTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		tk.ID, tk.TenantID, tk.ClientID, tk.UserID, tk.GrantID, tk.SessionID, scopes, ts(tk.CreatedAt), ts(tk.ExpiresAt), tsPtr(tk.RevokedAt))
+	return err
+}
+
+func (t *tx) GetOPToken(ctx context.Context, tenantID, id string) (*gatehouse.OPToken, error) {
+	var tk gatehouse.OPToken
+	err := t.get(ctx, opTokenNotFound, func(sc scanner) error {
+		var scopes string
+		var created, expires int64
+		var revoked sql.NullInt64
+		if err := sc.Scan(&tk.ID, &tk.TenantID, &tk.ClientID, &tk.UserID, &tk.GrantID, &tk.SessionID, &scopes, &created, &expires, &revoked); err != nil {
+			return err
+		}
+		tk.CreatedAt, tk.ExpiresAt, tk.RevokedAt = fromTS(created), fromTS(expires), nullTime(revoked)
+		return unmarshalJSON([]byte(scopes), &tk.Scopes)
+	}, `SELECT `+opTokenColumns+` FROM op_tokens WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	if err != nil {
+		return nil, err
+	}
+	return &tk, nil
+}
+
+const opRefreshColumns = `id, tenant_id, hash, client_id, user_id, grant_id, session_id, rotated_from, scopes, amr, auth_time, created_at, expires_at, used_at, revoked_at`
+
+func (t *tx) CreateOPRefreshToken(ctx context.Context, rt *gatehouse.OPRefreshToken) error {
+	scopes, err := jsonArg(orEmpty(rt.Scopes))
+	if err != nil {
+		return err
+	}
+	amr, err := jsonArg(orEmpty(rt.AMR))
+	if err != nil {
+		return err
+	}
+	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = normTime(rt.AuthTime), normTime(rt.CreatedAt), normTime(rt.ExpiresAt)
+	_, err = t.exec(ctx, `INSERT INTO op_refresh_tokens (`+opRefreshColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		rt.ID, rt.TenantID, rt.Hash, rt.ClientID, rt.UserID, rt.GrantID, rt.SessionID, rt.RotatedFrom, scopes, amr,
+		ts(rt.AuthTime), ts(rt.CreatedAt), ts(rt.ExpiresAt), tsPtr(rt.UsedAt), tsPtr(rt.RevokedAt))
+	return err
+}
+
+func (t *tx) GetOPRefreshToken(ctx context.Context, tenantID string, hash []byte) (*gatehouse.OPRefreshToken, error) {
+	var rt gatehouse.OPRefreshToken
+	err := t.get(ctx, opRefreshTokenNotFound, func(sc scanner) error {
+		var scopes, amr string
+		var authTime, created, expires int64
+		var used, revoked sql.NullInt64
+		if err := sc.Scan(&rt.ID, &rt.TenantID, &rt.Hash, &rt.ClientID, &rt.UserID, &rt.GrantID, &rt.SessionID, &rt.RotatedFrom,
+			&scopes, &amr, &authTime, &created, &expires, &used, &revoked); err != nil {
+			return err
+		}
+		rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromTS(authTime), fromTS(created), fromTS(expires)
+		rt.UsedAt, rt.RevokedAt = nullTime(used), nullTime(revoked)
+		if err := unmarshalJSON([]byte(scopes), &rt.Scopes); err != nil {
+			return err
+		}
+		return unmarshalJSON([]byte(amr), &rt.AMR)
+	}, `SELECT `+opRefreshColumns+` FROM op_refresh_tokens WHERE tenant_id = $1 AND hash = $2`, tenantID, hash)
+	if err != nil {
+		return nil, err
+	}
+	return &rt, nil
+}
+
+func (t *tx) UseOPRefreshToken(ctx context.Context, tenantID, id string, at time.Time) error {
+	// The condition makes rotation atomic: of two concurrent uses of one
+	// token, exactly one changes the row.
+	n, err := t.count(ctx, `UPDATE op_refresh_tokens SET used_at = $3 WHERE tenant_id = $1 AND id = $2 AND used_at IS NULL AND revoked_at IS NULL`,
+		tenantID, id, ts(normTime(at)))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return gatehouse.Errorf(gatehouse.ECONFLICT, "The refresh token was already used or revoked.")
+	}
+	return nil
+}
+
+func (t *tx) RevokeOPTokens(ctx context.Context, tenantID string, f gatehouse.OPTokenFilter, at time.Time) (int, error) {
+	var w where
+	w.add("tenant_id = ?", tenantID)
+	w.add("revoked_at IS NULL")
+	n := 0
+	for _, c := range []struct{ col, val string }{
+		{"grant_id", f.GrantID}, {"user_id", f.UserID}, {"session_id", f.SessionID}, {"client_id", f.ClientID}, {"id", f.TokenID},
+	} {
+		if c.val != "" {
+			w.add(c.col+" = ?", c.val)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, errInternal("revoke OP tokens", errNoFilter)
+	}
+	total := 0
+	for _, table := range []string{"op_tokens", "op_refresh_tokens"} {
+		// The revocation time is the last argument: its number follows
+		// the filter's.
+		args := append(append([]any(nil), w.args...), ts(normTime(at)))
+		q := `UPDATE ` + table + ` SET revoked_at = $` + strconv.Itoa(len(args)) + w.String()
+		c, err := t.count(ctx, q, args...)
+		if err != nil {
+			return total, err
+		}
+		total += int(c)
+	}
+	return total, nil
+}
+
+func (t *tx) ListOPSessionClients(ctx context.Context, tenantID, sessionID string) ([]string, error) {
+	var out []string
+	err := t.each(ctx, func(sc scanner) error {
+		var c string
+		if err := sc.Scan(&c); err != nil {
+			return err
+		}
+		out = append(out, c)
+		return nil
+	}, `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2
+		UNION SELECT client_id FROM op_refresh_tokens WHERE tenant_id = $1 AND session_id = $2
+		UNION SELECT client_id FROM op_auth_requests WHERE tenant_id = $1 AND session_id = $2 AND done = $3
+		ORDER BY 1`, tenantID, sessionID, true)
+	return out, err
+}
+
+// errNoFilter: an empty filter would revoke every token of the tenant.
+var errNoFilter = errors.New("empty token filter")
