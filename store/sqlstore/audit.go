@@ -1,0 +1,177 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+const auditColumns = `id, tenant_id, at, actor_type, actor_id, action, target_type, target_id, request_id, details`
+
+func scanAudit(sc scanner) (*gatehouse.AuditEvent, error) {
+	var e gatehouse.AuditEvent
+	var at int64
+	var details []byte
+	if err := sc.Scan(&e.ID, &e.TenantID, &at, &e.ActorType, &e.ActorID, &e.Action, &e.TargetType, &e.TargetID, &e.RequestID, &details); err != nil {
+		return nil, err
+	}
+	if err := unmarshalJSON(details, &e.Details); err != nil {
+		return nil, err
+	}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	e.Time = fromTS(at)
+	return &e, nil
+}
+
+func (t *tx) AppendAudit(ctx context.Context, e *gatehouse.AuditEvent) error {
+	if e.Action == "" {
+		return gatehouse.FieldError("action", "An audit event needs an action.")
+	}
+	if e.ID == "" {
+		e.ID = gatehouse.NewID("aud")
+	}
+	if e.Time.IsZero() {
+		e.Time = t.s.now()
+	}
+	e.Time = normTime(e.Time)
+	details, err := jsonArg(e.Details)
+	if err != nil {
+		return err
+	}
+	if details == "null" {
+		details = "{}"
+	}
+	_, err = t.exec(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		e.ID, e.TenantID, ts(e.Time), e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.RequestID, details)
+	return err
+}
+
+// ListAudit lists a tenant's events newest first.
+func (t *tx) ListAudit(ctx context.Context, tenantID string, f gatehouse.AuditFilter, p gatehouse.Page) ([]*gatehouse.AuditEvent, string, error) {
+	before, err := decodeCursor(p.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	limit := pageLimit(p)
+	w := &where{}
+	w.add(`tenant_id = ?`, tenantID)
+	switch {
+	case f.Action == "":
+	case strings.HasSuffix(f.Action, "."):
+		// A prefix as a range ("user." ≤ action < "user/"): it uses the
+		// index and needs no LIKE escaping.
+		w.add(`action >= ? AND action < ?`, f.Action, f.Action[:len(f.Action)-1]+"/")
+	default:
+		w.add(`action = ?`, f.Action)
+	}
+	if f.TargetID != "" {
+		w.add(`target_id = ?`, f.TargetID)
+	}
+	if f.ActorID != "" {
+		w.add(`actor_id = ?`, f.ActorID)
+	}
+	if !f.Since.IsZero() {
+		w.add(`at >= ?`, ts(f.Since))
+	}
+	if !f.Until.IsZero() {
+		w.add(`at < ?`, ts(f.Until))
+	}
+	if before != "" {
+		w.add(`id < ?`, before)
+	}
+	list := []*gatehouse.AuditEvent{}
+	err = t.each(ctx, func(sc scanner) error {
+		e, err := scanAudit(sc)
+		list = append(list, e)
+		return err
+	}, `SELECT `+auditColumns+` FROM audit_events`+w.String()+` ORDER BY id DESC LIMIT `+w.arg(limit+1), w.args...)
+	if err != nil {
+		return nil, "", err
+	}
+	list, next := nextCursor(list, limit, func(e *gatehouse.AuditEvent) string { return e.ID })
+	return list, next, nil
+}
+
+const outboxColumns = `id, tenant_id, type, payload, created_at, delivered_at, attempts`
+
+func (t *tx) AppendOutbox(ctx context.Context, e *gatehouse.OutboxEvent) error {
+	if e.ID == "" {
+		e.ID = gatehouse.NewID("obx")
+	}
+	e.CreatedAt = t.s.now()
+	e.DeliveredAt = normTimePtr(e.DeliveredAt)
+	payload := string(e.Payload)
+	if payload == "" {
+		payload = "{}"
+		e.Payload = json.RawMessage(payload)
+	}
+	_, err := t.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		e.ID, e.TenantID, e.Type, payload, ts(e.CreatedAt), tsPtr(e.DeliveredAt), e.Attempts)
+	return err
+}
+
+// ListPendingOutbox lists undelivered events, oldest first.
+func (t *tx) ListPendingOutbox(ctx context.Context, limit int) ([]*gatehouse.OutboxEvent, error) {
+	list := []*gatehouse.OutboxEvent{}
+	err := t.each(ctx, func(sc scanner) error {
+		var e gatehouse.OutboxEvent
+		var payload string
+		var created int64
+		var delivered sql.NullInt64
+		if err := sc.Scan(&e.ID, &e.TenantID, &e.Type, &payload, &created, &delivered, &e.Attempts); err != nil {
+			return err
+		}
+		e.Payload = json.RawMessage(payload)
+		e.CreatedAt, e.DeliveredAt = fromTS(created), nullTime(delivered)
+		list = append(list, &e)
+		return nil
+	}, `SELECT `+outboxColumns+` FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT $1`, pageLimit(gatehouse.Page{Limit: limit}))
+	return list, err
+}
+
+// MarkOutboxDelivered records a delivery (and counts it as an attempt).
+func (t *tx) MarkOutboxDelivered(ctx context.Context, id string, at time.Time) error {
+	return t.affected(ctx, "Outbox event not found.", `UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1`, id, ts(at))
+}
+
+// purgeEvery: one UseOnce call in purgeEvery also deletes expired keys,
+// so the replay cache stays small without a background job.
+const purgeEvery = 256
+
+type purgeTicker struct{ n atomic.Uint64 }
+
+func (p *purgeTicker) due() bool { return p.n.Add(1)%purgeEvery == 0 }
+
+// UseOnce records key as used until expires; ECONFLICT when it is already
+// used and not yet expired. An expired key may be used again.
+func (t *tx) UseOnce(ctx context.Context, key string, expires time.Time) error {
+	if key == "" {
+		return gatehouse.FieldError("key", "A one-time key may not be empty.")
+	}
+	now := t.s.now()
+	// The WHERE of DO UPDATE lets an expired row be taken over; a live
+	// one is left alone and the statement changes nothing. Concurrent
+	// callers serialize on the key: exactly one changes a row.
+	n, err := t.count(ctx, `INSERT INTO used_once (key, expires) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE used_once.expires <= $3`,
+		key, ts(expires), ts(now))
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "key", Message: "This request was already used."}
+	}
+	if t.s.purge.due() {
+		if _, err := t.exec(ctx, `DELETE FROM used_once WHERE expires <= $1`, ts(now)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

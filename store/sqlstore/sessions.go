@@ -1,0 +1,78 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+const sessionColumns = `id, tenant_id, user_id, connection_id, session_index, auth_time, created_at, last_seen_at, idle_expiry, expires_at`
+
+const sessionNotFound = "Session not found."
+
+func scanSession(sc scanner) (*gatehouse.Session, error) {
+	var s gatehouse.Session
+	var auth, created, seen, idle, expires int64
+	if err := sc.Scan(&s.ID, &s.TenantID, &s.UserID, &s.ConnectionID, &s.SessionIndex, &auth, &created, &seen, &idle, &expires); err != nil {
+		return nil, err
+	}
+	s.AuthTime, s.CreatedAt, s.LastSeenAt = fromTS(auth), fromTS(created), fromTS(seen)
+	s.IdleExpiry, s.ExpiresAt = fromTS(idle), fromTS(expires)
+	return &s, nil
+}
+
+func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
+	if s.ID == "" {
+		return gatehouse.FieldError("id", "A session needs the digest of its token as ID.")
+	}
+	now := t.s.now()
+	s.CreatedAt = now
+	if s.LastSeenAt.IsZero() {
+		s.LastSeenAt = now
+	}
+	if s.AuthTime.IsZero() {
+		s.AuthTime = now
+	}
+	s.AuthTime, s.LastSeenAt = normTime(s.AuthTime), normTime(s.LastSeenAt)
+	s.IdleExpiry, s.ExpiresAt = normTime(s.IdleExpiry), normTime(s.ExpiresAt)
+	// A session belongs to a live user of its tenant.
+	ok, err := t.exists(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, s.TenantID, s.UserID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
+	}
+	return t.guard(ctx, func() error {
+		_, err := t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
+			ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt))
+		return err
+	})
+}
+
+// GetSession returns the session with that ID, expired or not: the
+// caller judges expiry with its own clock.
+func (t *tx) GetSession(ctx context.Context, id string) (*gatehouse.Session, error) {
+	var s *gatehouse.Session
+	err := t.get(ctx, sessionNotFound, func(sc scanner) (err error) {
+		s, err = scanSession(sc)
+		return err
+	}, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
+	return s, err
+}
+
+func (t *tx) TouchSession(ctx context.Context, id string, lastSeen, idleExpiry time.Time) error {
+	return t.affected(ctx, sessionNotFound, `UPDATE sessions SET last_seen_at = $2, idle_expiry = $3 WHERE id = $1`,
+		id, ts(lastSeen), ts(idleExpiry))
+}
+
+func (t *tx) DeleteSession(ctx context.Context, id string) error {
+	return t.affected(ctx, sessionNotFound, `DELETE FROM sessions WHERE id = $1`, id)
+}
+
+func (t *tx) DeleteUserSessions(ctx context.Context, tenantID, userID string) (int, error) {
+	n, err := t.count(ctx, `DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2`, tenantID, userID)
+	return int(n), err
+}

@@ -1,0 +1,378 @@
+// Package sqlstore implements gatehouse.Store once over database/sql for
+// both SQLite (modernc.org/sqlite, driver "sqlite") and PostgreSQL
+// (jackc/pgx/v5/stdlib, driver "pgx").
+//
+// # How the code is laid out (read this before adding a query)
+//
+//   - One store, one SQL text: every query is written once, PostgreSQL
+//     flavoured, with $1, $2 ... placeholders, which both drivers accept.
+//     No "::" casts, no engine-only functions; RETURNING and
+//     INSERT ... ON CONFLICT work on both. The only engine differences live
+//     in dialect.go (connection setup, pool sizes, goose dialect, which
+//     errors are transient) and errors.go (error classification).
+//   - Run queries through the *tx helpers, never through t.sqlTx directly:
+//     t.exec, t.query and t.get map driver errors to *gatehouse.Error
+//     (unique violation → ECONFLICT with Field, foreign key → ENOTFOUND,
+//     database down → EUNAVAILABLE); t.affected turns "0 rows" into
+//     ENOTFOUND; placeholders builds "$n" lists for IN (...) clauses and
+//     where builds filtered WHERE clauses. Wrap a write that may violate a
+//     constraint in t.guard, so the caller can catch ECONFLICT and go on
+//     in the same transaction on PostgreSQL as on SQLite.
+//   - Encoding (codec.go): times are int64 microseconds since the epoch in
+//     UTC (ts, tsPtr; scanned back with fromTS, nullTime); lists and maps
+//     are JSON text (jsonArg, unmarshalJSON); case-insensitive keys are
+//     gatehouse.NormalizeEmail / gatehouse.FoldKey, stored in *_key columns.
+//   - Users: userColumns is the column list and scanUser the matching
+//     scanner; fillUserGroups loads the group names of a page of users in
+//     one query (no N+1). Groups: groupColumns / scanGroup likewise.
+//   - Pagination (codec.go): pageLimit clamps a Page; encodeCursor /
+//     decodeCursor wrap the last ID (IDs are time-ordered).
+//   - Each object kind has its own file (tenants.go, users.go, ...). A new
+//     Tx method goes in a file of its own with the same helpers.
+//
+// SQLite runs with WAL, a busy timeout and foreign keys on. Update goes
+// through ONE writer connection (BEGIN IMMEDIATE) and View through a
+// separate pool of read-only connections, so concurrent writers queue in
+// the process instead of failing with SQLITE_BUSY, and readers never wait
+// for the writer. PostgreSQL runs Update in READ COMMITTED and re-runs fn a
+// few times on serialization failures and deadlocks (SQLSTATE 40001,
+// 40P01); fn must therefore have no side effects outside the transaction.
+//
+// Do not call Update from inside fn: on SQLite the writer connection is
+// held by the outer call and the inner one would wait for ever.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// Options tunes a Store. The zero value is ready to use.
+type Options struct {
+	// Synchronous is SQLite's synchronous pragma: "NORMAL" (default; with
+	// WAL a power loss may lose the last commits but never corrupts) or
+	// "FULL" (every commit is durable). Ignored on PostgreSQL.
+	Synchronous string
+	// Clock gives the time of created_at, updated_at and replay-cache
+	// expiry; default the wall clock.
+	Clock gatehouse.Clock
+	// Logger receives retries and migration progress; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is a gatehouse.Store on SQLite or PostgreSQL.
+type Store struct {
+	d      *dialect
+	writer *sql.DB // SQLite: one connection; PostgreSQL: the pool
+	reader *sql.DB // SQLite: read-only pool; PostgreSQL: same as writer
+	clock  gatehouse.Clock
+	log    *slog.Logger
+	purge  purgeTicker
+}
+
+var _ gatehouse.Store = (*Store)(nil)
+
+// Open connects to databaseURL, applies the embedded migrations and returns
+// the store. databaseURL is sqlite:///abs/path.db, sqlite://relative.db, a
+// plain file path, or postgres://... (postgresql:// too). A database that
+// does not answer gives an error for which IsUnavailable is true.
+func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	s, err := open(ctx, databaseURL, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// open connects without migrating.
+func open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	d, target, err := parseURL(databaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Clock == nil {
+		opts.Clock = gatehouse.SystemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{d: d, clock: opts.Clock, log: opts.Logger}
+	s.writer, s.reader, err = d.connect(ctx, target, opts)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Engine is "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.d.name }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.writer.PingContext(ctx); err != nil {
+		return s.d.mapErr(err)
+	}
+	if s.reader != s.writer {
+		if err := s.reader.PingContext(ctx); err != nil {
+			return s.d.mapErr(err)
+		}
+	}
+	return nil
+}
+
+// Close closes every connection.
+func (s *Store) Close() error {
+	err := s.writer.Close()
+	if s.reader != s.writer {
+		err = errors.Join(err, s.reader.Close())
+	}
+	return err
+}
+
+// DB returns the writer pool, for tests that need to look under the store.
+func (s *Store) DB() *sql.DB { return s.writer }
+
+// maxAttempts bounds how often Update runs fn when PostgreSQL reports a
+// serialization failure or a deadlock.
+const maxAttempts = 5
+
+// Update runs fn in one read-write transaction; see gatehouse.Store.
+func (s *Store) Update(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.run(ctx, s.writer, s.d.writeTx, fn)
+		if err == nil || attempt == maxAttempts || !s.d.retryable(err) {
+			return err
+		}
+		// A short, growing pause lets the competing transaction finish.
+		wait := time.Duration(attempt*attempt) * 5 * time.Millisecond
+		s.log.DebugContext(ctx, "sqlstore: retrying transaction", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// View runs fn in a read-only transaction.
+func (s *Store) View(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	return s.run(ctx, s.reader, s.d.readTx, fn)
+}
+
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx gatehouse.Tx) error) (err error) {
+	sqlTx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return s.d.mapErr(err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			// fn panicked: never leave the writer inside a transaction.
+			_ = sqlTx.Rollback()
+		}
+	}()
+	t := &tx{s: s, sqlTx: sqlTx}
+	if err := fn(t); err != nil {
+		done = true
+		_ = sqlTx.Rollback()
+		return err
+	}
+	done = true
+	if err := sqlTx.Commit(); err != nil {
+		return s.d.mapErr(err)
+	}
+	return nil
+}
+
+// now is the store's clock, in the precision the database keeps.
+func (s *Store) now() time.Time { return normTime(s.clock.Now()) }
+
+// tx is a gatehouse.Tx. Its methods live in one file per object kind.
+type tx struct {
+	s     *Store
+	sqlTx *sql.Tx
+}
+
+var _ gatehouse.Tx = (*tx)(nil)
+
+// exec runs a statement and maps its error.
+func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	res, err := t.sqlTx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return nil, t.s.d.mapErr(err)
+	}
+	return res, nil
+}
+
+// query runs a query and maps its error; the caller closes the rows and
+// checks rows.Err through t.rowsErr.
+func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.sqlTx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, t.s.d.mapErr(err)
+	}
+	return rows, nil
+}
+
+// get runs a query expected to return one row and scans it with scan. No
+// row is ENOTFOUND with notFound as the message.
+func (t *tx) get(ctx context.Context, notFound string, scan func(scanner) error, query string, args ...any) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return t.s.d.mapErr(err)
+		}
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", notFound)
+	}
+	if err := scan(rows); err != nil {
+		return t.s.d.mapErr(err)
+	}
+	return t.s.d.mapErr(rows.Close())
+}
+
+// each runs a query and calls scan for every row.
+func (t *tx) each(ctx context.Context, scan func(scanner) error, query string, args ...any) error {
+	rows, err := t.query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := scan(rows); err != nil {
+			return t.s.d.mapErr(err)
+		}
+	}
+	return t.s.d.mapErr(rows.Err())
+}
+
+// affected runs a statement that must change at least one row; none is
+// ENOTFOUND with notFound as the message.
+func (t *tx) affected(ctx context.Context, notFound string, query string, args ...any) error {
+	n, err := t.count(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", notFound)
+	}
+	return nil
+}
+
+// count runs a statement and returns how many rows it changed.
+func (t *tx) count(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := t.exec(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, t.s.d.mapErr(err)
+	}
+	return n, nil
+}
+
+// exists runs a "SELECT 1 ..." query and reports whether it found a row.
+func (t *tx) exists(ctx context.Context, query string, args ...any) (bool, error) {
+	err := t.get(ctx, "", func(scanner) error { return nil }, query, args...)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// guard runs fn, a write that may violate a unique or foreign key
+// constraint, inside a savepoint: when it fails, everything it wrote is
+// undone and the transaction stays usable, on both engines. A caller may
+// then catch ECONFLICT and go on (read the winner, pick another username).
+// Without it PostgreSQL would abort the whole transaction, and SQLite would
+// keep the statements of a multi-statement write that ran before the error.
+func (t *tx) guard(ctx context.Context, fn func() error) error {
+	if _, err := t.sqlTx.ExecContext(ctx, "SAVEPOINT gh_guard"); err != nil {
+		return t.s.d.mapErr(err)
+	}
+	if err := fn(); err != nil {
+		if _, rerr := t.sqlTx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT gh_guard"); rerr != nil {
+			return errors.Join(err, t.s.d.mapErr(rerr))
+		}
+		return err
+	}
+	if _, err := t.sqlTx.ExecContext(ctx, "RELEASE SAVEPOINT gh_guard"); err != nil {
+		return t.s.d.mapErr(err)
+	}
+	return nil
+}
+
+// scanner is *sql.Rows or *sql.Row.
+type scanner interface{ Scan(dest ...any) error }
+
+// placeholders returns "$from, $from+1, ... " for n values: the list inside
+// an IN (...) clause whose first value is argument number from.
+func placeholders(from, n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(from + i))
+	}
+	return b.String()
+}
+
+// where builds a WHERE clause and its arguments, numbering placeholders.
+type where struct {
+	conds []string
+	args  []any
+}
+
+// add appends a condition; each "?" in cond becomes the next $n bound to
+// the matching value of vals.
+func (w *where) add(cond string, vals ...any) {
+	var b strings.Builder
+	v := 0
+	for i := 0; i < len(cond); i++ {
+		if cond[i] == '?' && v < len(vals) {
+			w.args = append(w.args, vals[v])
+			v++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(len(w.args)))
+			continue
+		}
+		b.WriteByte(cond[i])
+	}
+	w.conds = append(w.conds, b.String())
+}
+
+// arg appends a value and returns its placeholder.
+func (w *where) arg(v any) string {
+	w.args = append(w.args, v)
+	return "$" + strconv.Itoa(len(w.args))
+}
+
+func (w *where) String() string {
+	if len(w.conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(w.conds, " AND ")
+}
+
+// errInternal wraps an unexpected error with context for the log.
+func errInternal(what string, err error) error {
+	return fmt.Errorf("sqlstore: %s: %w", what, err)
+}
