@@ -14,6 +14,7 @@ package outbound
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -319,4 +320,50 @@ func ParseAllow(env string) ([]netip.Prefix, error) {
 		out = append(out, pf.Masked())
 	}
 	return out, nil
+}
+
+// GetJSON fetches url with client and decodes a JSON object into dst. It
+// accepts only 200 with a JSON content type (RFC 8414 §3.2, OIDC Discovery
+// §4.2 and RFC 7517 all serve application/json); header adds request
+// headers (an Authorization for userinfo). The error says what went wrong
+// for the operator's log; callers wrap it in a user-safe message.
+func GetJSON(ctx context.Context, client *http.Client, url string, header http.Header, dst any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, snippet(body))
+	}
+	ct := strings.ToLower(resp.Header.Get("Content-Type"))
+	if ct != "" && !strings.Contains(ct, "json") {
+		return fmt.Errorf("GET %s: content type %q, want JSON", url, ct)
+	}
+	if err := json.Unmarshal(body, dst); err != nil {
+		return fmt.Errorf("GET %s: invalid JSON: %w", url, err)
+	}
+	return nil
+}
+
+// snippet returns the start of a response body for a log line.
+func snippet(b []byte) string {
+	const max = 200
+	s := strings.ToValidUTF8(string(b), "?")
+	if len(s) > max {
+		s = s[:max] + "..."
+	}
+	return s
 }

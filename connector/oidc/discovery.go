@@ -1,0 +1,249 @@
+package oidc
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/outbound"
+)
+
+// Cache lifetimes.
+const (
+	// DiscoveryTTL is how long a discovery document is used before it is
+	// fetched again.
+	DiscoveryTTL = time.Hour
+	// discoveryStale is how long a cached document keeps serving when the
+	// issuer cannot be reached: an IdP blip must not stop every login.
+	discoveryStale = 24 * time.Hour
+	// KeysTTL is how long a key set is trusted before it is fetched again
+	// (so a key the IdP withdrew stops verifying within the hour).
+	KeysTTL = time.Hour
+	// KeysMinInterval is the least time between two fetches of one key
+	// set: an unknown kid triggers a fetch at once, but a flood of forged
+	// tokens cannot turn Gatehouse into a load generator against the IdP.
+	KeysMinInterval = time.Second
+)
+
+// Metadata is the part of an OpenID Provider's discovery document
+// (OIDC Discovery §3, RFC 8414 §2) that the relying party uses.
+type Metadata struct {
+	Issuer                string   `json:"issuer"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	TokenEndpoint         string   `json:"token_endpoint"`
+	UserInfoEndpoint      string   `json:"userinfo_endpoint"`
+	JWKSURI               string   `json:"jwks_uri"`
+	AuthMethods           []string `json:"token_endpoint_auth_methods_supported"`
+	IDTokenAlgs           []string `json:"id_token_signing_alg_values_supported"`
+	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+	// IssParameterSupported: the provider sends `iss` in authorization
+	// responses (RFC 9207 §3), so its absence means an attack.
+	IssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// tenantTemplate is the placeholder in Entra ID's multi-tenant issuer.
+const tenantTemplate = "{tenantid}"
+
+// Template reports whether the issuer is Entra ID's multi-tenant template.
+func (m *Metadata) Template() bool { return strings.Contains(m.Issuer, tenantTemplate) }
+
+// cache holds discovery documents and key sets, shared by every connection
+// of one connector.Type (keyed by issuer and by JWKS URL), so replicas of
+// a connection and repeated Opens do not refetch.
+type cache struct {
+	mu   sync.Mutex
+	docs map[string]*docEntry
+	keys map[string]*keySet
+}
+
+type docEntry struct {
+	mu      sync.Mutex // one fetch at a time per issuer
+	md      *Metadata
+	fetched time.Time
+}
+
+func newCache() *cache {
+	return &cache{docs: map[string]*docEntry{}, keys: map[string]*keySet{}}
+}
+
+func (c *cache) entry(issuer string) *docEntry {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.docs[issuer]
+	if e == nil {
+		e = &docEntry{}
+		c.docs[issuer] = e
+	}
+	return e
+}
+
+func (c *cache) keySet(uri string) *keySet {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.keys[uri]
+	if k == nil {
+		k = &keySet{uri: uri}
+		c.keys[uri] = k
+	}
+	return k
+}
+
+// discover returns the issuer's metadata: from the cache while it is
+// fresh, else fetched. fresh forces a fetch (Configure proves the issuer
+// answers now). A failed refresh serves the previous document for a while.
+func (c *cache) discover(ctx context.Context, env connector.Env, cfg *Config, fresh bool) (*Metadata, error) {
+	e := c.entry(cfg.Issuer)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := env.Clock.Now()
+	if !fresh && e.md != nil && now.Sub(e.fetched) < DiscoveryTTL {
+		return e.md, nil
+	}
+	md, err := fetchDiscovery(ctx, env, cfg)
+	if err != nil {
+		if !fresh && e.md != nil && now.Sub(e.fetched) < discoveryStale {
+			if env.Logger != nil {
+				env.Logger.Warn("oidc: discovery refresh failed; using the cached document", "issuer", cfg.Issuer, "err", err)
+			}
+			return e.md, nil
+		}
+		return nil, err
+	}
+	e.md, e.fetched = md, now
+	return md, nil
+}
+
+func fetchDiscovery(ctx context.Context, env connector.Env, cfg *Config) (*Metadata, error) {
+	// OIDC Discovery §4: the issuer plus /.well-known/openid-configuration
+	// (after removing a trailing slash).
+	u := strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"
+	var md Metadata
+	if err := outbound.GetJSON(ctx, env.HTTPClient, u, nil, &md); err != nil {
+		return nil, err
+	}
+	// §4.3: the issuer in the document must be identical to the one the
+	// document was fetched for. The one exception is Entra ID's
+	// multi-tenant endpoints, whose document names a template that each
+	// token's tid completes; it must stay on the same origin.
+	if md.Issuer != cfg.Issuer {
+		if !(cfg.Preset == "entra" && md.Template() && sameOrigin(md.Issuer, cfg.Issuer)) {
+			return nil, fmt.Errorf("the discovery document names issuer %q, not %q", md.Issuer, cfg.Issuer)
+		}
+	}
+	for name, v := range map[string]string{"authorization_endpoint": md.AuthorizationEndpoint,
+		"token_endpoint": md.TokenEndpoint, "jwks_uri": md.JWKSURI} {
+		if v == "" {
+			return nil, fmt.Errorf("the discovery document has no %s", name)
+		}
+		if err := outbound.CheckURL(v, anyURLPolicy); err != nil {
+			return nil, fmt.Errorf("discovery %s: %w", name, err)
+		}
+	}
+	if md.UserInfoEndpoint != "" {
+		if err := outbound.CheckURL(md.UserInfoEndpoint, anyURLPolicy); err != nil {
+			return nil, fmt.Errorf("discovery userinfo_endpoint: %w", err)
+		}
+	}
+	return &md, nil
+}
+
+func sameOrigin(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Scheme == ub.Scheme && strings.EqualFold(ua.Host, ub.Host)
+}
+
+// keySet is one provider's JSON Web Key Set (RFC 7517). Unlike go-oidc's
+// RemoteKeySet, which refetches on every failed verification, it refetches
+// only for a key id it does not know, at most once per KeysMinInterval,
+// and never because a known key failed to verify (a forged signature).
+type keySet struct {
+	uri     string
+	mu      sync.Mutex
+	keys    []jose.JSONWebKey
+	fetched time.Time // last successful fetch
+	tried   time.Time // last attempt
+}
+
+// get returns the keys, fetching them when none are cached, when they are
+// older than KeysTTL, or when refresh asks for it (an unknown kid), in
+// each case no more often than KeysMinInterval.
+func (k *keySet) get(ctx context.Context, env connector.Env, refresh bool) ([]jose.JSONWebKey, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	now := env.Clock.Now()
+	due := k.keys == nil || now.Sub(k.fetched) >= KeysTTL || refresh
+	if !due || (!k.tried.IsZero() && now.Sub(k.tried) < KeysMinInterval) {
+		if k.keys == nil {
+			return nil, errors.New("the key set could not be fetched (retrying shortly)")
+		}
+		return k.keys, nil
+	}
+	k.tried = now
+	keys, err := fetchKeys(ctx, env, k.uri)
+	if err != nil {
+		if k.keys != nil {
+			// Keep verifying with the keys we have; the next unknown kid
+			// or the next interval retries.
+			if env.Logger != nil {
+				env.Logger.Warn("oidc: key set refresh failed; using cached keys", "jwks_uri", k.uri, "err", err)
+			}
+			return k.keys, nil
+		}
+		return nil, err
+	}
+	k.keys, k.fetched = keys, now
+	return keys, nil
+}
+
+func fetchKeys(ctx context.Context, env connector.Env, uri string) ([]jose.JSONWebKey, error) {
+	var raw struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := outbound.GetJSON(ctx, env.HTTPClient, uri, nil, &raw); err != nil {
+		return nil, err
+	}
+	keys := []jose.JSONWebKey{}
+	for _, r := range raw.Keys {
+		var jwk jose.JSONWebKey
+		if err := json.Unmarshal(r, &jwk); err != nil {
+			continue // a key type we do not know; others may still verify
+		}
+		// Signature keys only, public and asymmetric: a symmetric ("oct")
+		// key published in a JWKS is never a verification key.
+		if jwk.Use != "" && jwk.Use != "sig" {
+			continue
+		}
+		switch jwk.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+			keys = append(keys, jwk)
+		}
+	}
+	return keys, nil
+}
+
+// candidates returns the keys that may have signed a token with kid and alg.
+func candidates(keys []jose.JSONWebKey, kid, alg string) []jose.JSONWebKey {
+	var out []jose.JSONWebKey
+	for _, k := range keys {
+		if kid != "" && k.KeyID != kid {
+			continue
+		}
+		if k.Algorithm != "" && k.Algorithm != alg {
+			continue
+		}
+		out = append(out, k)
+	}
+	return out
+}

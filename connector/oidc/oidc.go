@@ -1,0 +1,480 @@
+// Package oidc connects a tenant to an OpenID Connect provider (Okta, Entra
+// ID, Google, Auth0, Keycloak, any certified OP) with the authorization code
+// flow, PKCE S256, state and nonce.
+//
+// go-oidc verifies the signature, iss, aud and exp; this package closes what
+// it leaves to the caller (OIDC Core §3.1.3.7): the nonce, extra audiences
+// and azp, an iat in the future, the algorithm allow-list with HMAC keyed by
+// the client secret only, the RFC 9207 `iss` response parameter, Entra ID's
+// tenant-templated issuer, and the userinfo `sub` (OIDC Core §5.3.4). Every
+// HTTP request goes through connector.Env.HTTPClient (package outbound).
+package oidc
+
+import (
+	"context"
+	"crypto"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/mapping"
+	"github.com/gatehouse-sso/gatehouse/outbound"
+	"github.com/gatehouse-sso/gatehouse/secret"
+)
+
+// ClockSkew is the tolerance for exp and iat between our clock and the IdP's.
+const ClockSkew = 2 * time.Minute
+
+// RawGroupsOverage is set in Identity.Raw when the IdP said the user has
+// more groups than the token carries.
+const RawGroupsOverage = "gatehouse_groups_overage"
+
+type oidcType struct{ cache *cache }
+
+// Type returns the "oidc" connection type. Each Type has its own discovery
+// and key cache; the server registers one.
+func Type() *connector.Type {
+	t := &oidcType{cache: newCache()}
+	return &connector.Type{
+		Name:      gatehouse.ConnOIDC,
+		Configure: t.configure,
+		Describe:  describe,
+		Open:      t.open,
+	}
+}
+
+// Register registers the "oidc" type.
+func Register() { connector.Register(Type()) }
+
+// Env fills the defaults of a connector environment: the wall clock, and
+// an outbound client with the strict default policy when none was given
+// (fail closed: no loopback, no private addresses).
+func Env(env connector.Env) connector.Env {
+	if env.Clock == nil {
+		env.Clock = gatehouse.SystemClock{}
+	}
+	if env.HTTPClient == nil {
+		env.HTTPClient = outbound.NewClient(outbound.Policy{})
+	}
+	return env
+}
+
+type conn struct {
+	t      *oidcType
+	env    connector.Env
+	c      *gatehouse.Connection
+	cfg    *Config
+	sec    *Secrets
+	signer crypto.Signer // private_key_jwt
+}
+
+func (t *oidcType) open(ctx context.Context, env connector.Env, c *gatehouse.Connection, secrets json.RawMessage) (connector.Connector, error) {
+	cfg, err := parseConfig(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := parseSecrets(secrets)
+	if err != nil {
+		return nil, err
+	}
+	k := &conn{t: t, env: Env(env), c: c, cfg: cfg, sec: sec}
+	if cfg.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+		if k.signer, err = parsePrivateKey(sec.PrivateKey); err != nil {
+			return nil, fmt.Errorf("oidc: connection %s: private key: %w", c.ID, err)
+		}
+	}
+	return k, nil
+}
+
+func (k *conn) metadata(ctx context.Context) (*Metadata, error) {
+	md, err := k.t.cache.discover(ctx, k.env, k.cfg, false)
+	if err != nil {
+		return nil, Unavailable(ReasonUnavailable, fmt.Errorf("discovery for %s: %w", k.cfg.Issuer, err))
+	}
+	return md, nil
+}
+
+func (k *conn) oauth2Config(md *Metadata) *oauth2.Config {
+	oc := &oauth2.Config{
+		ClientID:    k.cfg.ClientID,
+		RedirectURL: redirectURI(k.env, k.c),
+		Scopes:      k.cfg.Scopes,
+		Endpoint:    oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint},
+	}
+	switch k.cfg.TokenEndpointAuthMethod {
+	case AuthPost:
+		oc.ClientSecret = k.sec.ClientSecret
+		oc.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	case AuthPrivateKeyJWT:
+		// client_id in the body, no secret; the assertion is added per
+		// exchange.
+		oc.Endpoint.AuthStyle = oauth2.AuthStyleInParams
+	default:
+		oc.ClientSecret = k.sec.ClientSecret
+		oc.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	}
+	return oc
+}
+
+// Begin fills the flow's state, nonce and PKCE verifier and returns the
+// authorization request (OIDC Core §3.1.2.1, RFC 7636).
+func (k *conn) Begin(ctx context.Context, flow *connector.Flow) (connector.Action, error) {
+	md, err := k.metadata(ctx)
+	if err != nil {
+		return connector.Action{}, err
+	}
+	flow.State = secret.NewToken("")
+	flow.Nonce = secret.NewToken("")
+	flow.PKCEVerifier = oauth2.GenerateVerifier()
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(flow.PKCEVerifier), gooidc.Nonce(flow.Nonce)}
+	if flow.LoginHint != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", flow.LoginHint))
+	}
+	keys := make([]string, 0, len(k.cfg.AuthParams))
+	for p := range k.cfg.AuthParams {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	for _, p := range keys {
+		opts = append(opts, oauth2.SetAuthURLParam(p, k.cfg.AuthParams[p]))
+	}
+	return connector.Action{RedirectURL: k.oauth2Config(md).AuthCodeURL(flow.State, opts...)}, nil
+}
+
+// FlowState implements connector.FlowStateFinder.
+func (k *conn) FlowState(r *http.Request) string { return FlowStateParam(r) }
+
+// Finish verifies the authorization response on the callback and returns
+// the identity.
+func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request) (*gatehouse.Identity, error) {
+	q := r.URL.Query()
+	if err := CheckState(q, flow.State); err != nil {
+		return nil, err
+	}
+	md, err := k.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 9207 §2.4: compare iss before anything else in the response,
+	// error responses included; when the provider advertises it, it must
+	// be present.
+	if q.Has("iss") {
+		if !k.issuerMatches(q.Get("iss"), md) {
+			return nil, Refuse(ReasonIssuer, "This sign-in response came from a different identity provider than the one the sign-in was started with.",
+				fmt.Errorf("iss parameter %q, want %q", q.Get("iss"), md.Issuer))
+		}
+	} else if md.IssParameterSupported {
+		return nil, Refuse(ReasonIssuer, "This sign-in response does not name its identity provider. Start the sign-in again.",
+			errors.New("iss parameter missing although the provider advertises authorization_response_iss_parameter_supported"))
+	}
+	if err := ProviderError(q); err != nil {
+		return nil, err
+	}
+	code, err := Code(q)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := k.exchange(ctx, md, code, flow.PKCEVerifier)
+	if err != nil {
+		return nil, err
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return nil, Refuse(ReasonIDToken, "The identity provider did not return an ID token. Check that the connection requests the openid scope.", errors.New("no id_token in the token response"))
+	}
+	idt, claims, err := k.verify(ctx, md, rawID, flow.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	if idt.AccessTokenHash != "" {
+		// OIDC Core §3.1.3.8: at_hash binds the access token to the ID token.
+		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+			return nil, Refuse(ReasonIDToken, idTokenMessage, fmt.Errorf("at_hash: %w", err))
+		}
+	}
+	if err := k.userinfo(ctx, md, tok.AccessToken, idt.Subject, claims); err != nil {
+		return nil, err
+	}
+	return k.identity(idt, claims)
+}
+
+func (k *conn) exchange(ctx context.Context, md *Metadata, code, verifier string) (*oauth2.Token, error) {
+	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
+	if k.cfg.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
+		assertion, err := k.clientAssertion(md)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts,
+			oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+			oauth2.SetAuthURLParam("client_assertion", assertion))
+	}
+	hctx := context.WithValue(ctx, oauth2.HTTPClient, k.env.HTTPClient)
+	tok, err := k.oauth2Config(md).Exchange(hctx, code, opts...)
+	if err != nil {
+		return nil, ExchangeError(ctx, err)
+	}
+	return tok, nil
+}
+
+// clientAssertion is the private_key_jwt client authentication JWT
+// (RFC 7523 §3, OIDC Core §9): iss and sub the client id, aud the token
+// endpoint, a unique jti, a short life.
+func (k *conn) clientAssertion(md *Metadata) (string, error) {
+	alg := signingAlg(k.signer)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: k.signer, KeyID: k.cfg.ClientKeyID, Algorithm: string(alg)}},
+		(&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	now := k.env.Clock.Now()
+	claims := map[string]any{
+		"iss": k.cfg.ClientID, "sub": k.cfg.ClientID, "aud": md.TokenEndpoint,
+		"jti": secret.NewToken(""), "iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(time.Minute).Unix(),
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
+const idTokenMessage = "The sign-in could not be verified: the identity provider's ID token failed a security check. Contact your administrator if this continues."
+
+// verify checks the ID token per OIDC Core §3.1.3.7 and returns its claims.
+func (k *conn) verify(ctx context.Context, md *Metadata, raw, nonce string) (*gooidc.IDToken, map[string]any, error) {
+	fail := func(format string, args ...any) error {
+		return Refuse(ReasonIDToken, idTokenMessage, fmt.Errorf("id token: "+format, args...))
+	}
+	now := k.env.Clock.Now()
+	v := gooidc.NewVerifier(md.Issuer, &verifierKeys{k: k, md: md}, &gooidc.Config{
+		ClientID:             k.cfg.ClientID,
+		SupportedSigningAlgs: k.cfg.AllowedAlgs,
+		// The template issuer is checked below, once tid is known.
+		SkipIssuerCheck: md.Template(),
+		// go-oidc compares exp with Now exactly; move Now back by the
+		// skew so a token expiring a moment ago on a fast IdP clock passes.
+		Now: func() time.Time { return now.Add(-ClockSkew) },
+	})
+	idt, err := v.Verify(ctx, raw)
+	if err != nil {
+		var exp *gooidc.TokenExpiredError
+		if errors.As(err, &exp) {
+			return nil, nil, fail("expired at %s (now %s)", exp.Expiry.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+		}
+		return nil, nil, fail("%v", err)
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return nil, nil, fail("claims: %v", err)
+	}
+	// Step 2 for Entra ID's multi-tenant template: the issuer must be the
+	// template completed with the token's own tid.
+	if md.Template() {
+		tid, _ := claims["tid"].(string)
+		if tid == "" || strings.ContainsAny(tid, "/?#") {
+			return nil, nil, fail("no usable tid claim for the templated issuer")
+		}
+		if want := strings.Replace(md.Issuer, tenantTemplate, tid, 1); idt.Issuer != want {
+			return nil, nil, fail("issued by %q, want %q", idt.Issuer, want)
+		}
+	}
+	if tids := k.cfg.AllowedTenantIDs; len(tids) > 0 {
+		if tid, _ := claims["tid"].(string); !slices.Contains(tids, tid) {
+			return nil, nil, fail("directory (tid) %q is not in allowed_tenant_ids", tid)
+		}
+	}
+	// Step 3: every audience must be us or one we trust.
+	for _, a := range idt.Audience {
+		if a != k.cfg.ClientID && !slices.Contains(k.cfg.TrustedAudiences, a) {
+			return nil, nil, fail("untrusted audience %q", a)
+		}
+	}
+	// Steps 4-5: with several audiences azp must be present; when present
+	// it must be our client id.
+	azp, hasAZP := claims["azp"].(string)
+	if len(idt.Audience) > 1 && !hasAZP {
+		return nil, nil, fail("several audiences %q and no azp", idt.Audience)
+	}
+	if _, present := claims["azp"]; present && azp != k.cfg.ClientID {
+		return nil, nil, fail("azp %q is not our client id", claims["azp"])
+	}
+	// Step 10: iat is required; one in the future means a wrong clock or
+	// a forged token.
+	if idt.IssuedAt.IsZero() {
+		return nil, nil, fail("no iat")
+	}
+	if idt.IssuedAt.After(now.Add(ClockSkew)) {
+		return nil, nil, fail("issued in the future (iat %s, now %s)", idt.IssuedAt.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	// Step 11: the nonce sent in Begin.
+	if nonce == "" || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
+		return nil, nil, fail("nonce mismatch (present=%v)", idt.Nonce != "")
+	}
+	if idt.Subject == "" {
+		return nil, nil, fail("no sub")
+	}
+	return idt, claims, nil
+}
+
+// verifierKeys gives go-oidc the key for one token: the client secret for
+// an allowed HMAC algorithm, otherwise a public key from the provider's key
+// set (never the reverse: an HS256 token "signed" with a public key is
+// refused).
+type verifierKeys struct {
+	k  *conn
+	md *Metadata
+}
+
+func (vk *verifierKeys) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	algs := make([]jose.SignatureAlgorithm, 0, len(vk.k.cfg.AllowedAlgs))
+	for _, a := range vk.k.cfg.AllowedAlgs {
+		algs = append(algs, jose.SignatureAlgorithm(a))
+	}
+	jws, err := jose.ParseSigned(raw, algs)
+	if err != nil {
+		return nil, err
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errors.New("want exactly one signature")
+	}
+	h := jws.Signatures[0].Header
+	if slices.Contains(hmacAlgs, h.Algorithm) {
+		// OIDC Core §10.1: the key is the octets of the client secret.
+		if vk.k.sec.ClientSecret == "" {
+			return nil, errors.New("HMAC-signed token and no client secret")
+		}
+		return jws.Verify([]byte(vk.k.sec.ClientSecret))
+	}
+	ks := vk.k.t.cache.keySet(vk.md.JWKSURI)
+	keys, err := ks.get(ctx, vk.k.env, false)
+	if err != nil {
+		return nil, fmt.Errorf("key set %s: %w", vk.md.JWKSURI, err)
+	}
+	cands := candidates(keys, h.KeyID, h.Algorithm)
+	if len(cands) == 0 {
+		// An unknown kid: the provider may have rotated its keys.
+		if keys, err = ks.get(ctx, vk.k.env, true); err != nil {
+			return nil, fmt.Errorf("key set %s: %w", vk.md.JWKSURI, err)
+		}
+		cands = candidates(keys, h.KeyID, h.Algorithm)
+	}
+	if len(cands) == 0 {
+		return nil, fmt.Errorf("no key with kid %q for %s in the provider's key set", h.KeyID, h.Algorithm)
+	}
+	for _, key := range cands {
+		if payload, err := jws.Verify(key.Key); err == nil {
+			return payload, nil
+		}
+	}
+	return nil, fmt.Errorf("the signature does not verify with the provider's key %q", h.KeyID)
+}
+
+// userinfo fetches the userinfo endpoint when configured or when the ID
+// token has no email, and merges its claims under the ID token's.
+func (k *conn) userinfo(ctx context.Context, md *Metadata, accessToken, sub string, claims map[string]any) error {
+	email, _ := claims["email"].(string)
+	switch {
+	case k.cfg.UserInfo == UserInfoNever, md.UserInfoEndpoint == "":
+		return nil
+	case k.cfg.UserInfo == UserInfoAuto && email != "":
+		return nil
+	}
+	var ui map[string]any
+	h := http.Header{"Authorization": {"Bearer " + accessToken}}
+	if err := outbound.GetJSON(ctx, k.env.HTTPClient, md.UserInfoEndpoint, h, &ui); err != nil {
+		return Unavailable(ReasonUserInfo, fmt.Errorf("userinfo: %w", err))
+	}
+	// OIDC Core §5.3.4: the userinfo sub must equal the ID token's, else
+	// the response may be for another user (token substitution).
+	if got, _ := ui["sub"].(string); got != sub {
+		return Refuse(ReasonUserInfoSub, idTokenMessage, fmt.Errorf("userinfo sub %q differs from the ID token's %q", got, sub))
+	}
+	for name, v := range ui {
+		if _, ok := claims[name]; !ok {
+			claims[name] = v
+		}
+	}
+	return nil
+}
+
+// identity maps verified claims to the identity.
+func (k *conn) identity(idt *gooidc.IDToken, claims map[string]any) (*gatehouse.Identity, error) {
+	id := &gatehouse.Identity{
+		TenantID:     k.c.TenantID,
+		ConnectionID: k.c.ID,
+		Issuer:       idt.Issuer,
+		Subject:      idt.Subject,
+		Raw:          claims,
+	}
+	if k.cfg.Preset == "entra" {
+		// Entra ID: the stable, tenant-scoped key of a user is tid+oid
+		// (sub is per application; email and UPN can be changed by any
+		// admin of the user's directory).
+		tid, _ := claims["tid"].(string)
+		oid, _ := claims["oid"].(string)
+		if tid == "" || oid == "" {
+			return nil, Refuse(ReasonMissingClaims, "The identity provider did not send the user's directory and object id. Ask your administrator to request the profile scope.",
+				errors.New("entra: tid or oid claim missing"))
+		}
+		id.Subject = tid + "/" + oid
+		// xms_edov (optional claim): the email's domain is verified by
+		// the directory that owns it.
+		if v, ok := claims["xms_edov"].(bool); ok {
+			id.EmailVerified = &v
+		}
+	}
+	// Groups overage (Entra ID): too many groups to fit in the token; the
+	// claim points elsewhere. The groups we have are not the whole truth.
+	if names, ok := claims["_claim_names"].(map[string]any); ok {
+		if _, ok := names["groups"]; ok {
+			id.GroupsIncomplete = true
+		}
+	}
+	if v, _ := claims["hasgroups"].(bool); v {
+		id.GroupsIncomplete = true
+	}
+	if id.GroupsIncomplete {
+		claims[RawGroupsOverage] = true
+	}
+	if err := mapping.Apply(gatehouse.ConnOIDC, k.c.Mapping, claims, id); err != nil {
+		return nil, err
+	}
+	if id.GroupsIncomplete && len(id.Groups) == 0 {
+		id.Groups = nil
+	}
+	return id, nil
+}
+
+// issuerMatches compares an RFC 9207 iss parameter with the provider's
+// issuer (for a tenant template: any tenant's issuer on that template; the
+// ID token's own iss/tid check then pins it).
+func (k *conn) issuerMatches(iss string, md *Metadata) bool {
+	if !md.Template() {
+		return iss == md.Issuer
+	}
+	i := strings.Index(md.Issuer, tenantTemplate)
+	pre, post := md.Issuer[:i], md.Issuer[i+len(tenantTemplate):]
+	if len(iss) <= len(pre)+len(post) || !strings.HasPrefix(iss, pre) || !strings.HasSuffix(iss, post) {
+		return false
+	}
+	return !strings.ContainsAny(iss[len(pre):len(iss)-len(post)], "/?#")
+}
+
+
