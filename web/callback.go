@@ -1,0 +1,350 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/provision"
+	"github.com/gatehouse-sso/gatehouse/session"
+)
+
+// reasonReplayed: the flow was already finished once (a replayed callback).
+const reasonReplayed = "flow_replayed"
+
+// Audit action of a login that failed before provisioning (the flow, the
+// connector's checks, or the IdP's own error answer). Refusals by the
+// provisioning policy are recorded by provision as login.refused.
+const auditLoginFailed = "login.failed"
+
+// callbackConnection loads the connection named in the path, checking its
+// type against the path's (a callback URL belongs to one protocol).
+func (s *Server) callbackConnection(ctx context.Context, typ, id string) (*gatehouse.Tenant, *gatehouse.Connection, error) {
+	var t *gatehouse.Tenant
+	var c *gatehouse.Connection
+	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		if c, err = tx.GetConnectionByID(ctx, id); err != nil {
+			return err
+		}
+		t, err = tx.GetTenant(ctx, c.TenantID)
+		return err
+	})
+	if err == nil && c.Type != typ {
+		err = gatehouse.Errorf(gatehouse.ENOTFOUND, "not found")
+	}
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return nil, nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist (any more). Start again from your application.")
+	}
+	return t, c, err
+}
+
+// handleCallback: GET or POST /sso/{type}/{id}/callback (OIDC, OAuth 2.0,
+// mock; POST for response_mode=form_post).
+func (s *Server) handleCallback(w http.ResponseWriter, r *http.Request) {
+	s.finish(w, r, r.PathValue("type"), r.PathValue("id"))
+}
+
+// handleACS: POST /sso/saml/{id}/acs (SAML HTTP-POST binding).
+func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
+	s.finish(w, r, gatehouse.ConnSAML, r.PathValue("id"))
+}
+
+// finish completes a login at a connection's callback or ACS. Order
+// matters: the flow cookie must match (browser binding), then the flow is
+// consumed once in the store (so a replayed callback fails on every
+// replica, even when it would fail later anyway), then the connector
+// verifies the IdP's answer, then provisioning decides, and only then is a
+// session issued. Every refusal clears the flow cookie and sets nothing else.
+func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) {
+	ctx := r.Context()
+	t, c, err := s.callbackConnection(ctx, typ, id)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	conn, err := s.connector(ctx, c)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	state := ""
+	if sf, ok := conn.(connector.FlowStateFinder); ok {
+		state = sf.FlowState(r)
+	}
+	flow, err := s.sessions.FindFlow(r, c, state)
+	if err != nil {
+		// IdP-initiated SAML: an answer nobody asked for. The connector
+		// decides whether the connection accepts it (off by default) and
+		// checks it as strictly as a solicited one.
+		if ui, ok := conn.(connector.IdPInitiator); ok && gatehouse.ErrorReason(err) == session.ReasonFlowMissing {
+			s.finishUnsolicited(w, r, t, c, ui)
+			return
+		}
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	// From here on the flow cookie is spent whatever happens.
+	s.sessions.ClearFlow(w, flow)
+	if !c.Enabled && !flow.Test {
+		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "connection_disabled",
+			Message: "This sign-in method was turned off while you were signing in."})
+		return
+	}
+	err = s.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, "flow:"+flow.ID, session.FlowExpiry(flow)) })
+	if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+		err = &gatehouse.Error{Code: gatehouse.EINVALID, Reason: reasonReplayed, Err: err,
+			Message: "This sign-in response was already used. Please start again."}
+		s.auditFailure(ctx, r, c, err)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	if err := idpError(r, typ); err != nil {
+		s.auditFailure(ctx, r, c, err)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	ident, err := conn.Finish(ctx, flow, r)
+	if err != nil {
+		s.auditFailure(ctx, r, c, err)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	s.complete(w, r, t, c, flow, ident)
+}
+
+func (s *Server) finishUnsolicited(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, ui connector.IdPInitiator) {
+	ctx := r.Context()
+	if !c.Enabled {
+		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "connection_disabled", Message: "This sign-in method is turned off."})
+		return
+	}
+	ident, err := ui.FinishUnsolicited(ctx, r)
+	if err != nil {
+		s.auditFailure(ctx, r, c, err)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	s.complete(w, r, t, c, &connector.Flow{TenantID: t.ID, ConnectionID: c.ID}, ident)
+}
+
+// complete provisions the identity and starts the session, or renders the
+// test page for a test flow.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, flow *connector.Flow, ident *gatehouse.Identity) {
+	ctx := r.Context()
+	// The connector answers for its own connection only; a mismatch is a
+	// bug that must not sign anyone in elsewhere.
+	if (ident.ConnectionID != "" && ident.ConnectionID != c.ID) || (ident.TenantID != "" && ident.TenantID != t.ID) {
+		s.fail(w, r, t, fmt.Errorf("web: connector %s returned an identity of connection %q tenant %q", c.ID, ident.ConnectionID, ident.TenantID))
+		return
+	}
+	ident.ConnectionID, ident.TenantID = c.ID, t.ID
+	if flow.Test {
+		res, err := s.resolver.Resolve(ctx, t, c, ident, provision.DryRun)
+		if err != nil && res == nil {
+			var ge *gatehouse.Error
+			if !errors.As(err, &ge) || ge.Code == gatehouse.EINTERNAL || ge.Code == gatehouse.EUNAVAILABLE {
+				s.fail(w, r, t, err)
+				return
+			}
+		}
+		s.render(w, r, http.StatusOK, "test", &page{Title: "Test sign-in", Tenant: t, Connection: c.Name,
+			RequestID: requestID(r), Test: newTestResult(ident, res, err)})
+		return
+	}
+	res, err := s.resolver.Resolve(ctx, t, c, ident, provision.Apply)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	if res == nil || res.User == nil || !res.User.Active() {
+		s.fail(w, r, t, fmt.Errorf("web: provisioning returned no active user (outcome %v)", res))
+		return
+	}
+	// A login always gets a fresh token: whatever session the browser had
+	// (another tenant, another user) ends here (session fixation).
+	if err := s.sessions.Discard(ctx, r); err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	sess, err := s.sessions.Start(ctx, w, t, res.User, c.ID, ident.SessionIndex)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	target := flow.ReturnTo
+	if s.onLogin != nil {
+		next, err := s.onLogin(ctx, r, LoginEvent{Tenant: t, Connection: c, User: res.User, Session: sess, Identity: ident, ReturnTo: flow.ReturnTo})
+		if err != nil {
+			s.fail(w, r, t, err)
+			return
+		}
+		if next != "" {
+			target = next
+		}
+	}
+	if target == "" || !ValidReturnTo(target) {
+		target = s.landingPath(t)
+	} else {
+		target = s.basePath + target
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// idpError turns an IdP's error answer on an OAuth-style callback
+// (RFC 6749 §4.1.2.1: error=access_denied...) into a clear refusal. Only
+// the registered code is shown; error_description is the IdP's free text
+// and is logged, not displayed.
+func idpError(r *http.Request, typ string) error {
+	if typ == gatehouse.ConnSAML {
+		return nil
+	}
+	code := r.URL.Query().Get("error")
+	if code == "" && r.Method == http.MethodPost {
+		code = r.PostFormValue("error")
+	}
+	if code == "" {
+		return nil
+	}
+	desc := r.FormValue("error_description")
+	if len(desc) > 300 {
+		desc = desc[:300]
+	}
+	cause := fmt.Errorf("IdP answered error=%q error_description=%q", code, desc)
+	switch code {
+	case "access_denied":
+		return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_access_denied", Err: cause,
+			Message: "Your identity provider did not sign you in: access was denied or the sign-in was cancelled."}
+	case "temporarily_unavailable", "server_error":
+		return &gatehouse.Error{Code: gatehouse.EUNAVAILABLE, Reason: "idp_unavailable", Err: cause,
+			Message: "Your identity provider could not sign you in right now. Please try again in a moment."}
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_" + code, Err: cause,
+			Message: "Your identity provider needs you to sign in or consent there first. Please start again."}
+	}
+	return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: "idp_error", Err: cause,
+		Message: "Your identity provider answered with an error, so you were not signed in. Your administrator can find the details with the reference below."}
+}
+
+// auditFailure records a failed login at connection c for the tenant's
+// admins, in a transaction of its own, with the private cause (the admin
+// needs it to fix the connection; the user sees only the message).
+func (s *Server) auditFailure(ctx context.Context, r *http.Request, c *gatehouse.Connection, failure error) {
+	details := map[string]any{"message": gatehouse.ErrorMessage(failure), "code": gatehouse.ErrorCode(failure)}
+	if reason := gatehouse.ErrorReason(failure); reason != "" {
+		details["reason"] = reason
+	}
+	cause := failure.Error()
+	if len(cause) > 1000 {
+		cause = cause[:1000]
+	}
+	details["error"] = cause
+	e := &gatehouse.AuditEvent{
+		ID: gatehouse.NewID("aud"), TenantID: c.TenantID, Time: s.clock.Now().UTC(),
+		ActorType: "connection", ActorID: c.ID, Action: auditLoginFailed,
+		TargetType: "connection", TargetID: c.ID, RequestID: requestID(r), Details: details,
+	}
+	if err := s.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.AppendAudit(ctx, e) }); err != nil {
+		s.log.ErrorContext(ctx, "record failed login", "connection", c.ID, "err", err, "request_id", e.RequestID)
+	}
+}
+
+// testResult is the "test connection" page's content.
+type testResult struct {
+	Outcome     string
+	User        string
+	Groups      []string
+	Explanation []string
+	Refused     string
+	Reason      string
+	Fields      []field
+	Claims      string
+}
+
+type field struct{ Name, Value string }
+
+func newTestResult(id *gatehouse.Identity, res *provision.Result, err error) *testResult {
+	tr := &testResult{}
+	if res != nil {
+		tr.Outcome, tr.Groups, tr.Explanation = res.Outcome, res.Groups, res.Explanation
+		if res.User != nil {
+			tr.User = res.User.Email
+			if res.User.Username != "" {
+				tr.User += " (username " + res.User.Username + ")"
+			}
+		}
+	}
+	if err != nil {
+		tr.Refused, tr.Reason = gatehouse.ErrorMessage(err), gatehouse.ErrorReason(err)
+	}
+	verified := "not sent"
+	if id.EmailVerified != nil {
+		verified = fmt.Sprint(*id.EmailVerified)
+	}
+	tr.Fields = []field{
+		{"Issuer", id.Issuer}, {"Subject", id.Subject}, {"Email", id.Email},
+		{"Email verified", verified}, {"Username", id.Username}, {"Display name", id.DisplayName},
+		{"Given name", id.GivenName}, {"Family name", id.FamilyName},
+		{"Groups", strings.Join(id.Groups, ", ")},
+	}
+	keys := make([]string, 0, len(id.Raw))
+	for k := range id.Raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		v, _ := json.Marshal(id.Raw[k])
+		fmt.Fprintf(&b, "%s: %s\n", k, v)
+	}
+	tr.Claims = b.String()
+	return tr
+}
+
+// metadataProvider is implemented by connectors that publish metadata
+// (the SAML SP metadata).
+type metadataProvider interface {
+	Metadata(ctx context.Context) ([]byte, error)
+}
+
+// handleMetadata: GET /sso/saml/{id}/metadata — no authentication: the
+// admin hands this URL to the IdP. Served for disabled connections too, so
+// the IdP side can be set up before the connection is switched on.
+func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, c, err := s.callbackConnection(ctx, gatehouse.ConnSAML, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	conn, err := s.connector(ctx, c)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	mp, ok := conn.(metadataProvider)
+	if !ok {
+		s.fail(w, r, t, gatehouse.Errorf(gatehouse.ENOTFOUND, "This connection publishes no metadata."))
+		return
+	}
+	md, err := mp.Metadata(ctx)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/samlmetadata+xml")
+	w.Header().Set("Content-Disposition", `inline; filename="gatehouse-`+c.ID+`-metadata.xml"`)
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(md)
+}

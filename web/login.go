@@ -1,0 +1,281 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
+)
+
+// LoginOptions are the parameters of one login start.
+type LoginOptions struct {
+	// ReturnTo is a local path to go to after sign-in (ValidReturnTo).
+	ReturnTo string
+	// LoginHint is passed to the IdP (OIDC login_hint, the mock's user).
+	LoginHint string
+	// Test runs a "test connection" login: claims and the provisioning
+	// preview are shown, nothing is created, no session is started.
+	Test bool
+}
+
+// LoginURL is the address that signs a browser in at tenant and then sends
+// it to returnTo, a local path (for the OIDC provider: its authorize
+// resume URL). base is the path part of the public URL ("" at the root).
+func LoginURL(base, tenantSlug, returnTo string) string {
+	u := base + "/t/" + url.PathEscape(tenantSlug) + "/login"
+	if returnTo != "" {
+		u += "?" + url.Values{"return_to": {returnTo}}.Encode()
+	}
+	return u
+}
+
+// returnTo reads and checks the return_to parameter. An invalid one is
+// refused outright rather than dropped, so a tampered link is noticed.
+func returnTo(r *http.Request) (string, error) {
+	rt := r.URL.Query().Get("return_to")
+	if rt == "" || ValidReturnTo(rt) {
+		return rt, nil
+	}
+	return "", &gatehouse.Error{Code: gatehouse.EINVALID, Field: "return_to", Reason: "invalid_return_to",
+		Message: "The sign-in link has an invalid return address. Go back to the application and try again."}
+}
+
+func (s *Server) loginPath(t *gatehouse.Tenant) string {
+	return s.basePath + "/t/" + url.PathEscape(t.Slug) + "/login"
+}
+
+func (s *Server) landingPath(t *gatehouse.Tenant) string {
+	return s.basePath + "/t/" + url.PathEscape(t.Slug) + "/"
+}
+
+func (s *Server) connections(ctx context.Context, t *gatehouse.Tenant) ([]*gatehouse.Connection, error) {
+	var cs []*gatehouse.Connection
+	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		cs, err = tx.ListConnections(ctx, t.ID)
+		return err
+	})
+	return cs, err
+}
+
+// handleTenantLogin: GET /t/{tenant}/login[?connection=][&login_hint=][&return_to=][&test=1]
+func (s *Server) handleTenantLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, err := s.tenant(ctx, r.PathValue("tenant"))
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	rt, err := returnTo(r)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	q := r.URL.Query()
+	hint := strings.TrimSpace(q.Get("login_hint"))
+	if len(hint) > 320 {
+		hint = ""
+	}
+	opts := LoginOptions{ReturnTo: rt, LoginHint: hint, Test: q.Get("test") == "1"}
+	if opts.Test && !s.canTest(r, t) {
+		s.fail(w, r, t, gatehouse.Errorf(gatehouse.EFORBIDDEN, "Only an administrator of %s, signed in, may test a connection.", t.Name))
+		return
+	}
+	if id := q.Get("connection"); id != "" {
+		var c *gatehouse.Connection
+		err := s.store.View(ctx, func(tx gatehouse.Tx) error {
+			var err error
+			c, err = tx.GetConnection(ctx, t.ID, id)
+			return err
+		})
+		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			err = gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist (any more) at %s.", t.Name)
+		}
+		if err != nil {
+			s.fail(w, r, t, err, s.loginPath(t))
+			return
+		}
+		s.StartLogin(w, r, t, c, opts)
+		return
+	}
+	conns, err := s.connections(ctx, t)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	cands := candidates(t, conns, hint)
+	if len(cands) == 1 {
+		s.StartLogin(w, r, t, cands[0], opts)
+		return
+	}
+	s.chooser(w, r, t, cands, opts, "")
+}
+
+// candidates are the enabled connections fit for email (which may be
+// empty). A connection whose JIT allowed_domains names the email's domain
+// is preferred; else those whose policy admits the domain (the tenant's
+// verified domains, or any domain); else every enabled connection.
+func candidates(t *gatehouse.Tenant, conns []*gatehouse.Connection, email string) []*gatehouse.Connection {
+	var enabled, named, admitted []*gatehouse.Connection
+	domain := gatehouse.EmailDomain(email)
+	for _, c := range conns {
+		if !c.Enabled {
+			continue
+		}
+		enabled = append(enabled, c)
+		if domain == "" {
+			continue
+		}
+		switch ad := c.JIT.AllowedDomains; {
+		case ad != nil && slices.Contains(*ad, domain):
+			named = append(named, c)
+		case ad == nil && slices.Contains(t.Domains, domain), ad != nil && len(*ad) == 0:
+			admitted = append(admitted, c)
+		}
+	}
+	switch {
+	case len(named) > 0:
+		return named
+	case len(admitted) > 0:
+		return admitted
+	}
+	return enabled
+}
+
+func (s *Server) chooser(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, conns []*gatehouse.Connection, opts LoginOptions, msg string) {
+	p := &page{Title: "Sign in", Tenant: t, Action: s.loginPath(t), Email: opts.LoginHint, ReturnTo: opts.ReturnTo, Message: msg}
+	for _, c := range conns {
+		v := url.Values{"connection": {c.ID}}
+		if opts.ReturnTo != "" {
+			v.Set("return_to", opts.ReturnTo)
+		}
+		if opts.LoginHint != "" {
+			v.Set("login_hint", opts.LoginHint)
+		}
+		p.Connections = append(p.Connections, choice{Name: c.Name, URL: s.loginPath(t) + "?" + v.Encode()})
+	}
+	s.render(w, r, http.StatusOK, "chooser", p)
+}
+
+// handleSharedLogin: GET /login[?email=][&return_to=] — home-realm
+// discovery: the email's domain names the tenant (a domain belongs to at
+// most one tenant), then the tenant's connections are narrowed as on the
+// tenant's own page.
+func (s *Server) handleSharedLogin(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	rt, err := returnTo(r)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	q := r.URL.Query()
+	email := strings.TrimSpace(q.Get("email"))
+	if email == "" {
+		email = strings.TrimSpace(q.Get("login_hint"))
+	}
+	p := &page{Title: "Sign in", Action: s.basePath + "/login", Email: email, ReturnTo: rt}
+	if email == "" {
+		s.render(w, r, http.StatusOK, "login", p)
+		return
+	}
+	if !gatehouse.ValidEmail(email) {
+		p.Message = "Enter a valid email address, such as name@example.com."
+		s.render(w, r, http.StatusBadRequest, "login", p)
+		return
+	}
+	domain := gatehouse.EmailDomain(email)
+	var t *gatehouse.Tenant
+	err = s.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		t, err = tx.GetTenantByDomain(ctx, domain)
+		return err
+	})
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		p.Message = "No organization here signs in people from " + domain + ". Check the address, or ask your IT administrator for your organization's sign-in link."
+		s.render(w, r, http.StatusNotFound, "login", p)
+		return
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	conns, err := s.connections(ctx, t)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	opts := LoginOptions{ReturnTo: rt, LoginHint: email}
+	cands := candidates(t, conns, email)
+	if len(cands) == 1 {
+		s.StartLogin(w, r, t, cands[0], opts)
+		return
+	}
+	s.chooser(w, r, t, cands, opts, "")
+}
+
+// StartLogin begins a login through connection c of tenant t: it opens the
+// connector, lets it fill a new flow (state, nonce, PKCE, request id),
+// seals the flow into its cookie and sends the browser to the IdP. The
+// console calls it for "test connection" after its own authorization.
+func (s *Server) StartLogin(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, opts LoginOptions) {
+	ctx := r.Context()
+	if c.TenantID != t.ID {
+		s.fail(w, r, t, gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist at %s.", t.Name))
+		return
+	}
+	if opts.ReturnTo != "" && !ValidReturnTo(opts.ReturnTo) {
+		s.fail(w, r, t, gatehouse.Errorf(gatehouse.EINVALID, "The sign-in link has an invalid return address."))
+		return
+	}
+	// A disabled connection may still be tested (set up before enabling).
+	if !c.Enabled && !opts.Test {
+		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "connection_disabled",
+			Message: "This sign-in method is turned off."}, s.loginPath(t))
+		return
+	}
+	conn, err := s.connector(ctx, c)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	flow := &connector.Flow{
+		ID: gatehouse.NewID("flw"), TenantID: t.ID, ConnectionID: c.ID,
+		LoginHint: opts.LoginHint, ReturnTo: opts.ReturnTo, Test: opts.Test,
+		CreatedAt: s.clock.Now().UTC(),
+	}
+	act, err := conn.Begin(ctx, flow)
+	if err != nil {
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	if act.RedirectURL == "" && len(act.HTML) == 0 {
+		s.fail(w, r, t, errEmptyAction)
+		return
+	}
+	if err := s.sessions.SetFlow(w, flow, c.Type == gatehouse.ConnSAML); err != nil {
+		s.fail(w, r, t, err)
+		return
+	}
+	writeAction(w, r, act)
+}
+
+var errEmptyAction = &gatehouse.Error{Code: gatehouse.EINTERNAL, Message: "Internal error.", Err: errors.New("connector returned neither a redirect nor a page")}
+
+// writeAction sends the browser on: a 302 redirect or the connector's page
+// (a self-posting SAML form).
+func writeAction(w http.ResponseWriter, r *http.Request, act connector.Action) {
+	w.Header().Set("Cache-Control", "no-store")
+	if act.RedirectURL != "" {
+		http.Redirect(w, r, act.RedirectURL, http.StatusFound)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(act.HTML)
+}
