@@ -29,7 +29,7 @@ const (
 	// comprehensions early.
 	CostLimit = 100_000
 	// Timeout bounds one evaluation's wall time.
-	Timeout = 50 * time.Millisecond
+	Timeout = 100 * time.Millisecond
 	// maxCached bounds the compiled-program cache; expressions come from
 	// connection configs, so this is only reached by churn, and the cache
 	// is then simply emptied.

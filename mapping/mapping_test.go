@@ -243,9 +243,9 @@ func TestApply(t *testing.T) {
 }
 
 func TestApplyErrors(t *testing.T) {
-	big := make([]any, 5000)
+	big := make([]any, 2000)
 	for i := range big {
-		big[i] = strings.Repeat("x", 100)
+		big[i] = "x"
 	}
 	tests := []struct {
 		name      string

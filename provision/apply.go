@@ -3,6 +3,7 @@ package provision
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -16,7 +17,7 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	tenantID := in.tenant.ID
 	active := u.Status == gatehouse.StatusActive
 	if p.createUser {
-		if err := tx.CreateUser(ctx, u); err != nil {
+		if err := r.createUser(ctx, tx, p); err != nil {
 			return err
 		}
 	} else if len(p.changes) > 0 {
@@ -105,6 +106,41 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	return nil
 }
 
+// createUser inserts the new user. When a concurrent login of someone
+// else took the chosen username first (PostgreSQL reports it once that
+// login commits), it picks the next free one in the same transaction
+// instead of starting over: fifty Sams arriving together would otherwise
+// need fifty rounds.
+func (r *Resolver) createUser(ctx context.Context, tx gatehouse.Tx, p *plan) error {
+	u := p.user
+	groups := u.Groups
+	skip := map[string]bool{}
+	for {
+		err := tx.CreateUser(ctx, u)
+		if err == nil {
+			u.Groups = groups
+			return nil
+		}
+		if !gatehouse.IsCode(err, gatehouse.ECONFLICT) || gatehouse.ErrorField(err) != "username" || len(skip) >= 20 {
+			return err
+		}
+		// Our own identity won elsewhere (same email): start over and
+		// find it.
+		if _, e := tx.GetUserByEmail(ctx, u.TenantID, u.Email); e == nil {
+			return err
+		} else if !gatehouse.IsCode(e, gatehouse.ENOTFOUND) {
+			return e
+		}
+		skip[gatehouse.FoldKey(u.Username)] = true
+		next, e := r.chooseUsername(ctx, tx, p, skip)
+		if e != nil {
+			return e
+		}
+		p.explain("Username %q was taken a moment ago by a concurrent sign-in; using %q.", u.Username, next)
+		u.Username = next
+	}
+}
+
 // groupList names the groups of memberships, for audit details.
 func (p *plan) groupList(ms []*gatehouse.Membership) []string {
 	out := []string{}
@@ -115,6 +151,7 @@ func (p *plan) groupList(ms []*gatehouse.Membership) []string {
 			out = append(out, m.GroupID)
 		}
 	}
+	sort.Strings(out)
 	return out
 }
 

@@ -87,15 +87,28 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 	if err != nil {
 		return nil, err
 	}
-	if u != nil {
-		return p, r.planLink(ctx, tx, p, u, via)
+	if u == nil {
+		u, err = tx.GetUserByEmail(ctx, tenant.ID, email)
+		if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			return nil, err
+		}
 	}
-	u, err = tx.GetUserByEmail(ctx, tenant.ID, email)
-	switch {
-	case err == nil:
+	if u != nil {
+		// A concurrent first login of this same identity commits its
+		// user and link together. Under READ COMMITTED (PostgreSQL) it
+		// may have committed after our first look for the link and
+		// before this read of the user: look again, so the race ends in
+		// "existing" instead of a refused link.
+		if link, err := tx.GetIdentity(ctx, tenant.ID, conn.ID, id.Subject); err == nil {
+			p = &plan{in: in, res: &Result{}, names: map[string]string{}}
+			return p, r.planExisting(ctx, tx, p, link)
+		} else if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			return nil, err
+		}
+		if via != "" {
+			return p, r.planLink(ctx, tx, p, u, via)
+		}
 		return p, r.planLinkByEmail(ctx, tx, p, u)
-	case !gatehouse.IsCode(err, gatehouse.ENOTFOUND):
-		return nil, err
 	}
 	p.explain("No user of the tenant has the email %s.", email)
 	return p, r.planCreate(ctx, tx, p, email)
@@ -333,7 +346,7 @@ func (r *Resolver) planCreate(ctx context.Context, tx gatehouse.Tx, p *plan, ema
 	} else if v == nil {
 		p.explain("The identity provider says nothing about email verification; for a new account that is accepted under the domain policy.")
 	}
-	username, err := r.chooseUsername(ctx, tx, p, email)
+	username, err := r.chooseUsername(ctx, tx, p, nil)
 	if err != nil {
 		return err
 	}
@@ -424,16 +437,22 @@ func verifiedForLink(id *gatehouse.Identity, pol gatehouse.JITPolicy) (bool, str
 
 // chooseUsername keeps the IdP's username when it is free, else derives
 // one from it or from the email's local part, made unique: ana, ana2, ana3.
-func (r *Resolver) chooseUsername(ctx context.Context, tx gatehouse.Tx, p *plan, email string) (string, error) {
+// Candidates in skip (lost to a concurrent login a moment ago) are passed
+// over without asking the store.
+func (r *Resolver) chooseUsername(ctx context.Context, tx gatehouse.Tx, p *plan, skip map[string]bool) (string, error) {
 	base := strings.TrimSpace(p.in.id.Username)
 	fromIdP := base != ""
 	if !fromIdP {
+		email := strings.TrimSpace(p.in.id.Email)
 		base = strings.ToLower(email[:strings.LastIndexByte(email, '@')])
 	}
 	for i := 1; i <= 50; i++ {
 		cand := base
 		if i > 1 {
 			cand = fmt.Sprintf("%s%d", base, i)
+		}
+		if skip[gatehouse.FoldKey(cand)] {
+			continue
 		}
 		taken, err := tx.UsernameTaken(ctx, p.in.tenant.ID, cand)
 		if err != nil {
@@ -577,7 +596,10 @@ func (r *Resolver) planGroups(ctx context.Context, tx gatehouse.Tx, p *plan) err
 		}
 		p.current = cur
 	}
-	defer func() { p.res.Groups = p.groupNames(ctx, tx) }()
+	defer func() {
+		p.res.Groups = p.groupNames(ctx, tx)
+		p.user.Groups = p.res.Groups
+	}()
 	gs := in.conn.JIT.GroupSync
 	if !gs.Enabled {
 		return nil
