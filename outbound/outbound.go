@@ -57,9 +57,15 @@ type Policy struct {
 type BlockedError struct {
 	Addr   netip.Addr
 	Reason string // "loopback", "private", "link-local", ...
+	// URL is set when the refusal comes from the URL's host name rather
+	// than a dialed address.
+	URL string
 }
 
 func (e *BlockedError) Error() string {
+	if e.URL != "" {
+		return fmt.Sprintf("outbound: %s is a %s address, not allowed on this server; list it in %s to allow it", e.URL, e.Reason, EnvAllow)
+	}
 	return fmt.Sprintf("outbound: address %s is not allowed (%s); list it in %s to allow it", e.Addr, e.Reason, EnvAllow)
 }
 
@@ -273,21 +279,25 @@ func CheckURL(raw string, p Policy) error {
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
 	ip, ipErr := netip.ParseAddr(host)
-	loopback := host == "localhost" || strings.HasSuffix(host, ".localhost") || (ipErr == nil && ip.Unmap().IsLoopback())
-	if u.Scheme == "http" {
-		if !loopback {
+	if ipErr != nil && (host == "localhost" || strings.HasSuffix(host, ".localhost")) {
+		// RFC 6761 §6.3: localhost names are loopback.
+		ip, ipErr = netip.AddrFrom4([4]byte{127, 0, 0, 1}), nil
+	}
+	if ipErr != nil {
+		if u.Scheme == "http" {
 			return fmt.Errorf("URL %q must use https (plain http is accepted only on loopback)", raw)
 		}
-		if !p.AllowLoopback {
-			return fmt.Errorf("URL %q: loopback addresses are not allowed on this server", raw)
-		}
+		return nil // checked at dial time on what it resolves to
 	}
-	if ipErr == nil {
-		if err := p.Check(ip); err != nil {
-			return err
+	if u.Scheme == "http" && !ip.Unmap().IsLoopback() {
+		return fmt.Errorf("URL %q must use https (plain http is accepted only on loopback)", raw)
+	}
+	if err := p.Check(ip); err != nil {
+		var be *BlockedError
+		if errors.As(err, &be) {
+			be.URL = raw
 		}
-	} else if loopback && !p.AllowLoopback {
-		return fmt.Errorf("URL %q: loopback addresses are not allowed on this server", raw)
+		return err
 	}
 	return nil
 }

@@ -83,6 +83,16 @@ var DefaultAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512",
 
 var hmacAlgs = []string{"HS256", "HS384", "HS512"}
 
+func hmacBits(alg string) int {
+	switch alg {
+	case "HS384":
+		return 384
+	case "HS512":
+		return 512
+	}
+	return 256
+}
+
 // preset fills the defaults of a well-known provider.
 type preset struct {
 	issuer string // default issuer, "" when the tenant must give theirs
@@ -301,6 +311,10 @@ func (cfg *Config) complete(sec *Secrets, oldKey string) error {
 		case slices.Contains(hmacAlgs, a):
 			if sec.ClientSecret == "" {
 				return gatehouse.FieldError("allowed_algs", "%s ID tokens are keyed with the client secret, and this connection has none.", a)
+			}
+			// RFC 7518 §3.2: the key must be at least as long as the hash.
+			if bits := 8 * len(sec.ClientSecret); bits < hmacBits(a) {
+				return gatehouse.FieldError("allowed_algs", "%s needs a client secret of at least %d bytes; this one has %d.", a, hmacBits(a)/8, bits/8)
 			}
 		case strings.EqualFold(a, "none"):
 			return gatehouse.FieldError("allowed_algs", "Unsigned ID tokens (alg none) are never accepted.")
