@@ -476,5 +476,3 @@ func (k *conn) issuerMatches(iss string, md *Metadata) bool {
 	}
 	return !strings.ContainsAny(iss[len(pre):len(iss)-len(post)], "/?#")
 }
-
-
