@@ -101,7 +101,7 @@ func mustJSON(v any) []byte {
 func newEnv(t *testing.T, engine string) *env {
 	t.Helper()
 	registerTestType()
-	st, err := sqlstore.Open(context.Background(), testdb.URL(t, engine), sqlstore.Options{})
+	st, err := sqlstore.Open(context.Background(), testdb.URL(t, engine), sqlstore.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
