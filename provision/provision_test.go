@@ -909,3 +909,41 @@ func BenchmarkResolveReturning(b *testing.B) {
 		})
 	}
 }
+
+func TestValidatePolicy(t *testing.T) {
+	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+		f := newFixture(t, s)
+		tests := []struct {
+			name      string
+			p         gatehouse.JITPolicy
+			wantField string
+		}{
+			{"default", gatehouse.DefaultJITPolicy(), ""},
+			{"known groups", gatehouse.JITPolicy{DefaultGroups: []string{"everyone"},
+				GroupSync: gatehouse.GroupSync{Enabled: true, Mapping: map[string]string{"x": "Sales"}}}, ""},
+			{"domains", gatehouse.JITPolicy{AllowedDomains: &[]string{"partner.io", "Sub.Example.COM"}}, ""},
+			{"unknown default group", gatehouse.JITPolicy{DefaultGroups: []string{"Nope"}}, "jit.default_groups"},
+			{"unknown sync target", gatehouse.JITPolicy{GroupSync: gatehouse.GroupSync{Mapping: map[string]string{"x": "Nope"}}}, "jit.group_sync.mapping"},
+			{"empty idp group", gatehouse.JITPolicy{GroupSync: gatehouse.GroupSync{Mapping: map[string]string{" ": "Sales"}}}, "jit.group_sync.mapping"},
+			{"email as domain", gatehouse.JITPolicy{AllowedDomains: &[]string{"@partner.io"}}, "jit.allowed_domains"},
+			{"url as domain", gatehouse.JITPolicy{AllowedDomains: &[]string{"https://partner.io"}}, "jit.allowed_domains"},
+			{"bare label", gatehouse.JITPolicy{AllowedDomains: &[]string{"localhost"}}, "jit.allowed_domains"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				var err error
+				f.view(func(tx gatehouse.Tx) error {
+					err = provision.ValidatePolicy(f.ctx, tx, f.tenant.ID, tt.p)
+					return nil
+				})
+				if tt.wantField == "" {
+					if err != nil {
+						t.Fatal(err)
+					}
+				} else if gatehouse.ErrorCode(err) != gatehouse.EINVALID || gatehouse.ErrorField(err) != tt.wantField {
+					t.Fatalf("err = %v (field %q), want EINVALID on %s", err, gatehouse.ErrorField(err), tt.wantField)
+				}
+			})
+		}
+	})
+}
