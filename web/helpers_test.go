@@ -81,7 +81,7 @@ func (e *env) replica() (*httptest.Server, *Server) {
 	e.t.Cleanup(srv.Close)
 	s, err := NewServer(Config{
 		Store: e.store, Keyring: e.keyring, PublicURL: srv.URL, Dev: true, Logger: quietLogger(), Clock: e.clock,
-		Resolver: provision.New(e.store, provision.Options{Clock: e.clock, Logger: quietLogger()}),
+		Resolver: provision.New(e.store, provision.Options{Clock: e.clock, Logger: quietLogger(), RequestID: RequestIDFromContext}),
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -189,10 +189,13 @@ func (b *browser) abs(u string) string {
 	return u
 }
 
-// get requests u once.
-func (b *browser) get(u string) *result {
+// get requests u once; headers are name, value pairs.
+func (b *browser) get(u string, headers ...string) *result {
 	b.t.Helper()
 	req, _ := http.NewRequest("GET", b.abs(u), nil)
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
 	return b.do(req)
 }
 
@@ -289,4 +292,14 @@ func wantStatus(t *testing.T, r *result, status int, contains ...string) {
 			t.Fatalf("%v: body lacks %q:\n%s", r.Via, s, r.Body)
 		}
 	}
+}
+
+// audit lists the tenant's audit events with action.
+func (e *env) audit(t *gatehouse.Tenant, action string) []*gatehouse.AuditEvent {
+	var out []*gatehouse.AuditEvent
+	e.update(func(ctx context.Context, tx gatehouse.Tx) (err error) {
+		out, _, err = tx.ListAudit(ctx, t.ID, gatehouse.AuditFilter{Action: action}, gatehouse.Page{Limit: 1000})
+		return err
+	})
+	return out
 }

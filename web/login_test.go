@@ -72,6 +72,15 @@ func TestLogin(t *testing.T) {
 						t.Errorf("%s: replay set a session cookie", name)
 					}
 				}
+				n := 0
+				for _, ev := range e.audit(acme, "login.failed") {
+					if ev.Details["reason"] == "flow_replayed" && ev.TargetID == conn.ID {
+						n++
+					}
+				}
+				if n < 2 {
+					t.Errorf("replays audited %d times, want 2", n)
+				}
 			})
 
 			t.Run("flow cookie from another browser is refused", func(t *testing.T) {
@@ -131,8 +140,8 @@ func TestLogin(t *testing.T) {
 				b := e.browser()
 				r := b.get(hint("eve@evil.example"))
 				cb := r.Header.Get("Location")
-				res := b.get(cb)
-				wantStatus(t, res, 403, "it@acme.example", "Reference")
+				res := b.get(cb, "X-Request-Id", "req-refusal-1")
+				wantStatus(t, res, 403, "it@acme.example", "Reference", "req-refusal-1", "does not allow")
 				if setCookie(res.Response, session.CookieName) != nil {
 					t.Error("refusal set a session cookie")
 				}
@@ -143,6 +152,13 @@ func TestLogin(t *testing.T) {
 				}
 				if _, err := e.lookupUser(acme, "eve@evil.example"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					t.Errorf("refused user exists: %v", err)
+				}
+				found := false
+				for _, ev := range e.audit(acme, "login.refused") {
+					found = found || (ev.RequestID == "req-refusal-1" && ev.Details["reason"] == "domain_not_allowed")
+				}
+				if !found {
+					t.Error("no login.refused audit event with the page's reference")
 				}
 			})
 

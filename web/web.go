@@ -147,7 +147,22 @@ func NewServer(cfg Config) (*Server, error) {
 // Sessions returns the session manager the handler uses.
 func (s *Server) Sessions() *session.Manager { return s.sessions }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+// ServeHTTP serves the request with its request id in the context, so
+// provisioning's audit events carry the reference the page shows (wire
+// provision.Options.RequestID to RequestIDFromContext).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := context.WithValue(r.Context(), requestIDKey{}, requestID(r))
+	s.handler.ServeHTTP(w, r.WithContext(ctx))
+}
+
+type requestIDKey struct{}
+
+// RequestIDFromContext returns the request id of a request served by this
+// package's handler, or "".
+func RequestIDFromContext(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
