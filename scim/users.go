@@ -1,0 +1,455 @@
+package scim
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// Attributes of the User document that Gatehouse keeps in its own fields;
+// every other core attribute is kept as sent in
+// User.Attributes[SchemaUser], and the enterprise extension in
+// User.Attributes[SchemaEnterprise].
+var userOwned = map[string]bool{
+	"schemas": true, "id": true, "externalId": true, "meta": true, "userName": true,
+	"displayName": true, "active": true, "password": true, "groups": true, SchemaEnterprise: true,
+}
+
+// userDoc renders a user. groups are its SCIM-managed memberships (nil
+// when the projection does not want them).
+func (s *Server) userDoc(u *gatehouse.User, groups []*gatehouse.Membership) map[string]any {
+	doc := map[string]any{}
+	if extras, ok := u.Attributes[SchemaUser].(map[string]any); ok {
+		for k, v := range extras {
+			if !userOwned[k] {
+				doc[k] = deepCopy(v)
+			}
+		}
+	}
+	schemas := []any{SchemaUser}
+	if ent, ok := u.Attributes[SchemaEnterprise].(map[string]any); ok && len(ent) > 0 {
+		doc[SchemaEnterprise] = deepCopy(ent)
+		schemas = append(schemas, SchemaEnterprise)
+	}
+	doc["schemas"] = schemas
+	doc["id"] = u.ID
+	doc["userName"] = u.Username
+	if u.ExternalID != "" {
+		doc["externalId"] = u.ExternalID
+	}
+	if u.DisplayName != "" {
+		doc["displayName"] = u.DisplayName
+	}
+	doc["active"] = u.Status == gatehouse.StatusActive
+	name, _ := doc["name"].(map[string]any)
+	if name == nil {
+		name = map[string]any{}
+	}
+	setOrDelete(name, "givenName", u.GivenName)
+	setOrDelete(name, "familyName", u.FamilyName)
+	if len(name) > 0 {
+		doc["name"] = name
+	} else {
+		delete(doc, "name")
+	}
+	// The emails as last sent are shown while their primary is still the
+	// user's email; when someone else changed the email, the email wins.
+	emails, _ := doc["emails"].([]any)
+	if u.Email == "" || !strings.EqualFold(primaryEmailOf(emails), u.Email) {
+		delete(doc, "emails")
+		if u.Email != "" {
+			doc["emails"] = []any{map[string]any{"value": u.Email, "type": "work", "primary": true}}
+		}
+	}
+	if groups != nil {
+		list := make([]any, 0, len(groups))
+		for _, m := range groups {
+			list = append(list, map[string]any{"value": m.GroupID, "$ref": s.location(groupType, m.GroupID), "type": "direct"})
+		}
+		if len(list) > 0 {
+			doc["groups"] = list
+		}
+	}
+	doc["meta"] = s.meta(userType, u.ID, u.CreatedAt, u.UpdatedAt, u.Version)
+	return doc
+}
+
+func setOrDelete(m map[string]any, k, v string) {
+	if v == "" {
+		delete(m, k)
+	} else {
+		m[k] = v
+	}
+}
+
+// primaryEmailOf returns the primary email of a SCIM emails list, else the
+// first with a value (RFC 7643 §4.1.2: at most one is primary).
+func primaryEmailOf(emails []any) string {
+	first := ""
+	for _, e := range emails {
+		m, _ := e.(map[string]any)
+		v := strings.TrimSpace(getString(m, "value"))
+		if v == "" {
+			continue
+		}
+		if p, _ := m["primary"].(bool); p {
+			return v
+		}
+		if first == "" {
+			first = v
+		}
+	}
+	return first
+}
+
+// userFromDoc applies a full canonical User document to u: what the
+// document lacks is cleared (PUT replaces, RFC 7644 §3.5.1), except
+// `active`, which stays true when absent so a client that omits it cannot
+// lock a user out by accident.
+func userFromDoc(doc map[string]any, u *gatehouse.User) error {
+	userName := strings.TrimSpace(getString(doc, "userName"))
+	if userName == "" {
+		return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: typeInvalidValue, Field: "userName", Message: "userName is required."}
+	}
+	if len(userName) > 256 {
+		return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: typeInvalidValue, Field: "userName", Message: "userName is longer than 256 characters."}
+	}
+	email := primaryEmailOf(getList(doc, "emails"))
+	if email != "" && !gatehouse.ValidEmail(email) {
+		return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: typeInvalidValue, Field: "emails", Message: "The primary email is not a valid email address."}
+	}
+	if email == "" && gatehouse.ValidEmail(userName) {
+		email = userName
+	}
+	u.Username = userName
+	u.Email = email
+	u.ExternalID = strings.TrimSpace(getString(doc, "externalId"))
+	u.DisplayName = getString(doc, "displayName")
+	name := getMap(doc, "name")
+	u.GivenName = getString(name, "givenName")
+	u.FamilyName = getString(name, "familyName")
+	active, ok := doc["active"].(bool)
+	if !ok {
+		active = true
+	}
+	if active {
+		u.Status = gatehouse.StatusActive
+	} else {
+		u.Status = gatehouse.StatusDeactivated
+	}
+	extras := map[string]any{}
+	for k, v := range doc {
+		if !userOwned[k] {
+			extras[k] = v
+		}
+	}
+	attrs := map[string]any{}
+	for k, v := range u.Attributes {
+		attrs[k] = v
+	}
+	delete(attrs, SchemaUser)
+	delete(attrs, SchemaEnterprise)
+	if len(extras) > 0 {
+		attrs[SchemaUser] = extras
+	}
+	if ent := getMap(doc, SchemaEnterprise); len(ent) > 0 {
+		attrs[SchemaEnterprise] = ent
+	}
+	if len(attrs) == 0 {
+		attrs = nil
+	}
+	u.Attributes = attrs
+	return nil
+}
+
+// scimMemberships lists the memberships SCIM manages for a user.
+func scimMemberships(ctx context.Context, tx gatehouse.Tx, tenantID, userID string) ([]*gatehouse.Membership, error) {
+	all, err := tx.ListUserMemberships(ctx, tenantID, userID)
+	if err != nil {
+		return nil, err
+	}
+	out := []*gatehouse.Membership{}
+	for _, m := range all {
+		if m.ManagedBy == gatehouse.ManagedBySCIM {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+func userPayload(u *gatehouse.User) map[string]any { return map[string]any{"user": u} }
+
+// createUser creates a user, or adopts the matching user that JIT, an
+// admin or an import created (same userName, else same email) and that no
+// SCIM client manages yet: the client gets 201 with the existing id, so
+// neither a duplicate nor a 409 results (see docs/scim.md).
+func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, proj projection) (*result, error) {
+	doc, err := canonicalize(userType, raw)
+	if err != nil {
+		return nil, err
+	}
+	var u *gatehouse.User
+	status := http.StatusCreated
+	err = s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		u = &gatehouse.User{TenantID: c.tenantID, Source: gatehouse.SourceSCIM}
+		if err := userFromDoc(doc, u); err != nil {
+			return err
+		}
+		existing, err := s.adoptable(ctx, tx, c.tenantID, u)
+		if err != nil {
+			return err
+		}
+		if existing != nil {
+			prev := existing.Source
+			wasActive := existing.Active()
+			existing.Source = gatehouse.SourceSCIM
+			if err := userFromDoc(doc, existing); err != nil {
+				return err
+			}
+			if err := tx.UpdateUser(ctx, existing); err != nil {
+				if gatehouse.IsCode(err, gatehouse.EPRECONDITION) {
+					return gatehouse.Errorf(gatehouse.ECONFLICT, "This userName was provisioned concurrently.")
+				}
+				return err
+			}
+			if err := s.endSessionsIfDeactivated(ctx, tx, wasActive, existing); err != nil {
+				return err
+			}
+			u = existing
+			return s.record(ctx, tx, c, "scim.user.adopted", "user", u.ID,
+				map[string]any{"previous_source": prev, "external_id": u.ExternalID, "username": u.Username}, "user.updated", userPayload(u))
+		}
+		u.ID = gatehouse.NewID("usr")
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, c, "scim.user.created", "user", u.ID,
+			map[string]any{"username": u.Username, "external_id": u.ExternalID}, "user.created", userPayload(u))
+	})
+	if err != nil {
+		return nil, uniquenessError(err)
+	}
+	out := proj.apply(userType, s.userDoc(u, []*gatehouse.Membership{}))
+	return &result{status: status, doc: out, version: u.Version, location: s.location(userType, u.ID)}, nil
+}
+
+// adoptable finds the user a SCIM create should take over, nil when it
+// should create one, or a uniqueness error when the matching user is
+// already managed by SCIM or is a tombstone.
+func (s *Server) adoptable(ctx context.Context, tx gatehouse.Tx, tenantID string, want *gatehouse.User) (*gatehouse.User, error) {
+	existing, err := tx.GetUserByUsername(ctx, tenantID, want.Username)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) && want.Email != "" {
+		existing, err = tx.GetUserByEmail(ctx, tenantID, want.Email)
+	}
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if existing.DeletedAt != nil {
+		return nil, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "userName",
+			Message: "A deleted user holds this userName or email; an administrator must purge it first."}
+	}
+	if existing.Source == gatehouse.SourceSCIM || existing.ExternalID != "" {
+		return nil, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "userName",
+			Message: "A user with this userName or email already exists."}
+	}
+	return existing, nil
+}
+
+// uniquenessError words a store conflict for the SCIM client.
+func uniquenessError(err error) error {
+	var e *gatehouse.Error
+	if gatehouse.IsCode(err, gatehouse.ECONFLICT) && asError(err, &e) && e.Field != "" && !strings.Contains(e.Message, "userName") {
+		field := map[string]string{"username": "userName", "email": "emails", "external_id": "externalId", "name": "displayName"}[e.Field]
+		if field == "" {
+			field = e.Field
+		}
+		return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: field, Message: "Another resource already has this " + field + ".", Err: err}
+	}
+	return err
+}
+
+// endSessionsIfDeactivated ends a user's sessions, in the same transaction,
+// when the change took away its right to sign in.
+func (s *Server) endSessionsIfDeactivated(ctx context.Context, tx gatehouse.Tx, wasActive bool, u *gatehouse.User) error {
+	if u.Status != gatehouse.StatusDeactivated {
+		return nil
+	}
+	n, err := tx.DeleteUserSessions(ctx, u.TenantID, u.ID)
+	if err != nil {
+		return err
+	}
+	if wasActive || n > 0 {
+		s.log.InfoContext(ctx, "scim: user deactivated", "tenant_id", u.TenantID, "user_id", u.ID, "sessions_ended", n)
+	}
+	return nil
+}
+
+func (s *Server) getUser(ctx context.Context, c *caller, id string, pc precond, proj projection) (*result, error) {
+	var u *gatehouse.User
+	var groups []*gatehouse.Membership
+	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		if u, err = tx.GetUser(ctx, c.tenantID, id); err != nil {
+			return err
+		}
+		if proj.wants(userType, "groups") {
+			groups, err = scimMemberships(ctx, tx, c.tenantID, id)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := pc.check(u.Version, true); err != nil {
+		return nil, err
+	}
+	return &result{status: http.StatusOK, doc: proj.apply(userType, s.userDoc(u, groups)), version: u.Version}, nil
+}
+
+// modifyUser runs PUT (replace) or PATCH on a user. Both go through the
+// same document: PATCH edits the rendered user, then the result is read
+// back exactly like a PUT body.
+func (s *Server) modifyUser(ctx context.Context, c *caller, id string, patch bool, raw map[string]any, pc precond, proj projection) (*result, error) {
+	var u *gatehouse.User
+	var groups []*gatehouse.Membership
+	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		cur, err := tx.GetUser(ctx, c.tenantID, id)
+		if err != nil {
+			return err
+		}
+		if err := pc.check(cur.Version, false); err != nil {
+			return err
+		}
+		if groups, err = scimMemberships(ctx, tx, c.tenantID, id); err != nil {
+			return err
+		}
+		var doc map[string]any
+		if patch {
+			doc = s.userDoc(cur, groups)
+			if err := s.applyPatch(userType, doc, raw); err != nil {
+				return err
+			}
+		} else if doc, err = canonicalize(userType, raw); err != nil {
+			return err
+		}
+		next := *cur
+		if err := userFromDoc(doc, &next); err != nil {
+			return err
+		}
+		if userUnchanged(cur, &next) {
+			u = cur
+			return nil
+		}
+		if err := tx.UpdateUser(ctx, &next); err != nil {
+			return err
+		}
+		u = &next
+		if err := s.endSessionsIfDeactivated(ctx, tx, cur.Active(), u); err != nil {
+			return err
+		}
+		action, event := "scim.user.updated", "user.updated"
+		switch {
+		case cur.Status != gatehouse.StatusDeactivated && u.Status == gatehouse.StatusDeactivated:
+			action, event = "scim.user.deactivated", "user.deactivated"
+		case cur.Status != gatehouse.StatusActive && u.Status == gatehouse.StatusActive:
+			action, event = "scim.user.reactivated", "user.reactivated"
+		}
+		return s.record(ctx, tx, c, action, "user", u.ID, map[string]any{"changed": userChanges(cur, u)}, event, userPayload(u))
+	})
+	if err != nil {
+		return nil, uniquenessError(err)
+	}
+	if !proj.wants(userType, "groups") {
+		groups = nil
+	}
+	return &result{status: http.StatusOK, doc: proj.apply(userType, s.userDoc(u, groups)), version: u.Version}, nil
+}
+
+// userChanges names the fields a change touched, for the audit log.
+func userChanges(a, b *gatehouse.User) []string {
+	var out []string
+	add := func(name string, changed bool) {
+		if changed {
+			out = append(out, name)
+		}
+	}
+	add("username", a.Username != b.Username)
+	add("email", a.Email != b.Email)
+	add("external_id", a.ExternalID != b.ExternalID)
+	add("display_name", a.DisplayName != b.DisplayName)
+	add("given_name", a.GivenName != b.GivenName)
+	add("family_name", a.FamilyName != b.FamilyName)
+	add("status", a.Status != b.Status)
+	add("attributes", !reflect.DeepEqual(normalizeJSON(a.Attributes), normalizeJSON(b.Attributes)))
+	return out
+}
+
+// userUnchanged: IdPs resend unchanged values often; a no-op keeps the
+// version (and the ETag) as it is and writes nothing.
+func userUnchanged(a, b *gatehouse.User) bool { return len(userChanges(a, b)) == 0 }
+
+func (s *Server) deleteUser(ctx context.Context, c *caller, id string, pc precond) (*result, error) {
+	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		u, err := tx.GetUser(ctx, c.tenantID, id)
+		if err != nil {
+			return err
+		}
+		if err := pc.check(u.Version, false); err != nil {
+			return err
+		}
+		// DeleteUser leaves a tombstone (GET answers 404, JIT will not
+		// re-create the user) and ends its sessions in this transaction.
+		if err := tx.DeleteUser(ctx, c.tenantID, id); err != nil {
+			return err
+		}
+		if _, err := tx.DeleteUserSessions(ctx, c.tenantID, id); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, c, "scim.user.deleted", "user", id, map[string]any{"username": u.Username}, "user.deleted", map[string]any{"user_id": id})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &result{status: http.StatusNoContent}, nil
+}
+
+// create, get, modify and remove route by resource type.
+
+func (s *Server) create(ctx context.Context, c *caller, rt *resourceType, raw map[string]any, q url.Values) (*result, error) {
+	proj, err := projectionFromQuery(q)
+	if err != nil {
+		return nil, err
+	}
+	if rt == userType {
+		return s.createUser(ctx, c, raw, proj)
+	}
+	return s.createGroup(ctx, c, raw, proj)
+}
+
+func (s *Server) get(ctx context.Context, c *caller, rt *resourceType, id string, pc precond, proj projection) (*result, error) {
+	if rt == userType {
+		return s.getUser(ctx, c, id, pc, proj)
+	}
+	return s.getGroup(ctx, c, id, pc, proj)
+}
+
+func (s *Server) modify(ctx context.Context, c *caller, rt *resourceType, id string, patch bool, raw map[string]any, pc precond, proj projection) (*result, error) {
+	if rt == userType {
+		return s.modifyUser(ctx, c, id, patch, raw, pc, proj)
+	}
+	return s.modifyGroup(ctx, c, id, patch, raw, pc, proj)
+}
+
+func (s *Server) remove(ctx context.Context, c *caller, rt *resourceType, id string, pc precond) (*result, error) {
+	if rt == userType {
+		return s.deleteUser(ctx, c, id, pc)
+	}
+	return s.deleteGroup(ctx, c, id, pc)
+}
