@@ -104,8 +104,7 @@ type Tx interface {
 	ListGroups(ctx context.Context, tenantID string, p Page) ([]*Group, string, error)
 	UpdateGroup(ctx context.Context, g *Group) error
 	DeleteGroup(ctx context.Context, tenantID, id string) error
-	// QueryGroups is QueryUsers for groups (GroupAttr* names). MemberCount
-	// is not filled.
+	// QueryGroups is QueryUsers for groups (GroupAttr* names).
 	QueryGroups(ctx context.Context, tenantID string, q Query) ([]*Group, int, error)
 
 	// Memberships. AddMembership is idempotent for the same manager.

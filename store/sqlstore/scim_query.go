@@ -10,7 +10,6 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -76,7 +75,7 @@ const maxFilterNodes = 500
 // filterSQL compiles filters into conditions of w.
 type filterSQL struct {
 	w         *where
-	table     string // the queried table, for membership subqueries
+	table     string // the queried table or its alias, for membership subqueries
 	cols      map[string]column
 	managedBy string
 	nodes     int
@@ -316,12 +315,12 @@ func (t *tx) QueryUsers(ctx context.Context, tenantID string, q gatehouse.Query)
 func (t *tx) QueryGroups(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.Group, int, error) {
 	w := &where{}
 	w.add(`tenant_id = ?`, tenantID)
-	order, err := compileQuery(w, "groups", groupColumnsByAttr, q)
+	order, err := compileQuery(w, "g", groupColumnsByAttr, q)
 	if err != nil {
 		return nil, 0, err
 	}
 	var total int
-	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM groups`+w.String(), w.args...); err != nil {
+	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM groups g`+w.String(), w.args...); err != nil {
 		return nil, 0, err
 	}
 	list := []*gatehouse.Group{}
@@ -330,28 +329,14 @@ func (t *tx) QueryGroups(ctx context.Context, tenantID string, q gatehouse.Query
 	}
 	page := pageClause(w, q)
 	err = t.each(ctx, func(sc scanner) error {
-		g, err := scanQueryGroup(sc)
+		g, err := scanGroup(sc)
 		if err == nil {
 			list = append(list, g)
 		}
 		return err
-	}, `SELECT `+queryGroupColumns+` FROM groups`+w.String()+order+page, w.args...)
+	}, `SELECT `+groupColumns+` FROM groups g`+w.String()+order+page, w.args...)
 	if err != nil {
 		return nil, 0, err
 	}
 	return list, total, nil
-}
-
-// queryGroupColumns/scanQueryGroup read a group row.
-// TODO(store): switch to groupColumns/scanGroup once groups.go lands.
-const queryGroupColumns = `id, tenant_id, name, external_id, source, created_at, updated_at, version`
-
-func scanQueryGroup(sc scanner) (*gatehouse.Group, error) {
-	var g gatehouse.Group
-	var created, updated int64
-	if err := sc.Scan(&g.ID, &g.TenantID, &g.Name, &g.ExternalID, &g.Source, &created, &updated, &g.Version); err != nil {
-		return nil, fmt.Errorf("scan group: %w", err)
-	}
-	g.CreatedAt, g.UpdatedAt = fromTS(created), fromTS(updated)
-	return &g, nil
 }
