@@ -203,8 +203,8 @@ func Apply(protocol string, m gatehouse.AttributeMapping, raw map[string]any, id
 				continue
 			}
 			if c := convert(field, v); c != nil {
-				if field == FieldEmail && name == claimName && !gatehouse.ValidEmail(c.(string)) {
-					continue // Entra's UPN serves as email only when it is one.
+				if field == FieldEmail && (name == claimName || name == claimUPN) && !gatehouse.ValidEmail(c.(string)) {
+					continue // a UPN serves as email only when it is an address
 				}
 				set(id, field, c)
 				break
