@@ -1,0 +1,349 @@
+// Package op makes Gatehouse an OpenID Connect provider for the apps of each
+// tenant: discovery, JWKS, authorize (code flow, PKCE S256), token
+// (authorization_code, refresh_token with rotation and reuse detection,
+// client_credentials), userinfo, introspection (RFC 7662), revocation
+// (RFC 7009), RP-initiated logout with back-channel logout, and a
+// forward-auth endpoint for reverse proxies.
+//
+// # Design
+//
+// The protocol is zitadel/oidc's certified `op` package. One op.Provider
+// serves every tenant: the issuer is `{public_url}/t/{slug}`, computed per
+// request from the tenant this package resolved from the path, and the
+// provider's router sees the request with the `/t/{slug}` prefix stripped
+// (its endpoints are relative to the issuer). Tenant, client and browser
+// state for the request travel in a *reqState in the request context, so
+// the storage (storage.go) answers for exactly one tenant: nothing crosses
+// tenants, and a token of another tenant is "not found".
+//
+// zitadel's router is never exposed as such: only the paths in Patterns
+// reach it, the grants it offers beyond ours (implicit, JWT bearer, token
+// exchange, device code) are refused before it sees them, and the
+// discovery document is ours (discovery.go), so it advertises exactly what
+// is supported.
+//
+// Sign-in is not here: an authorize request is stored, then the browser
+// goes to the resume endpoint (resume.go), which uses the browser session
+// of package session, or sends the browser to the tenant's login
+// (/t/{slug}/login?return_to=<resume>) and resumes after it.
+package op
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/secret"
+	"github.com/rs/cors"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+)
+
+// Sessions is what the provider needs from the browser session manager
+// (*session.Manager implements it).
+type Sessions interface {
+	// Current returns the browser's valid session at tenantID and its
+	// active user, or an error (EUNAUTHORIZED when there is none).
+	Current(ctx context.Context, r *http.Request, tenantID string) (*gatehouse.Session, *gatehouse.User, error)
+	// End deletes the browser's session and clears its cookie.
+	End(ctx context.Context, w http.ResponseWriter, r *http.Request) error
+}
+
+// Server defaults; an app may set its own access and refresh token
+// lifetimes (App.AccessTokenTTL, App.RefreshTokenTTL).
+const (
+	DefaultAccessTokenTTL  = time.Hour
+	DefaultRefreshTokenTTL = 30 * 24 * time.Hour
+	DefaultIDTokenTTL      = time.Hour
+	// DefaultKeyRotation: a tenant's signing key older than this is
+	// rotated the next time it signs.
+	DefaultKeyRotation = 90 * 24 * time.Hour
+	// authRequestTTL bounds the time from /authorize to the end of the
+	// login; codeTTL the time from the code to its exchange (RFC 6749
+	// section 4.1.2 recommends at most 10 minutes).
+	authRequestTTL = 30 * time.Minute
+	codeTTL        = 2 * time.Minute
+)
+
+// Config configures the provider.
+type Config struct {
+	Store   gatehouse.Store
+	Keyring *secret.Keyring
+	// PublicURL is the external base URL, without a trailing slash.
+	PublicURL string
+	Logger    *slog.Logger
+	Clock     gatehouse.Clock
+	// Dev allows http redirect URIs for public clients.
+	Dev      bool
+	Sessions Sessions
+	// HTTPClient posts back-channel logout tokens to apps; it should
+	// enforce the outbound policy (package outbound). Default: a plain
+	// client with a 5-second timeout.
+	HTTPClient *http.Client
+	// Zero values mean the defaults above.
+	AccessTokenTTL, RefreshTokenTTL, IDTokenTTL, KeyRotation time.Duration
+}
+
+// Patterns are the Go 1.22 ServeMux patterns the handler serves; the server
+// mounts the handler on each. None collides with the web package's
+// /t/{tenant}/login, /t/{tenant}/logout and /t/{tenant}/{$}.
+var Patterns = []string{
+	"/t/{tenant}/.well-known/openid-configuration",
+	"/t/{tenant}/jwks",
+	"/t/{tenant}/authorize",
+	"/t/{tenant}/authorize/resume",
+	"/t/{tenant}/token",
+	"/t/{tenant}/userinfo",
+	"/t/{tenant}/introspect",
+	"/t/{tenant}/revoke",
+	"/t/{tenant}/end_session",
+	"/t/{tenant}/forward-auth",
+}
+
+// Endpoint paths relative to the issuer.
+const (
+	pathAuthorize = "authorize"
+	pathResume    = "authorize/resume"
+	pathToken     = "token"
+	pathUserinfo  = "userinfo"
+	pathIntrospec = "introspect"
+	pathRevoke    = "revoke"
+	pathEndSess   = "end_session"
+	pathJWKS      = "jwks"
+)
+
+// Provider is the OpenID provider of every tenant.
+type Provider struct {
+	cfg      Config
+	store    gatehouse.Store
+	clock    gatehouse.Clock
+	log      *slog.Logger
+	base     string // public URL without trailing slash
+	basePath string // its path part
+	zitadel  *zop.Provider
+	storage  *storage
+	keys     *keyCache
+	mux      *http.ServeMux
+}
+
+// New returns the provider's handler (a *Provider).
+func New(cfg Config) (http.Handler, error) { return NewProvider(cfg) }
+
+// NewProvider is New with the concrete type, for tests and wiring that
+// call its methods.
+func NewProvider(cfg Config) (*Provider, error) {
+	if cfg.Store == nil || cfg.Keyring == nil || cfg.Sessions == nil {
+		return nil, errors.New("op: Store, Keyring and Sessions are required")
+	}
+	u, err := url.Parse(cfg.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("op: PublicURL must be an absolute http(s) URL")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = gatehouse.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+	}
+	if cfg.AccessTokenTTL <= 0 {
+		cfg.AccessTokenTTL = DefaultAccessTokenTTL
+	}
+	if cfg.RefreshTokenTTL <= 0 {
+		cfg.RefreshTokenTTL = DefaultRefreshTokenTTL
+	}
+	if cfg.IDTokenTTL <= 0 {
+		cfg.IDTokenTTL = DefaultIDTokenTTL
+	}
+	if cfg.KeyRotation <= 0 {
+		cfg.KeyRotation = DefaultKeyRotation
+	}
+	p := &Provider{
+		cfg: cfg, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
+		base:     strings.TrimRight(cfg.PublicURL, "/"),
+		basePath: strings.TrimRight(u.Path, "/"),
+	}
+	p.keys = newKeyCache(cfg.Store, cfg.Keyring, cfg.Clock, cfg.KeyRotation, cfg.IDTokenTTL)
+	p.storage = &storage{p: p}
+
+	var cryptoKey [32]byte
+	// Access tokens and codes are zitadel's AES-GCM encryption of their id
+	// under this key; every replica derives the same one from the root key.
+	copy(cryptoKey[:], cfg.Keyring.DeriveKey("op token encryption"))
+	zcfg := &zop.Config{
+		CryptoKey:                         cryptoKey,
+		CodeMethodS256:                    true,
+		AuthMethodPost:                    true,
+		GrantTypeRefreshToken:             true,
+		SupportedUILocales:                []language.Tag{language.English},
+		SupportedScopes:                   supportedScopes,
+		SupportedClaims:                   supportedClaims,
+		BackChannelLogoutSupported:        true,
+		BackChannelLogoutSessionSupported: true,
+	}
+	algs := []string{"RS256", "ES256", "EdDSA"}
+	opts := []zop.Option{
+		zop.WithCustomEndpoints(
+			zop.NewEndpoint(pathAuthorize), zop.NewEndpoint(pathToken), zop.NewEndpoint(pathUserinfo),
+			zop.NewEndpoint(pathRevoke), zop.NewEndpoint(pathEndSess), zop.NewEndpoint(pathJWKS)),
+		zop.WithCustomIntrospectionEndpoint(zop.NewEndpoint(pathIntrospec)),
+		zop.WithIDTokenHintVerifierOpts(zop.WithSupportedIDTokenHintSigningAlgorithms(algs...)),
+		zop.WithAccessTokenVerifierOpts(zop.WithSupportedAccessTokenSigningAlgorithms(algs...)),
+		// The token endpoints are for any origin (SPAs), but never with
+		// credentials: no endpoint behind this router reads cookies from
+		// a cross-origin script.
+		zop.WithCORSOptions(&cors.Options{
+			AllowOriginFunc:  func(string) bool { return true },
+			AllowedMethods:   []string{http.MethodGet, http.MethodPost},
+			AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept"},
+			AllowCredentials: false,
+		}),
+	}
+	if u.Scheme == "http" {
+		opts = append(opts, zop.WithAllowInsecure())
+	}
+	zp, err := zop.NewProvider(zcfg, p.storage, func(bool) (zop.IssuerFromRequest, error) {
+		return func(r *http.Request) string { return stateFrom(r.Context()).issuer }, nil
+	}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.zitadel = zp
+
+	mux := http.NewServeMux()
+	for _, pat := range Patterns {
+		mux.Handle(pat, p.tenantHandler(p.route))
+	}
+	p.mux = mux
+	return p, nil
+}
+
+// ServeHTTP serves the paths in Patterns.
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
+
+// reqState is the per-request state shared by the handlers and the
+// storage: the tenant, its issuer, the client the request authenticated
+// as (for the ID token's signing algorithm), and the browser round trip
+// (for end_session).
+type reqState struct {
+	tenant *gatehouse.Tenant
+	issuer string
+	client *client
+	w      http.ResponseWriter
+	r      *http.Request
+}
+
+type stateKey struct{}
+
+func stateFrom(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	if st == nil {
+		// Outside a request (a bug): an empty state fails every lookup.
+		return &reqState{tenant: &gatehouse.Tenant{}}
+	}
+	return st
+}
+
+// tenantHandler resolves {tenant} (its slug: the issuer is canonical) and
+// puts the request state in the context.
+func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Request, rest string)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slug := r.PathValue("tenant")
+		var t *gatehouse.Tenant
+		err := p.store.View(r.Context(), func(tx gatehouse.Tx) error {
+			var err error
+			t, err = tx.GetTenantBySlug(r.Context(), slug)
+			return err
+		})
+		if err != nil || t.Slug != slug {
+			if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				p.log.ErrorContext(r.Context(), "op: load tenant", "err", err)
+				http.Error(w, "Internal error.", http.StatusInternalServerError)
+				return
+			}
+			http.NotFound(w, r)
+			return
+		}
+		st := &reqState{tenant: t, issuer: p.issuer(t), w: w}
+		ctx := context.WithValue(r.Context(), stateKey{}, st)
+		ctx = zop.ContextWithIssuer(ctx, st.issuer)
+		r = r.WithContext(ctx)
+		st.r = r
+		prefix := p.basePathOf(r) + "/t/" + slug
+		rest := strings.TrimPrefix(r.URL.Path, prefix)
+		next(w, r, rest)
+	})
+}
+
+// basePathOf: the mux matched the path without the public URL's base path
+// (the server strips it) or with it; either way the tenant prefix follows.
+func (p *Provider) basePathOf(r *http.Request) string {
+	if p.basePath != "" && strings.HasPrefix(r.URL.Path, p.basePath+"/t/") {
+		return p.basePath
+	}
+	return ""
+}
+
+// issuer is the tenant's issuer identifier.
+func (p *Provider) issuer(t *gatehouse.Tenant) string { return p.base + "/t/" + t.Slug }
+
+// allowedGrants are the grant types the token endpoint accepts; zitadel's
+// router would offer more (JWT bearer, token exchange, device code).
+var allowedGrants = map[string]bool{"authorization_code": true, "refresh_token": true, "client_credentials": true}
+
+// route dispatches one tenant's request: our own endpoints here, the
+// protocol endpoints to zitadel with the tenant prefix stripped.
+func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
+	switch rest {
+	case "/.well-known/openid-configuration":
+		p.discovery(w, r)
+		return
+	case "/authorize/resume":
+		p.resume(w, r)
+		return
+	case "/forward-auth":
+		p.forwardAuth(w, r)
+		return
+	case "/end_session":
+		p.endSession(w, r)
+		return
+	case "/authorize":
+		// Only the code flow: the response types of the implicit and
+		// hybrid flows are refused by the client (ResponseTypes), and a
+		// Request Object is not supported.
+	case "/token":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := r.ParseForm(); err != nil || !allowedGrants[r.PostForm.Get("grant_type")] {
+			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
+			return
+		}
+	case "/revoke", "/introspect":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+			return
+		}
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path = rest
+	r2.URL.RawPath = ""
+	p.zitadel.ServeHTTP(w, r2)
+}
+
+func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(`{"error":"` + code + `","error_description":"` + desc + `"}`))
+}

@@ -1,0 +1,159 @@
+package op
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// publicSID is the session's "sid" claim (OIDC Front/Back-Channel Logout):
+// derived from the session id, which is itself the digest of the cookie
+// token, so neither the token nor the store key leaves the server.
+func publicSID(sessionID string) string {
+	d := sha256.Sum256([]byte("gatehouse sid " + sessionID))
+	return base64.RawURLEncoding.EncodeToString(d[:18])
+}
+
+// resume continues a stored authorize request: GET
+// /t/{tenant}/authorize/resume?id=... It is where zitadel sends the
+// browser after storing the request (client.LoginURL), and where the login
+// returns to (return_to). With a fitting browser session it answers the
+// app (a code on its redirect URI); otherwise it sends the browser to the
+// tenant's login, or answers login_required for prompt=none.
+func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	st := stateFrom(ctx)
+	ar, err := p.storage.authRequest(ctx, r.URL.Query().Get("id"))
+	if err != nil {
+		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			p.log.ErrorContext(ctx, "op: load auth request", "err", err)
+		}
+		p.page(w, http.StatusBadRequest, st.tenant, "This sign-in link has expired",
+			"The sign-in request has expired or was already used. Go back to the app and sign in again.")
+		return
+	}
+	c, err := p.storage.loadClient(ctx, ar.row.ClientID)
+	if err != nil {
+		p.page(w, http.StatusBadRequest, st.tenant, "Unknown app", "This app is not registered (any more).")
+		return
+	}
+	sess, user, err := p.cfg.Sessions.Current(ctx, r, st.tenant.ID)
+	if err != nil && !gatehouse.IsCode(err, gatehouse.EUNAUTHORIZED) {
+		p.log.ErrorContext(ctx, "op: current session", "err", err)
+		p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
+		return
+	}
+	if err != nil || p.needsLogin(ar, c.app, sess, user) {
+		if slices.Contains(ar.p.Prompt, oidc.PromptNone) {
+			// OpenID Connect Core section 3.1.2.6: prompt=none never
+			// shows a page.
+			zop.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.zitadel)
+			return
+		}
+		http.Redirect(w, r, p.loginURL(st.tenant, ar, c.app), http.StatusFound)
+		return
+	}
+	if !groupAllowed(c.app, user) {
+		err := p.store.Update(ctx, func(tx gatehouse.Tx) error {
+			return audit(ctx, tx, p.clock.Now().UTC(), "oidc.access_denied", "user", user.ID,
+				map[string]any{"client_id": c.app.ClientID, "reason": "not_in_allowed_groups"})
+		})
+		if err != nil {
+			p.log.ErrorContext(ctx, "op: audit refusal", "err", err)
+		}
+		p.notAllowed(w, st.tenant, c.app, user)
+		return
+	}
+	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
+	if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
+		p.log.ErrorContext(ctx, "op: complete auth request", "err", err)
+		p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
+		return
+	}
+	// First-party apps: no consent screen; answer the app at once.
+	zop.AuthResponse(ar, p.zitadel, w, r)
+}
+
+// needsLogin reports whether the browser's session cannot answer ar. A
+// login that happened after the request was created always can: it is the
+// re-authentication that prompt=login and max_age ask for.
+func (p *Provider) needsLogin(ar *authRequest, app *gatehouse.App, sess *gatehouse.Session, user *gatehouse.User) bool {
+	fresh := !sess.AuthTime.Before(ar.row.CreatedAt)
+	if slices.Contains(ar.p.Prompt, oidc.PromptLogin) && !fresh {
+		return true
+	}
+	// max_age (OpenID Connect Core section 3.1.2.1): seconds since the
+	// user last actively authenticated.
+	if ar.p.MaxAge != nil && !fresh && p.clock.Now().Sub(sess.AuthTime) > time.Duration(*ar.p.MaxAge)*time.Second {
+		return true
+	}
+	// An app limited to some connections accepts only sessions that
+	// signed in through one of them.
+	if len(app.AllowedConnections) > 0 && !slices.Contains(app.AllowedConnections, sess.ConnectionID) {
+		return true
+	}
+	// id_token_hint names another user than the signed-in one.
+	if ar.p.HintSubject != "" && ar.p.HintSubject != user.ID {
+		return true
+	}
+	return false
+}
+
+// loginURL is the tenant's login page, returning to the resume endpoint.
+// An app limited to one connection goes straight to it.
+func (p *Provider) loginURL(t *gatehouse.Tenant, ar *authRequest, app *gatehouse.App) string {
+	tpath := p.basePath + "/t/" + url.PathEscape(t.Slug)
+	v := url.Values{"return_to": {tpath + "/" + pathResume + "?" + url.Values{"id": {ar.row.ID}}.Encode()}}
+	if ar.p.LoginHint != "" {
+		v.Set("login_hint", ar.p.LoginHint)
+	}
+	if len(app.AllowedConnections) == 1 {
+		v.Set("connection", app.AllowedConnections[0])
+	}
+	return tpath + "/login?" + v.Encode()
+}
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;padding:0 1rem;color:#222}h1{font-size:1.4rem}p{line-height:1.5}.muted{color:#666}</style>
+</head><body>
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
+{{if .Contact}}<p class="muted">If you think this is a mistake, ask {{.Contact}}.</p>{{end}}
+{{if .Tenant}}<p class="muted">{{.Tenant}}</p>{{end}}
+</body></html>
+`))
+
+// page answers with a small HTML page.
+func (p *Provider) page(w http.ResponseWriter, status int, t *gatehouse.Tenant, title, msg string) {
+	data := map[string]string{"Title": title, "Message": msg}
+	if t != nil {
+		data["Tenant"], data["Contact"] = t.Name, t.SupportContact
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := pageTmpl.Execute(w, data); err != nil {
+		p.log.Error("op: render page", "err", err)
+	}
+}
+
+// notAllowed is the clear refusal for a user outside the app's allowed
+// groups: 403, no redirect to the app.
+func (p *Provider) notAllowed(w http.ResponseWriter, t *gatehouse.Tenant, app *gatehouse.App, u *gatehouse.User) {
+	who := u.Email
+	if who == "" {
+		who = u.Username
+	}
+	p.page(w, http.StatusForbidden, t, "You are not allowed to use "+app.Name,
+		"You are signed in as "+who+", but "+app.Name+" is only open to members of certain groups, and you are not in any of them.")
+}
