@@ -1,0 +1,115 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/api"
+	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/connector/mock"
+	"github.com/gatehouse-sso/gatehouse/connector/oidc"
+	"github.com/gatehouse-sso/gatehouse/connector/saml"
+	"github.com/gatehouse-sso/gatehouse/outbound"
+	"github.com/gatehouse-sso/gatehouse/provision"
+	"github.com/gatehouse-sso/gatehouse/ratelimit"
+	"github.com/gatehouse-sso/gatehouse/scim"
+	"github.com/gatehouse-sso/gatehouse/session"
+	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
+	"github.com/gatehouse-sso/gatehouse/web"
+)
+
+// registerConnectors makes every protocol available. The mock type is
+// DevOnly: connector.Lookup hides it unless GATEHOUSE_DEV=1.
+func registerConnectors() {
+	oidc.Register()
+	saml.Register()
+	mock.Register()
+}
+
+// replay is the connectors' replay cache: the store's UseOnce, shared by
+// every replica.
+type replay struct{ store gatehouse.Store }
+
+func (r replay) UseOnce(ctx context.Context, key string, expires time.Time) error {
+	return r.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, key, expires) })
+}
+
+// routes builds the application routes on an opened store.
+func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
+	registerConnectors()
+	env := connector.Env{
+		PublicURL: s.cfg.PublicURL,
+		HTTPClient: outbound.NewClient(outbound.Policy{
+			Allow:         s.cfg.OutboundAllow,
+			AllowLoopback: s.cfg.PublicURLIsLoopback(),
+		}),
+		Clock:  s.clock,
+		Replay: replay{st},
+		Logger: s.log,
+		Dev:    s.cfg.Dev,
+	}
+	resolver := provision.New(st, provision.Options{Clock: s.clock, Logger: s.log, RequestID: web.RequestIDFromContext})
+	sessions, err := session.New(session.Config{Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Clock: s.clock, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	login, err := web.New(web.Config{
+		Store: st, Keyring: s.keyring, Resolver: resolver, PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev,
+		Logger: s.log, Clock: s.clock, ConnectorEnv: env, Sessions: sessions,
+	})
+	if err != nil {
+		return nil, err
+	}
+	admin := api.New(api.Config{
+		Store: st, Keyring: s.keyring, SuperuserTokenDigest: s.adminDigest, PublicURL: s.cfg.PublicURL,
+		Dev: s.cfg.Dev, Logger: s.log, Clock: s.clock, ConnectorEnv: env, Provisioner: resolver,
+	})
+	scimHandler := scim.New(scim.Config{Store: st, Clock: s.clock, Logger: s.log, PublicURL: s.cfg.PublicURL})
+
+	perIP := ratelimit.New(s.cfg.RateLimitIP, int(2*s.cfg.RateLimitIP))
+	perTenant := ratelimit.New(s.cfg.RateLimitTenant, int(2*s.cfg.RateLimitTenant))
+	limited := func(h http.Handler) http.Handler {
+		h = perTenant.Middleware(tenantKey, h)
+		return perIP.Middleware(func(r *http.Request) string { return clientIP(r, s.cfg.TrustedProxies).String() }, h)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/login", http.StatusFound)
+	})
+	mux.Handle("/api/v1/", admin)
+	mux.Handle("/scim/v2/", limited(scimHandler))
+	mux.Handle("/t/", limited(login))
+	mux.Handle("/sso/", limited(login))
+	mux.Handle("/login", limited(login))
+	mux.Handle("/logout", login)
+	return mux, nil
+}
+
+// tenantKey is the rate-limit key of a tenant: the tenant in /t/{tenant}/,
+// the connection in /sso/{type}/{id}/ (each belongs to one tenant), the
+// bearer token for SCIM (the tenant comes from it).
+func tenantKey(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/t/"):
+		seg, _, _ := strings.Cut(strings.TrimPrefix(p, "/t/"), "/")
+		return "t:" + seg
+	case strings.HasPrefix(p, "/sso/"):
+		parts := strings.SplitN(strings.TrimPrefix(p, "/sso/"), "/", 3)
+		if len(parts) >= 2 {
+			return "c:" + parts[1]
+		}
+	case strings.HasPrefix(p, "/scim/"):
+		if a := r.Header.Get("Authorization"); a != "" {
+			d := sha256.Sum256([]byte(a))
+			return "s:" + hex.EncodeToString(d[:8])
+		}
+	}
+	return ""
+}
