@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+	"github.com/gatehouse-sso/gatehouse/mapping"
 	"github.com/gatehouse-sso/gatehouse/provision"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
@@ -944,6 +945,81 @@ func TestValidatePolicy(t *testing.T) {
 					t.Fatalf("err = %v (field %q), want EINVALID on %s", err, gatehouse.ErrorField(err), tt.wantField)
 				}
 			})
+		}
+	})
+}
+
+// TestResolveConcurrentReturning: simultaneous logins of a known user whose
+// IdP profile changed update it once; every login succeeds.
+func TestResolveConcurrentReturning(t *testing.T) {
+	const n = 20
+	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+		f := newFixture(t, s)
+		f.link(f.user(f.email("ro"), "ro", gatehouse.SourceJIT, gatehouse.StatusActive), "sub-ro")
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := f.identity("sub-ro", f.email("ro"))
+				id.DisplayName = "Ro Renamed"
+				if res, err := f.resolve(id, provision.Apply); err != nil || res.User.DisplayName != "Ro Renamed" {
+					t.Errorf("login %d: %v %+v", i, err, res)
+				}
+			}()
+		}
+		wg.Wait()
+		var updates int
+		f.view(func(tx gatehouse.Tx) (err error) {
+			updates, err = countAudit(f, tx, "user.updated_from_idp")
+			return err
+		})
+		if updates != 1 {
+			t.Errorf("user.updated_from_idp events = %d, want 1", updates)
+		}
+	})
+}
+
+func countAudit(f *fixture, tx gatehouse.Tx, action string) (int, error) {
+	evs, _, err := tx.ListAudit(f.ctx, f.tenant.ID, gatehouse.AuditFilter{Action: action}, gatehouse.Page{Limit: 1000})
+	return len(evs), err
+}
+
+// TestResolveSAMLAttributes runs a SAML-shaped attribute set (Entra ID
+// claim URIs, multi-valued) through mapping.Apply and Resolve: the
+// resolver does not care which protocol the identity came from.
+func TestResolveSAMLAttributes(t *testing.T) {
+	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+		f := newFixture(t, s)
+		f.conn.Type = gatehouse.ConnSAML
+		f.conn.JIT.GroupSync = gatehouse.GroupSync{Enabled: true, Mapping: map[string]string{"6f1d-guid": "Engineering"}}
+		raw := map[string]any{
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": []any{f.email("Zoe")},
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname":    []any{"Zoe"},
+			"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname":      []any{"Zhang"},
+			"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups":     []any{"6f1d-guid", "other-guid"},
+		}
+		id := f.identity("AAAAAAAA-nameid", "")
+		if err := mapping.Apply(gatehouse.ConnSAML, f.conn.Mapping, raw, id); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.resolve(id, provision.Apply)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := res.User
+		if res.Outcome != provision.OutcomeCreated || u.Username != "zoe" || u.GivenName != "Zoe" || u.FamilyName != "Zhang" ||
+			u.DisplayName != "" || !slices.Equal(u.Groups, []string{"Engineering"}) {
+			t.Errorf("result = %+v user %+v", res, u)
+		}
+		// Without the email attribute the refusal names what was expected.
+		id = f.identity("BBBB-nameid", "")
+		if err := mapping.Apply(gatehouse.ConnSAML, f.conn.Mapping, map[string]any{"uid": []any{"bo"}}, id); err != nil {
+			t.Fatal(err)
+		}
+		_, err = f.resolve(id, provision.Apply)
+		if gatehouse.ErrorReason(err) != provision.ReasonMissingEmail || !strings.Contains(gatehouse.ErrorMessage(err), `"email (or mail)"`) {
+			t.Errorf("err = %v", err)
 		}
 	})
 }
