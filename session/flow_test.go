@@ -195,3 +195,14 @@ func TestClearFlow(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+func TestIdPSessionEncoding(t *testing.T) {
+	for _, s := range []IdPSession{{}, {Index: "idx"}, {Index: "idx", NameID: "ana@acme.com", NameIDFormat: "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"}, {NameID: "x"}} {
+		if got := DecodeIdPSession(s.Encode()); got != s {
+			t.Errorf("%+v → %q → %+v", s, s.Encode(), got)
+		}
+	}
+	if got := DecodeIdPSession("plain-index"); got.Index != "plain-index" || got.NameID != "" {
+		t.Errorf("%+v", got)
+	}
+}

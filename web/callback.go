@@ -92,6 +92,11 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) 
 	}
 	// From here on the flow cookie is spent whatever happens.
 	s.sessions.ClearFlow(w, flow)
+	if !strings.HasPrefix(flow.ID, loginFlowPrefix) {
+		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EINVALID, Reason: session.ReasonFlowMismatch,
+			Message: "This sign-in response does not belong to a sign-in started in this browser. Please start again."}, s.loginPath(t))
+		return
+	}
 	if !c.Enabled && !flow.Test {
 		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "connection_disabled",
 			Message: "This sign-in method was turned off while you were signing in."})
@@ -135,7 +140,13 @@ func (s *Server) finishUnsolicited(w http.ResponseWriter, r *http.Request, t *ga
 		s.fail(w, r, t, err, s.loginPath(t))
 		return
 	}
-	s.complete(w, r, t, c, &connector.Flow{TenantID: t.ID, ConnectionID: c.ID}, ident)
+	flow := &connector.Flow{TenantID: t.ID, ConnectionID: c.ID}
+	// Where an unsolicited login lands is the connection's setting, never
+	// the request's (RelayState is not a URL).
+	if tg, ok := ui.(interface{ IdPInitiatedTarget() string }); ok && ValidReturnTo(tg.IdPInitiatedTarget()) {
+		flow.ReturnTo = tg.IdPInitiatedTarget()
+	}
+	s.complete(w, r, t, c, flow, ident)
 }
 
 // complete provisions the identity and starts the session, or renders the
@@ -177,7 +188,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 		s.fail(w, r, t, err)
 		return
 	}
-	sess, err := s.sessions.Start(ctx, w, t, res.User, c.ID, ident.SessionIndex)
+	sess, err := s.sessions.Start(ctx, w, t, res.User, c.ID, idpSession(c, ident).Encode())
 	if err != nil {
 		s.fail(w, r, t, err)
 		return
@@ -347,4 +358,16 @@ func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Disposition", `inline; filename="gatehouse-`+c.ID+`-metadata.xml"`)
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(md)
+}
+
+// idpSession is what a later single logout needs from this login: for
+// SAML the NameID (as the IdP sent it, with its format) besides the
+// SessionIndex.
+func idpSession(c *gatehouse.Connection, id *gatehouse.Identity) session.IdPSession {
+	out := session.IdPSession{Index: id.SessionIndex}
+	if c.Type == gatehouse.ConnSAML {
+		out.NameID, _ = id.Raw["nameid"].(string)
+		out.NameIDFormat, _ = id.Raw["nameid_format"].(string)
+	}
+	return out
 }

@@ -4,28 +4,30 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/secret"
+	"github.com/gatehouse-sso/gatehouse/session"
 )
 
-// SingleLogout is implemented by connectors that take the IdP's logout
-// messages at /sso/saml/{id}/slo (SAML Single Logout, front channel).
-type SingleLogout interface {
-	// SingleLogout verifies a LogoutRequest or LogoutResponse carried by r.
-	// For a LogoutRequest it returns the IdP session index it ends ("" for
-	// all of the subject's sessions) and the LogoutResponse to send back;
-	// for a LogoutResponse, an empty Action.
-	SingleLogout(ctx context.Context, r *http.Request) (sessionIndex string, answer connector.Action, err error)
+// samlLogout is SP-initiated SAML Single Logout as the SAML connector
+// offers it (saml-profiles §4.4): LogoutRedirect builds the signed
+// LogoutRequest for the session's NameID and SessionIndex; FinishLogout
+// checks the IdP's LogoutResponse at /sso/saml/{id}/slo against the
+// request's ID. relayState is an opaque handle, never a URL.
+type samlLogout interface {
+	LogoutRedirect(ctx context.Context, nameID, nameIDFormat, sessionIndex, relayState string) (redirectURL, requestID string, err error)
+	FinishLogout(ctx context.Context, r *http.Request, requestID string) error
 }
 
-// LogoutStarter is implemented by connectors that can sign the user out at
-// the IdP too (SP-initiated SAML Single Logout), after the local session
-// has ended.
-type LogoutStarter interface {
-	StartLogout(ctx context.Context, s *gatehouse.Session, user *gatehouse.User) (connector.Action, error)
-}
+// Flow ID prefixes: a login flow and a logout flow share the sealed cookie
+// machinery but are never accepted for each other.
+const (
+	loginFlowPrefix  = "flw_"
+	logoutFlowPrefix = "slo_"
+)
 
 // handleLanding: GET /t/{tenant}/ — who is signed in, and sign-out.
 func (s *Server) handleLanding(w http.ResponseWriter, r *http.Request) {
@@ -90,18 +92,19 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	var next *connector.Action
+	next := ""
 	if t != nil {
-		if sess, u, err := s.sessions.Current(ctx, r, t.ID); err == nil && sess.ConnectionID != "" {
-			next = s.idpLogout(ctx, t, sess, u)
+		if sess, _, err := s.sessions.Current(ctx, r, t.ID); err == nil && sess.ConnectionID != "" {
+			next = s.idpLogout(ctx, w, t, sess)
 		}
 	}
 	if err := s.sessions.End(ctx, w, r); err != nil {
 		s.fail(w, r, t, err)
 		return
 	}
-	if next != nil {
-		writeAction(w, r, *next)
+	if next != "" {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, next, http.StatusFound)
 		return
 	}
 	p := &page{Title: "Signed out", Tenant: t, Done: true}
@@ -111,9 +114,16 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	s.render(w, r, http.StatusOK, "logout", p)
 }
 
-// idpLogout asks the session's connector for an IdP logout, when it
-// offers one. Failures only skip the IdP step: the local sign-out happens.
-func (s *Server) idpLogout(ctx context.Context, t *gatehouse.Tenant, sess *gatehouse.Session, u *gatehouse.User) *connector.Action {
+// idpLogout starts a logout at the IdP when the session's connection
+// offers one (SAML SLO with the session's NameID): it seals a logout flow
+// (the LogoutRequest ID, a RelayState handle) into a flow cookie for
+// handleSLO and returns the IdP's URL. Any failure only skips the IdP
+// step: the local sign-out happens regardless.
+func (s *Server) idpLogout(ctx context.Context, w http.ResponseWriter, t *gatehouse.Tenant, sess *gatehouse.Session) string {
+	idp := session.DecodeIdPSession(sess.SessionIndex)
+	if idp.NameID == "" {
+		return ""
+	}
 	var c *gatehouse.Connection
 	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
 		var err error
@@ -121,31 +131,35 @@ func (s *Server) idpLogout(ctx context.Context, t *gatehouse.Tenant, sess *gateh
 		return err
 	})
 	if err != nil || !c.Enabled {
-		return nil
+		return ""
 	}
 	conn, err := s.connector(ctx, c)
 	if err != nil {
-		return nil
+		return ""
 	}
-	ls, ok := conn.(LogoutStarter)
+	sl, ok := conn.(samlLogout)
 	if !ok {
-		return nil
+		return ""
 	}
-	act, err := ls.StartLogout(ctx, sess, u)
+	flow := &connector.Flow{ID: gatehouse.NewID("slo"), TenantID: t.ID, ConnectionID: c.ID,
+		State: secret.NewToken(""), CreatedAt: s.clock.Now().UTC()}
+	u, reqID, err := sl.LogoutRedirect(ctx, idp.NameID, idp.NameIDFormat, idp.Index, flow.State)
 	if err != nil {
-		s.log.WarnContext(ctx, "IdP logout not started", "connection", c.ID, "err", err)
-		return nil
+		// Also the normal answer when the IdP has no SLO endpoint.
+		s.log.DebugContext(ctx, "no IdP logout", "connection", c.ID, "err", err)
+		return ""
 	}
-	if act.RedirectURL == "" && len(act.HTML) == 0 {
-		return nil
+	flow.RequestID = reqID
+	// The LogoutResponse may come back as a cross-site POST.
+	if err := s.sessions.SetFlow(w, flow, true); err != nil {
+		return ""
 	}
-	return &act
+	return u
 }
 
-// handleSLO: GET or POST /sso/saml/{id}/slo — the IdP's logout request or
-// response. A verified request ends this browser's session when it was
-// started through this connection (and, when given, with that session
-// index).
+// handleSLO: GET or POST /sso/saml/{id}/slo — the IdP's LogoutResponse
+// to a logout this browser started. The local session ended already; this
+// only tells the user whether the IdP confirmed.
 func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, c, err := s.callbackConnection(ctx, gatehouse.ConnSAML, r.PathValue("id"))
@@ -158,26 +172,34 @@ func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, t, err)
 		return
 	}
-	sl, ok := conn.(SingleLogout)
+	sl, ok := conn.(samlLogout)
 	if !ok {
 		s.fail(w, r, t, gatehouse.Errorf(gatehouse.ENOTFOUND, "Single logout is not set up for this connection."))
 		return
 	}
-	index, answer, err := sl.SingleLogout(ctx, r)
+	state := r.URL.Query().Get("RelayState")
+	if sf, ok := conn.(connector.FlowStateFinder); ok && r.Method == http.MethodPost {
+		state = sf.FlowState(r)
+	}
+	flow, err := s.sessions.FindFlow(r, c, state)
+	if err == nil && !strings.HasPrefix(flow.ID, logoutFlowPrefix) {
+		err = &gatehouse.Error{Code: gatehouse.EINVALID, Reason: session.ReasonFlowMismatch,
+			Message: "This sign-out response does not belong to a sign-out started in this browser."}
+	}
 	if err != nil {
 		s.fail(w, r, t, err)
 		return
 	}
-	if sess, _, err := s.sessions.Current(ctx, r, t.ID); err == nil && sess.ConnectionID == c.ID &&
-		(index == "" || secret.EqualString(index, sess.SessionIndex)) {
-		if err := s.sessions.End(ctx, w, r); err != nil {
-			s.fail(w, r, t, err)
-			return
-		}
-	}
-	if answer.RedirectURL != "" || len(answer.HTML) > 0 {
-		writeAction(w, r, answer)
+	s.sessions.ClearFlow(w, flow)
+	err = s.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, "logout:"+flow.ID, session.FlowExpiry(flow)) })
+	if err != nil {
+		s.fail(w, r, t, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "logout", &page{Title: "Signed out", Tenant: t, Done: true, Retry: s.loginPath(t)})
+	p := &page{Title: "Signed out", Tenant: t, Done: true, Retry: s.loginPath(t)}
+	if err := sl.FinishLogout(ctx, r, flow.RequestID); err != nil {
+		s.log.InfoContext(ctx, "IdP did not confirm logout", "connection", c.ID, "err", err, "request_id", requestID(r))
+		p.Message = "Your identity provider did not confirm that you are signed out there. Close the browser to be sure."
+	}
+	s.render(w, r, http.StatusOK, "logout", p)
 }
