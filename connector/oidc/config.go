@@ -153,15 +153,20 @@ func parseSecrets(raw json.RawMessage) (*Secrets, error) {
 }
 
 // applyInput decodes the request's protocol fields over cfg and sec.
-// Unknown fields are refused, so a typo does not silently do nothing.
 func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error {
-	targets := map[string]any{
+	return DecodeInput("an OpenID Connect", map[string]any{
 		"preset": &cfg.Preset, "issuer": &cfg.Issuer, "client_id": &cfg.ClientID, "scopes": &cfg.Scopes,
 		"token_endpoint_auth_method": &cfg.TokenEndpointAuthMethod, "auth_params": &cfg.AuthParams,
 		"allowed_algs": &cfg.AllowedAlgs, "userinfo": &cfg.UserInfo, "trusted_audiences": &cfg.TrustedAudiences,
 		"allowed_tenant_ids": &cfg.AllowedTenantIDs,
 		"client_secret":      &sec.ClientSecret, "private_key": &sec.PrivateKey,
-	}
+	}, in)
+}
+
+// DecodeInput decodes each field of in into its target. Unknown fields are
+// refused, so a typo does not silently do nothing; null leaves a field as
+// it was. kind names the connection type in messages ("an OAuth 2.0").
+func DecodeInput(kind string, targets map[string]any, in map[string]json.RawMessage) error {
 	keys := make([]string, 0, len(in))
 	for k := range in {
 		keys = append(keys, k)
@@ -170,7 +175,7 @@ func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error 
 	for _, k := range keys {
 		dst, ok := targets[k]
 		if !ok {
-			return gatehouse.FieldError(k, "Unknown field %q for an OpenID Connect connection.", k)
+			return gatehouse.FieldError(k, "Unknown field %q for %s connection.", k, kind)
 		}
 		v := in[k]
 		if string(v) == "null" {
@@ -179,6 +184,19 @@ func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error 
 		if err := json.Unmarshal(v, dst); err != nil {
 			return &gatehouse.Error{Code: gatehouse.EINVALID, Field: k, Message: fmt.Sprintf("The field %s has the wrong type.", k), Err: err}
 		}
+	}
+	return nil
+}
+
+// CheckEndpoint validates a configured endpoint URL: absolute, https
+// unless on loopback, no credentials. Where it leads is checked by the
+// outbound client when it connects.
+func CheckEndpoint(field, u string) error {
+	if u == "" {
+		return gatehouse.FieldError(field, "The %s is required.", field)
+	}
+	if err := outbound.CheckURL(u, anyURLPolicy); err != nil {
+		return &gatehouse.Error{Code: gatehouse.EINVALID, Field: field, Message: fmt.Sprintf("The %s must be an https URL: %s", field, err.Error()), Err: err}
 	}
 	return nil
 }
@@ -245,8 +263,8 @@ func (cfg *Config) complete(sec *Secrets, oldKey string) error {
 		}
 		return gatehouse.FieldError("issuer", "The issuer is required.")
 	}
-	if err := outbound.CheckURL(cfg.Issuer, anyURLPolicy); err != nil {
-		return &gatehouse.Error{Code: gatehouse.EINVALID, Field: "issuer", Message: "The issuer must be an https URL: " + err.Error(), Err: err}
+	if err := CheckEndpoint("issuer", cfg.Issuer); err != nil {
+		return err
 	}
 	if u, _ := url.Parse(cfg.Issuer); u.RawQuery != "" || u.Fragment != "" {
 		// OIDC Discovery §2: no query or fragment components.
