@@ -24,10 +24,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/beevik/etree"
 	crewjam "github.com/crewjam/saml"
+	"github.com/crewjam/saml/xmlenc"
 	"github.com/jonboulle/clockwork"
 	dsig "github.com/russellhaering/goxmldsig"
 
@@ -87,7 +89,12 @@ func Open(env connector.Env, c *gatehouse.Connection, secrets json.RawMessage) (
 	return sc, nil
 }
 
+// registerTripleDES lets crewjam's xmlenc decrypt tripledes-cbc, which it
+// leaves unregistered: ADFS and other IdPs still encrypt with it by default.
+var registerTripleDES sync.Once
+
 func open(env connector.Env, c *gatehouse.Connection, secrets json.RawMessage) (*Connector, error) {
+	registerTripleDES.Do(func() { xmlenc.RegisterDecrypter(xmlenc.TripleDES) })
 	sc := &Connector{env: env, conn: c}
 	if err := json.Unmarshal(c.Config, &sc.cfg); err != nil {
 		return nil, fmt.Errorf("saml: connection %s config: %w", c.ID, err)

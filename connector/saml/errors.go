@@ -50,7 +50,10 @@ const (
 // refuse wraps cause (classified by kind) in a user-safe *gatehouse.Error.
 func refuse(kind error, msg string, cause error) *gatehouse.Error {
 	err := kind
-	if cause != nil && !errors.Is(cause, kind) {
+	switch {
+	case cause != nil && errors.Is(cause, kind):
+		err = cause
+	case cause != nil:
 		err = &wrapped{kind: kind, cause: cause}
 	}
 	code := gatehouse.EUNAUTHORIZED

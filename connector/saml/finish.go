@@ -159,6 +159,11 @@ func (c *Connector) classify(err error, v *verifier, unsolicited bool) error {
 	if v.policyErr != nil {
 		return refuseKind(v.policyErr)
 	}
+	// crewjam hides the cause behind a fixed message; keep it for the log.
+	var ire *crewjam.InvalidResponseError
+	if errors.As(err, &ire) && ire.PrivateErr != nil {
+		err = ire.PrivateErr
+	}
 	var bad crewjam.ErrBadStatus
 	switch {
 	case errors.As(err, &bad):

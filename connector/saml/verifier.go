@@ -68,7 +68,7 @@ func (v *verifier) verify(el *etree.Element) (*etree.Element, error) {
 	// Exactly one Signature may reference this element, and it must be
 	// its direct child (an enveloped signature, saml-core §5.4.1).
 	var direct *etree.Element
-	for _, sig := range el.FindElements(".//Signature") {
+	for _, sig := range descendants(el, "Signature") {
 		if sig.NamespaceURI() != nsDSig {
 			continue
 		}
@@ -175,4 +175,21 @@ func (v *verifier) checkSigned(signed *etree.Element) error {
 		return fmt.Errorf("%w: signed element %s", ErrMalformed, strings.TrimSpace(signed.Tag))
 	}
 	return nil
+}
+
+// descendants returns the elements below el (not el) with local name tag,
+// in document order.
+func descendants(el *etree.Element, tag string) []*etree.Element {
+	var out []*etree.Element
+	var walk func(*etree.Element)
+	walk = func(e *etree.Element) {
+		for _, c := range e.ChildElements() {
+			if c.Tag == tag {
+				out = append(out, c)
+			}
+			walk(c)
+		}
+	}
+	walk(el)
+	return out
 }
