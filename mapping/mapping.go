@@ -176,7 +176,13 @@ func Apply(protocol string, m gatehouse.AttributeMapping, raw map[string]any, id
 	if id.Raw == nil {
 		id.Raw = raw
 	}
-	saml := protocol == gatehouse.ConnSAML
+	// SAML names are matched without regard to case: an index from the
+	// folded name to the key (the first in sort order, so the choice is
+	// deterministic if two keys differ only in case).
+	var folded map[string]string
+	if protocol == gatehouse.ConnSAML {
+		folded = foldIndex(raw)
+	}
 	if GroupsOverage(raw) {
 		id.GroupsIncomplete = true
 	}
@@ -198,7 +204,7 @@ func Apply(protocol string, m gatehouse.AttributeMapping, raw map[string]any, id
 			names = table[field]
 		}
 		for _, name := range names {
-			v, ok := lookup(raw, name, saml)
+			v, ok := lookup(raw, name, folded)
 			if !ok {
 				continue
 			}
@@ -350,28 +356,33 @@ func toStrings(v any) any {
 	return out
 }
 
+// foldIndex maps each lower-cased key of raw to the key itself.
+func foldIndex(raw map[string]any) map[string]string {
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	idx := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if lk := strings.ToLower(k); idx[lk] == "" && raw[k] != nil {
+			idx[lk] = k
+		}
+	}
+	return idx
+}
+
 // lookup finds name in raw: the exact key first (SAML attribute names and
-// claim URIs contain dots), then a dotted path into nested objects with
-// numeric array indexes ("profile.email", "emails.0.value"). For SAML the
-// exact key is also matched case-insensitively, because IdPs disagree on
-// the case of names such as "EmailAddress".
-func lookup(raw map[string]any, name string, foldCase bool) (any, bool) {
+// claim URIs contain dots), then, with folded, the key that differs only in
+// case (IdPs disagree on the case of names such as "EmailAddress"), then a
+// dotted path into nested objects with numeric array indexes
+// ("profile.email", "emails.0.value").
+func lookup(raw map[string]any, name string, folded map[string]string) (any, bool) {
 	if v, ok := raw[name]; ok && v != nil {
 		return v, true
 	}
-	if foldCase {
-		// Iterate in sorted order so the choice is deterministic if two
-		// keys differ only in case.
-		keys := make([]string, 0, len(raw))
-		for k := range raw {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			if strings.EqualFold(k, name) && raw[k] != nil {
-				return raw[k], true
-			}
-		}
+	if k, ok := folded[strings.ToLower(name)]; ok {
+		return raw[k], true
 	}
 	if !strings.Contains(name, ".") {
 		return nil, false

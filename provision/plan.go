@@ -128,8 +128,8 @@ func (r *Resolver) checkEmail(p *plan) (string, bool) {
 	}
 	if !gatehouse.ValidEmail(email) {
 		shown := email
-		if len(shown) > 80 {
-			shown = shown[:80] + "…"
+		if r := []rune(shown); len(r) > 80 {
+			shown = string(r[:80]) + "…"
 		}
 		p.refusal = &gatehouse.Error{Code: gatehouse.EINVALID, Reason: ReasonInvalidEmail, Field: attr,
 			Message: fmt.Sprintf("Your identity provider sent %q as your email address (in %q), which is not a valid email address. Ask your administrator to check the sign-in connection's attribute mapping.", shown, attr)}
