@@ -60,7 +60,9 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 // matters: the flow cookie must match (browser binding), then the flow is
 // consumed once in the store (so a replayed callback fails on every
 // replica, even when it would fail later anyway), then the connector
-// verifies the IdP's answer, then provisioning decides, and only then is a
+// verifies the IdP's answer (an IdP's error answer, RFC 6749 §4.1.2.1, is
+// the connector's to check and word, after its own binding checks such as
+// RFC 9207's iss), then provisioning decides, and only then is a
 // session issued. Every refusal clears the flow cookie and sets nothing else.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) {
 	ctx := r.Context()
@@ -112,11 +114,6 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) 
 	}
 	if err != nil {
 		s.fail(w, r, t, err)
-		return
-	}
-	if err := idpError(r, typ); err != nil {
-		s.auditFailure(ctx, r, c, err)
-		s.fail(w, r, t, err, s.loginPath(t))
 		return
 	}
 	ident, err := conn.Finish(ctx, flow, r)
@@ -211,41 +208,6 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, target, http.StatusFound)
-}
-
-// idpError turns an IdP's error answer on an OAuth-style callback
-// (RFC 6749 §4.1.2.1: error=access_denied...) into a clear refusal. Only
-// the registered code is shown; error_description is the IdP's free text
-// and is logged, not displayed.
-func idpError(r *http.Request, typ string) error {
-	if typ == gatehouse.ConnSAML {
-		return nil
-	}
-	code := r.URL.Query().Get("error")
-	if code == "" && r.Method == http.MethodPost {
-		code = r.PostFormValue("error")
-	}
-	if code == "" {
-		return nil
-	}
-	desc := r.FormValue("error_description")
-	if len(desc) > 300 {
-		desc = desc[:300]
-	}
-	cause := fmt.Errorf("IdP answered error=%q error_description=%q", code, desc)
-	switch code {
-	case "access_denied":
-		return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_access_denied", Err: cause,
-			Message: "Your identity provider did not sign you in: access was denied or the sign-in was cancelled."}
-	case "temporarily_unavailable", "server_error":
-		return &gatehouse.Error{Code: gatehouse.EUNAVAILABLE, Reason: "idp_unavailable", Err: cause,
-			Message: "Your identity provider could not sign you in right now. Please try again in a moment."}
-	case "login_required", "interaction_required", "consent_required", "account_selection_required":
-		return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_" + code, Err: cause,
-			Message: "Your identity provider needs you to sign in or consent there first. Please start again."}
-	}
-	return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: "idp_error", Err: cause,
-		Message: "Your identity provider answered with an error, so you were not signed in. Your administrator can find the details with the reference below."}
 }
 
 // auditFailure records a failed login at connection c for the tenant's

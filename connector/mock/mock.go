@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -177,8 +178,12 @@ func (c *Connector) Finish(_ context.Context, flow *connector.Flow, r *http.Requ
 			Message: "This sign-in response does not belong to the sign-in started in this browser."}
 	}
 	if e := q.Get("error"); e != "" {
-		return nil, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_error",
-			Message: "The identity provider did not sign you in (" + e + ")."}
+		msg := "Your identity provider refused the sign-in. Contact your administrator."
+		if e == "access_denied" {
+			msg = "Your identity provider did not sign you in: access was denied or the sign-in was cancelled."
+		}
+		return nil, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "idp_error", Message: msg,
+			Err: errors.New("mock IdP answered error=" + e)}
 	}
 	u := c.find(q.Get("user"))
 	if u == nil || u.Subject != q.Get("user") {
