@@ -60,14 +60,14 @@ func TestAuth(t *testing.T) {
 func TestUserLifecycle(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		r := e.do("POST", "/scim/v2/Users", map[string]any{
-			"schemas":    []string{scim.SchemaUser, scim.SchemaEnterprise},
-			"userName":   "Bo.Lee@Acme.com",
-			"externalId": "00u1",
-			"name":       map[string]any{"givenName": "Bo", "familyName": "Lee", "formatted": "Bo Lee"},
-			"emails":     []any{map[string]any{"value": "bo.home@example.org", "type": "home"}, map[string]any{"value": "Bo.Lee@acme.com", "type": "work", "primary": true}},
-			"displayName": "Bo Lee",
-			"title":       "Engineer",
-			"active":      true,
+			"schemas":             []string{scim.SchemaUser, scim.SchemaEnterprise},
+			"userName":            "Bo.Lee@Acme.com",
+			"externalId":          "00u1",
+			"name":                map[string]any{"givenName": "Bo", "familyName": "Lee", "formatted": "Bo Lee"},
+			"emails":              []any{map[string]any{"value": "bo.home@example.org", "type": "home"}, map[string]any{"value": "Bo.Lee@acme.com", "type": "work", "primary": true}},
+			"displayName":         "Bo Lee",
+			"title":               "Engineer",
+			"active":              true,
 			scim.SchemaEnterprise: map[string]any{"employeeNumber": "42", "department": "R&D", "manager": map[string]any{"value": "usr_x"}},
 		}).want(t, 201)
 		id := r.str("id")
@@ -255,7 +255,10 @@ func TestJITReconciliation(t *testing.T) {
 		// Once adopted, a second POST is a conflict, not a second adoption.
 		e.do("POST", "/scim/v2/Users", map[string]any{"userName": "ana@acme.com", "externalId": "aad-9"}).wantError(t, 409, "uniqueness")
 		var total int
-		e.view(func(tx gatehouse.Tx) (err error) { total, err = tx.CountUsers(e.ctx, e.tenant.ID, gatehouse.UserFilter{}); return err })
+		e.view(func(tx gatehouse.Tx) (err error) {
+			total, err = tx.CountUsers(e.ctx, e.tenant.ID, gatehouse.UserFilter{})
+			return err
+		})
 		if total != 2 {
 			t.Errorf("%d users, want 2 (no duplicates)", total)
 		}

@@ -352,8 +352,26 @@ func (p *parser) parseUnary(inValue bool) (*Expr, error) {
 		if cl := p.next(); cl.kind != tRBracket {
 			return nil, &Error{Pos: cl.pos, Msg: fmt.Sprintf("expected ']', found %q", cl.text)}
 		}
+		// Entra ID sends `emails[type eq "work"].value eq "x"`, outside the
+		// RFC grammar; it means emails[type eq "work" and value eq "x"].
+		if nt := p.peek(); nt.kind == tWord && strings.HasPrefix(nt.text, ".") {
+			p.next()
+			if !validName(nt.text[1:]) {
+				return nil, &Error{Pos: nt.pos, Msg: fmt.Sprintf("invalid sub-attribute %q", nt.text)}
+			}
+			cmp, err := p.parseComparison(Path{Attr: nt.text[1:]}, nt)
+			if err != nil {
+				return nil, err
+			}
+			inner = &Expr{Op: And, Children: []*Expr{inner, cmp}}
+		}
 		return &Expr{Op: ValuePath, Path: path, Children: []*Expr{inner}}, nil
 	}
+	return p.parseComparison(path, t)
+}
+
+// parseComparison parses `op value` or `pr` after the attribute path.
+func (p *parser) parseComparison(path Path, t token) (*Expr, error) {
 	opTok := p.next()
 	if opTok.kind != tWord {
 		return nil, &Error{Pos: opTok.pos, Msg: fmt.Sprintf("expected an operator after %q, found %q", t.text, opTok.text)}
