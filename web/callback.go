@@ -23,9 +23,11 @@ const reasonReplayed = "flow_replayed"
 // provisioning policy are recorded by provision as login.refused.
 const auditLoginFailed = "login.failed"
 
-// callbackConnection loads the connection named in the path, checking its
-// type against the path's (a callback URL belongs to one protocol).
-func (s *Server) callbackConnection(ctx context.Context, typ, id string) (*gatehouse.Tenant, *gatehouse.Connection, error) {
+// endpoint loads the connection named in a /sso/... path and opens its
+// connector, checking the connection's type against the path's (a callback
+// URL belongs to one protocol). On failure it has answered with the page.
+func (s *Server) endpoint(w http.ResponseWriter, r *http.Request, typ, id string) (*gatehouse.Tenant, *gatehouse.Connection, connector.Connector, bool) {
+	ctx := r.Context()
 	var t *gatehouse.Tenant
 	var c *gatehouse.Connection
 	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
@@ -40,9 +42,18 @@ func (s *Server) callbackConnection(ctx context.Context, typ, id string) (*gateh
 		err = gatehouse.Errorf(gatehouse.ENOTFOUND, "not found")
 	}
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist (any more). Start again from your application.")
+		err = gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist (any more). Start again from your application.")
 	}
-	return t, c, err
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return nil, nil, nil, false
+	}
+	conn, err := s.connector(ctx, c)
+	if err != nil {
+		s.fail(w, r, t, err)
+		return nil, nil, nil, false
+	}
+	return t, c, conn, true
 }
 
 // handleCallback: GET or POST /sso/{type}/{id}/callback (OIDC, OAuth 2.0,
@@ -66,14 +77,8 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 // session issued. Every refusal clears the flow cookie and sets nothing else.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) {
 	ctx := r.Context()
-	t, c, err := s.callbackConnection(ctx, typ, id)
-	if err != nil {
-		s.fail(w, r, nil, err)
-		return
-	}
-	conn, err := s.connector(ctx, c)
-	if err != nil {
-		s.fail(w, r, t, err)
+	t, c, conn, ok := s.endpoint(w, r, typ, id)
+	if !ok {
 		return
 	}
 	state := ""
@@ -296,14 +301,8 @@ type metadataProvider interface {
 // the IdP side can be set up before the connection is switched on.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, c, err := s.callbackConnection(ctx, gatehouse.ConnSAML, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, nil, err)
-		return
-	}
-	conn, err := s.connector(ctx, c)
-	if err != nil {
-		s.fail(w, r, t, err)
+	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"))
+	if !ok {
 		return
 	}
 	mp, ok := conn.(metadataProvider)

@@ -92,3 +92,41 @@ func TestConnectorOpenedOncePerVersion(t *testing.T) {
 		t.Fatalf("unknown type: %v", err)
 	}
 }
+
+// TestOnLogin: the hook the OIDC provider uses to resume an app's
+// authorize request; its target is checked like any return target.
+func TestOnLogin(t *testing.T) {
+	e := newEnv(t, testdb.Engines[0])
+	acme := e.tenant("acme", "acme.com")
+	e.mockConn(acme, "Acme SSO")
+	for _, tc := range []struct{ hook, want string }{
+		{"/t/acme/authorize/resume?req=1", "/t/acme/authorize/resume?req=1"},
+		{"//evil.com", "/t/acme/"},
+		{"", "/t/acme/?from=app"},
+	} {
+		var seen LoginEvent
+		h, err := New(Config{Store: e.store, Keyring: e.keyring, PublicURL: "http://localhost:8080", Dev: true,
+			Logger: quietLogger(), Clock: e.clock,
+			Resolver: provision.New(e.store, provision.Options{Clock: e.clock, Logger: quietLogger()}),
+			OnLogin: func(ctx context.Context, r *http.Request, ev LoginEvent) (string, error) {
+				seen = ev
+				return tc.hook, nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", "http://localhost:8080/t/acme/login?login_hint=ana%40acme.com&return_to=%2Ft%2Facme%2F%3Ffrom%3Dapp", nil))
+		flow := rec.Result().Cookies()[0]
+		req := httptest.NewRequest("GET", rec.Header().Get("Location"), nil)
+		req.AddCookie(&http.Cookie{Name: flow.Name, Value: flow.Value})
+		rec = httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusFound || rec.Header().Get("Location") != tc.want {
+			t.Errorf("hook %q: %d %s", tc.hook, rec.Code, rec.Header().Get("Location"))
+		}
+		if seen.User == nil || seen.User.Email != "ana@acme.com" || seen.Session == nil || seen.ReturnTo != "/t/acme/?from=app" || seen.Tenant.ID != acme.ID {
+			t.Errorf("event %+v", seen)
+		}
+	}
+}

@@ -162,14 +162,8 @@ func (s *Server) idpLogout(ctx context.Context, w http.ResponseWriter, t *gateho
 // only tells the user whether the IdP confirmed.
 func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, c, err := s.callbackConnection(ctx, gatehouse.ConnSAML, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, nil, err)
-		return
-	}
-	conn, err := s.connector(ctx, c)
-	if err != nil {
-		s.fail(w, r, t, err)
+	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"))
+	if !ok {
 		return
 	}
 	sl, ok := conn.(samlLogout)
