@@ -5,14 +5,22 @@
 // drive the whole flow with plain HTTP redirects.
 //
 // Usage: node server.mjs [--port N] [--client-id ID] [--client-secret S]
-//        [--redirect-uri URI]... [--claims id_token|userinfo]
+//        [--redirect-uri URI]... [--redirect-uri-prefix URI]
+//        [--claims id_token|userinfo]
 // Environment (used when the flag is absent): OP_PORT, OP_CLIENT_ID,
-// OP_CLIENT_SECRET, OP_REDIRECT_URIS (comma-separated), OP_CLAIMS,
+// OP_CLIENT_SECRET, OP_REDIRECT_URIS (comma-separated),
+// OP_REDIRECT_URI_PREFIX, OP_CLAIMS,
+// OP_CLIENT_JWKS (a JSON Web Key Set: adds a second client, "<client id>-pkjwt",
+// that authenticates with private_key_jwt using those keys),
 // OP_ACCOUNTS (JSON list of {sub, email, email_verified, name, given_name,
 // family_name, groups, deny}).
 //
 // A login_hint that names no account, or an account with "deny": true,
 // ends the interaction with error=access_denied.
+//
+// --redirect-uri-prefix (test-only relaxation) also accepts any redirect URI
+// that starts with the prefix: Gatehouse's callback contains the id of a
+// connection that can only be created once this provider answers discovery.
 //
 // Prints "READY <issuer>" on stdout once listening on 127.0.0.1.
 import { randomBytes } from 'node:crypto';
@@ -27,6 +35,7 @@ const { values: args } = parseArgs({
     'client-id': { type: 'string' },
     'client-secret': { type: 'string' },
     'redirect-uri': { type: 'string', multiple: true },
+    'redirect-uri-prefix': { type: 'string' },
     claims: { type: 'string' },
   },
 });
@@ -35,16 +44,19 @@ const port = Number(args.port ?? process.env.OP_PORT ?? 0);
 const clientId = args['client-id'] ?? process.env.OP_CLIENT_ID ?? 'gatehouse';
 const clientSecret = args['client-secret'] ?? process.env.OP_CLIENT_SECRET ?? 'gatehouse-secret-0123456789abcdef';
 const redirectURIs = args['redirect-uri'] ?? (process.env.OP_REDIRECT_URIS ?? '').split(',').filter(Boolean);
+const redirectPrefix = args['redirect-uri-prefix'] ?? process.env.OP_REDIRECT_URI_PREFIX ?? '';
 // id_token: every granted claim is also in the ID token; userinfo: the ID
 // token carries only sub and the protocol claims, the profile comes from
 // the userinfo endpoint (OIDC Core 5.4, the provider's default).
 const claimsIn = args.claims ?? process.env.OP_CLAIMS ?? 'id_token';
 const accounts = JSON.parse(process.env.OP_ACCOUNTS ?? '[]');
+const clientJWKS = process.env.OP_CLIENT_JWKS ? JSON.parse(process.env.OP_CLIENT_JWKS) : undefined;
 
-if (redirectURIs.length === 0) {
-  console.error('server.mjs: give at least one --redirect-uri (or OP_REDIRECT_URIS)');
+if (redirectURIs.length === 0 && !redirectPrefix) {
+  console.error('server.mjs: give --redirect-uri or --redirect-uri-prefix (or OP_REDIRECT_URIS, OP_REDIRECT_URI_PREFIX)');
   process.exit(2);
 }
+if (redirectURIs.length === 0) redirectURIs.push(`${redirectPrefix}registered`);
 if (!['id_token', 'userinfo'].includes(claimsIn)) {
   console.error('server.mjs: --claims must be id_token or userinfo');
   process.exit(2);
@@ -68,7 +80,14 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
-  }],
+  }, ...(clientJWKS ? [{
+    client_id: `${clientId}-pkjwt`,
+    redirect_uris: redirectURIs,
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: clientJWKS,
+  }] : [])],
   async findAccount(ctx, sub) {
     const a = accounts.find((x) => x.sub === sub);
     if (!a) return undefined;
@@ -118,6 +137,14 @@ const provider = new Provider(issuer, {
     ctx.body = `oidc-provider error: ${out.error}: ${out.error_description ?? ''}`;
   },
 });
+
+if (redirectPrefix) {
+  const exact = provider.Client.prototype.redirectUriAllowed;
+  provider.Client.prototype.redirectUriAllowed = function allowed(value) {
+    return exact.call(this, value)
+      || (typeof value === 'string' && value.startsWith(redirectPrefix) && !/[?#]/.test(value));
+  };
+}
 
 const callback = provider.callback();
 server.on('request', async (req, res) => {
