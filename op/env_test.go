@@ -158,7 +158,9 @@ func (e *env) user(email string, groups ...string) *gatehouse.User {
 // app registers an app; confidential apps get a secret, returned.
 func (e *env) app(a gatehouse.App) (*gatehouse.App, string) {
 	e.t.Helper()
-	a.TenantID = e.tenant.ID
+	if a.TenantID == "" {
+		a.TenantID = e.tenant.ID
+	}
 	if a.Name == "" {
 		a.Name = "Wiki"
 	}
@@ -181,6 +183,16 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 	e.mu.Unlock()
 	if u == nil {
 		http.Error(w, "no test user to sign in", http.StatusForbidden)
+		return
+	}
+	// The real login refuses inactive users (provision); so does this one.
+	var fresh *gatehouse.User
+	if err := e.store.View(r.Context(), func(tx gatehouse.Tx) error {
+		var err error
+		fresh, err = tx.GetUser(r.Context(), u.TenantID, u.ID)
+		return err
+	}); err != nil || !fresh.Active() {
+		http.Error(w, "account not active", http.StatusForbidden)
 		return
 	}
 	if connID == "" {
