@@ -116,9 +116,25 @@ func (m *Manager) lifetimes(t *gatehouse.Tenant) (idle, absolute time.Duration) 
 
 // Start issues a session for user at tenant, signed in through connection
 // connID (sessionIndex is the IdP's session handle, SAML), and sets the
-// cookie. The caller ends any session the browser had before (End or
-// Discard) so a session token is never reused across a login (fixation).
+// cookie. A login should use Replace instead, so the session the browser
+// had before ends with it.
 func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
+	return m.start(ctx, w, "", tenant, user, connID, sessionIndex)
+}
+
+// Replace is Start for a login in browser r: whatever session r carried
+// (another tenant, another user) is deleted in the same transaction that
+// creates the new one, so a token is never reused across a login (session
+// fixation) and the login costs one write.
+func (m *Manager) Replace(ctx context.Context, w http.ResponseWriter, r *http.Request, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
+	old := ""
+	if token, ok := m.token(r); ok {
+		old = secret.DigestString(token)
+	}
+	return m.start(ctx, w, old, tenant, user, connID, sessionIndex)
+}
+
+func (m *Manager) start(ctx context.Context, w http.ResponseWriter, replaced string, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
 	if user.TenantID != tenant.ID {
 		return nil, errors.New("session: user and tenant differ")
 	}
@@ -137,7 +153,14 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, tenant *gate
 		IdleExpiry:   now.Add(idle),
 		ExpiresAt:    now.Add(absolute),
 	}
-	if err := m.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateSession(ctx, s) }); err != nil {
+	if err := m.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if replaced != "" {
+			if err := tx.DeleteSession(ctx, replaced); err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				return err
+			}
+		}
+		return tx.CreateSession(ctx, s)
+	}); err != nil {
 		return nil, err
 	}
 	// The cookie has no Max-Age: the server decides expiry (idle and
@@ -230,8 +253,7 @@ func (m *Manager) Current(ctx context.Context, r *http.Request, tenantID string)
 }
 
 // Discard deletes the browser's current session in the store, whatever its
-// tenant, without touching cookies: used before Start so a login always
-// gets a fresh token.
+// tenant, without touching cookies.
 func (m *Manager) Discard(ctx context.Context, r *http.Request) error {
 	token, ok := m.token(r)
 	if !ok {

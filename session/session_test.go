@@ -211,6 +211,26 @@ func TestSessions(t *testing.T) {
 				}
 			})
 
+			t.Run("replace ends the previous session", func(t *testing.T) {
+				r, old := f.start(f.tenant, f.user)
+				te, u := f.newTenant("next", 0, 0)
+				rec := httptest.NewRecorder()
+				s, err := f.m.Replace(f.ctx, rec, r, te, u, "con_y", "")
+				if err != nil || s.ID == old.ID {
+					t.Fatalf("%+v %v", s, err)
+				}
+				if _, err := f.stored(old.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Errorf("previous session kept: %v", err)
+				}
+				if c := rec.Result().Cookies(); len(c) != 1 || c[0].Name != CookieName {
+					t.Errorf("cookies %+v", c)
+				}
+				// With no previous session, or one already gone, it just starts.
+				if _, err := f.m.Replace(f.ctx, httptest.NewRecorder(), r, te, u, "con_y", ""); err != nil {
+					t.Fatal(err)
+				}
+			})
+
 			t.Run("no or forged cookie", func(t *testing.T) {
 				noSession(t, httptest.NewRequest("GET", "/", nil), f.tenant.ID)
 				for _, v := range []string{"x", tokenPrefix + "forged", tokenPrefix + string(make([]byte, 200))} {

@@ -186,11 +186,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 	}
 	// A login always gets a fresh token: whatever session the browser had
 	// (another tenant, another user) ends here (session fixation).
-	if err := s.sessions.Discard(ctx, r); err != nil {
-		s.fail(w, r, t, err)
-		return
-	}
-	sess, err := s.sessions.Start(ctx, w, t, res.User, c.ID, idpSession(c, ident).Encode())
+	sess, err := s.sessions.Replace(ctx, w, r, t, res.User, c.ID, idpSession(c, ident).Encode())
 	if err != nil {
 		s.fail(w, r, t, err)
 		return

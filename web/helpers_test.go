@@ -46,7 +46,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // env is one database with a running web handler (a "replica") and the
 // means to start more replicas on the same database.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	store   *sqlstore.Store
 	clock   *clock
 	keyring *secret.Keyring
@@ -54,7 +54,7 @@ type env struct {
 	web     *Server
 }
 
-func newEnv(t *testing.T, engine string) *env {
+func newEnv(t testing.TB, engine string) *env {
 	t.Helper()
 	mock.Register()
 	ctx := context.Background()
@@ -147,7 +147,7 @@ func (e *env) countUsers(t *gatehouse.Tenant) int {
 // browser is a cookie-keeping client that does not follow redirects by
 // itself, so tests see (and can replay) every hop.
 type browser struct {
-	t      *testing.T
+	t      testing.TB
 	base   string
 	client *http.Client
 	jar    *cookiejar.Jar
@@ -242,18 +242,6 @@ func (b *browser) cookie(path, name string) *http.Cookie {
 		}
 	}
 	return nil
-}
-
-// callbackURL returns the URL in via that is a connection callback.
-func callbackURL(t *testing.T, via []string) string {
-	t.Helper()
-	for _, u := range via {
-		if strings.Contains(u, "/sso/") && strings.Contains(u, "/callback") {
-			return u
-		}
-	}
-	t.Fatalf("no callback in %v", via)
-	return ""
 }
 
 func setCookie(res *http.Response, name string) *http.Cookie {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +81,47 @@ func TestLogin(t *testing.T) {
 				}
 				if n < 2 {
 					t.Errorf("replays audited %d times, want 2", n)
+				}
+			})
+
+			t.Run("concurrent replays across replicas: exactly one wins", func(t *testing.T) {
+				srv2, _ := e.replica()
+				r := e.browser().get(hint("ana@acme.com"))
+				cb, flow := r.Header.Get("Location"), r.Cookies()[0]
+				const n = 16
+				codes := make(chan int, n)
+				var wg sync.WaitGroup
+				for i := range n {
+					u := cb
+					if i%2 == 1 {
+						u = strings.Replace(cb, e.srv.URL, srv2.URL, 1)
+					}
+					wg.Go(func() {
+						req, _ := http.NewRequest("GET", u, nil)
+						req.AddCookie(&http.Cookie{Name: flow.Name, Value: flow.Value})
+						res, err := http.DefaultTransport.RoundTrip(req)
+						if err != nil {
+							codes <- 0
+							return
+						}
+						res.Body.Close()
+						codes <- res.StatusCode
+					})
+				}
+				wg.Wait()
+				close(codes)
+				won := 0
+				for c := range codes {
+					switch c {
+					case http.StatusFound:
+						won++
+					case http.StatusBadRequest:
+					default:
+						t.Errorf("status %d", c)
+					}
+				}
+				if won != 1 {
+					t.Fatalf("%d of %d concurrent replays signed in", won, n)
 				}
 			})
 
