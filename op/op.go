@@ -319,6 +319,9 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		// hybrid flows are refused by the client (ResponseTypes), and a
 		// Request Object is not supported.
 	case "/token":
+		if r.Method == http.MethodOptions {
+			break // CORS preflight, answered by zitadel's CORS handler
+		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
@@ -329,7 +332,7 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 			return
 		}
 	case "/revoke", "/introspect":
-		if r.Method != http.MethodPost {
+		if r.Method != http.MethodPost && r.Method != http.MethodOptions {
 			w.Header().Set("Allow", http.MethodPost)
 			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
 			return
