@@ -305,15 +305,17 @@ func (s *Server) write(w http.ResponseWriter, res *result) {
 		w.WriteHeader(res.status)
 		return
 	}
-	b, err := json.Marshal(res.doc)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // JSON for machines, not HTML: keep "<" and "&" readable.
+	if err := enc.Encode(res.doc); err != nil {
 		s.log.Error("scim: encode response", "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	h.Set("Content-Type", ContentType)
 	w.WriteHeader(res.status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
