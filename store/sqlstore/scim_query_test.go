@@ -1,0 +1,202 @@
+package sqlstore
+
+import (
+	"context"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+)
+
+func eq(attr string, v any) *gatehouse.Filter { return &gatehouse.Filter{Op: gatehouse.FilterEq, Attr: attr, Value: v} }
+
+func TestFilterSQL(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		f       *gatehouse.Filter
+		managed string
+		sql     string
+		args    []any
+	}{
+		{"username eq folds and repeats the partial index term", eq("username", " Ana "),
+			"", `(username_key = $1 AND username_key <> '')`, []any{"ana"}},
+		{"email eq", eq("email", "Ana@Acme.com"), "", `(email_key = $1 AND email_key <> '')`, []any{"ana@acme.com"}},
+		{"co escapes LIKE wildcards", &gatehouse.Filter{Op: "co", Attr: "username", Value: `50%_off\`},
+			"", `username_key LIKE $1 ESCAPE '\'`, []any{`%50\%\_off\\%`}},
+		{"sw", &gatehouse.Filter{Op: "sw", Attr: "display_name", Value: "Ab"}, "", `lower(display_name) LIKE $1 ESCAPE '\'`, []any{"ab%"}},
+		{"ew", &gatehouse.Filter{Op: "ew", Attr: "email", Value: "@X.io"}, "", `email_key LIKE $1 ESCAPE '\'`, []any{"%@x.io"}},
+		{"gt case-insensitive", &gatehouse.Filter{Op: "gt", Attr: "family_name", Value: "M"}, "", `lower(family_name) > $1`, []any{"m"}},
+		{"exact eq", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "X'1", CaseExact: true}, "", `external_id = $1`, []any{"X'1"}},
+		{"exact co uses replace", &gatehouse.Filter{Op: "co", Attr: "external_id", Value: "%", CaseExact: true}, "",
+			`replace(external_id, $1, '') <> external_id`, []any{"%"}},
+		{"exact sw", &gatehouse.Filter{Op: "sw", Attr: "id", Value: "usr_", CaseExact: true}, "", `substr(id, 1, $1) = $2`, []any{4, "usr_"}},
+		{"exact ew", &gatehouse.Filter{Op: "ew", Attr: "external_id", Value: "é1", CaseExact: true}, "",
+			`(length(external_id) >= $1 AND substr(external_id, length(external_id) - $2) = $3)`, []any{2, 1, "é1"}},
+		{"exact co empty is true", &gatehouse.Filter{Op: "co", Attr: "external_id", Value: "", CaseExact: true}, "", `1 = 1`, nil},
+		{"pr", &gatehouse.Filter{Op: "pr", Attr: "external_id"}, "", `external_id <> ''`, nil},
+		{"time", &gatehouse.Filter{Op: "ge", Attr: "created_at", Value: t0}, "", `created_at >= $1`, []any{t0.UnixMicro()}},
+		{"membership", eq("group_id", "grp_1"), "scim",
+			`EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.managed_by = $1 AND m.group_id = $2)`,
+			[]any{"scim", "grp_1"}},
+		{"membership ne, any manager", &gatehouse.Filter{Op: "ne", Attr: "group_id", Value: "g"}, "",
+			`NOT EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.group_id = $1)`, []any{"g"}},
+		{"and/or/not", &gatehouse.Filter{Op: "or", Children: []*gatehouse.Filter{
+			{Op: "and", Children: []*gatehouse.Filter{eq("status", "active"), {Op: "not", Children: []*gatehouse.Filter{{Op: "pr", Attr: "email"}}}}},
+			{Op: "false"},
+		}}, "", `((lower(status) = $1 AND (NOT email <> '')) OR 1 = 0)`, []any{"active"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &where{}
+			c := &filterSQL{w: w, table: "users", cols: userColumnsByAttr, managedBy: tc.managed}
+			got, err := c.compile(tc.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.sql {
+				t.Errorf("sql\n got %s\nwant %s", got, tc.sql)
+			}
+			if !reflect.DeepEqual(w.args, tc.args) {
+				t.Errorf("args %#v, want %#v", w.args, tc.args)
+			}
+		})
+	}
+
+	// Names outside the allow-list never become SQL.
+	for _, f := range []*gatehouse.Filter{
+		eq("username; DROP TABLE users", "x"),
+		eq("password", "x"),
+		{Op: "co", Attr: "created_at", Value: "2026"},
+		{Op: "eq", Attr: "username", Value: 42},
+		{Op: "sw", Attr: "group_id", Value: "g"},
+		{Op: "xx", Attr: "username", Value: "a"},
+		{Op: "and"},
+	} {
+		c := &filterSQL{w: &where{}, table: "users", cols: userColumnsByAttr}
+		if s, err := c.compile(f); err == nil || gatehouse.ErrorCode(err) != gatehouse.EINVALID {
+			t.Errorf("%+v compiled to %q, %v", f, s, err)
+		}
+	}
+	if _, err := orderBy(gatehouse.Query{SortBy: "username desc; --"}, userColumnsByAttr); err == nil {
+		t.Error("sortBy outside the allow-list accepted")
+	}
+}
+
+func TestQueryUsersEngines(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, testdb.URL(t, engine), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var te gatehouse.Tenant
+			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+				te = gatehouse.Tenant{Slug: "q", Name: "Q"}
+				if err := tx.CreateTenant(ctx, &te); err != nil {
+					return err
+				}
+				for _, u := range []gatehouse.User{
+					{Username: "Ana", Email: "ana@acme.com", ExternalID: "Ext-1"},
+					{Username: "a_b", Email: "ab@acme.com", ExternalID: "ext-2"},
+					{Username: "a%c", ExternalID: "x%y"},
+					{Username: "gone", Email: "gone@acme.com"},
+				} {
+					u.TenantID = te.ID
+					if err := tx.CreateUser(ctx, &u); err != nil {
+						return err
+					}
+					if u.Username == "gone" {
+						if err := tx.DeleteUser(ctx, te.ID, u.ID); err != nil {
+							return err
+						}
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				f    *gatehouse.Filter
+				want []string
+			}{
+				{eq("username", "ANA"), []string{"Ana"}},
+				{eq("username", "x' OR 1=1 --"), nil},
+				{eq("username", `x" OR "1"="1`), nil},
+				{&gatehouse.Filter{Op: "co", Attr: "username", Value: "_"}, []string{"a_b"}},
+				{&gatehouse.Filter{Op: "co", Attr: "username", Value: "%"}, []string{"a%c"}},
+				{&gatehouse.Filter{Op: "sw", Attr: "username", Value: "A"}, []string{"Ana", "a%c", "a_b"}},
+				{&gatehouse.Filter{Op: "sw", Attr: "external_id", Value: "ext", CaseExact: true}, []string{"a_b"}},
+				{&gatehouse.Filter{Op: "co", Attr: "external_id", Value: "%", CaseExact: true}, []string{"a%c"}},
+				{&gatehouse.Filter{Op: "ew", Attr: "external_id", Value: "T-1", CaseExact: true}, nil},
+				{&gatehouse.Filter{Op: "ew", Attr: "external_id", Value: "t-1", CaseExact: true}, []string{"Ana"}},
+				{eq("email", "gone@acme.com"), nil}, // tombstones never match
+				{&gatehouse.Filter{Op: "pr", Attr: "email"}, []string{"Ana", "a_b"}},
+			} {
+				var got []string
+				var total int
+				err := s.View(ctx, func(tx gatehouse.Tx) error {
+					users, n, err := tx.QueryUsers(ctx, te.ID, gatehouse.Query{Filter: tc.f, Limit: 10})
+					for _, u := range users {
+						got = append(got, u.Username)
+					}
+					total = n
+					return err
+				})
+				if err != nil {
+					t.Fatalf("%+v: %v", tc.f, err)
+				}
+				sort.Strings(got)
+				if !reflect.DeepEqual(got, tc.want) || total != len(tc.want) {
+					t.Errorf("%+v: got %v (total %d), want %v", tc.f, got, total, tc.want)
+				}
+			}
+			// Sorting and paging.
+			err = s.View(ctx, func(tx gatehouse.Tx) error {
+				users, total, err := tx.QueryUsers(ctx, te.ID, gatehouse.Query{SortBy: "username", Descending: true, Offset: 1, Limit: 1})
+				if err != nil {
+					return err
+				}
+				if total != 3 || len(users) != 1 || users[0].Username != "a_b" {
+					t.Errorf("page: total %d, %v", total, users)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if engine == "sqlite" {
+				// userName eq is answered from the unique partial index.
+				var plan []string
+				w := &where{}
+				w.add(`tenant_id = ?`, te.ID)
+				w.add(`deleted_at IS NULL`)
+				c := &filterSQL{w: w, table: "users", cols: userColumnsByAttr}
+				cond, _ := c.compile(eq("username", "ana"))
+				w.conds = append(w.conds, cond)
+				rows, err := s.DB().QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT id FROM users`+w.String(), w.args...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for rows.Next() {
+					var a, b, c2 int
+					var d string
+					if err := rows.Scan(&a, &b, &c2, &d); err != nil {
+						t.Fatal(err)
+					}
+					plan = append(plan, d)
+				}
+				rows.Close()
+				if p := strings.Join(plan, "; "); !strings.Contains(p, "users_username_key") {
+					t.Errorf("userName eq does not use the index: %s", p)
+				}
+			}
+		})
+	}
+}
