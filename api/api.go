@@ -24,17 +24,11 @@ type Provisioner interface {
 	Approve(ctx context.Context, tenantID, userID string, actor gatehouse.Actor) (*gatehouse.User, error)
 }
 
-// KeyRotator makes a tenant's new signing key and retires the current ones
-// with overlap. When Config.KeyRotator is nil the API uses its own.
-type KeyRotator interface {
-	Rotate(ctx context.Context, tenantID, alg string, actor gatehouse.Actor) (*gatehouse.SigningKey, error)
-}
-
 // Config is what the API needs from the server.
 type Config struct {
 	Store gatehouse.Store
-	// Keyring seals connection secrets (aad = connection ID) and signing keys
-	// (aad = key ID).
+	// Keyring seals connection secrets (aad = connection ID); package op
+	// seals signing keys with it on rotation.
 	Keyring *secret.Keyring
 	// SuperuserTokenDigest is secret.Digest(GATEHOUSE_ADMIN_TOKEN); empty
 	// means no superuser token is accepted.
@@ -47,7 +41,6 @@ type Config struct {
 	ConnectorEnv connector.Env
 	// Provisioner approves pending users; nil uses a plain status change.
 	Provisioner Provisioner
-	KeyRotator  KeyRotator
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }

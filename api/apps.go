@@ -9,16 +9,13 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/op"
 	"github.com/gatehouse-sso/gatehouse/secret"
 )
 
 // ClientSecretPrefix starts every app client secret (URL-safe base64 after
 // it, so it fits client_secret_basic and form posts unescaped).
 const ClientSecretPrefix = "gh_cs_"
-
-// Token-signing algorithms an app may choose; RS256 is the default for
-// compatibility (OIDC Core §15.1 requires RPs to support it).
-var signingAlgs = []string{"RS256", "ES256", "EdDSA"}
 
 var grantTypes = []string{"authorization_code", "refresh_token", "client_credentials"}
 
@@ -146,8 +143,9 @@ func (in *appInput) apply(ctx context.Context, tx gatehouse.Tx, a *gatehouse.App
 		a.BackchannelLogoutURI = v
 	}
 	if in.IDTokenSigningAlg != nil {
-		if !slices.Contains(signingAlgs, *in.IDTokenSigningAlg) {
-			return gatehouse.FieldError("id_token_signing_alg", "id_token_signing_alg must be one of %s.", strings.Join(signingAlgs, ", "))
+		// The provider (package op) decides what it can sign with.
+		if *in.IDTokenSigningAlg == "" || !op.ValidSigningAlg(*in.IDTokenSigningAlg) {
+			return gatehouse.FieldError("id_token_signing_alg", "id_token_signing_alg must be RS256 (the default), ES256 or EdDSA.")
 		}
 		a.IDTokenSigningAlg = *in.IDTokenSigningAlg
 	}

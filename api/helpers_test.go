@@ -234,8 +234,14 @@ func (e *env) token(tenant, role string) string {
 	return m["token"].(string)
 }
 
+// forEngine runs f on each engine, in parallel with the other tests (most
+// of their time is spent waiting on the database).
 func forEngine(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Parallel()
 	for _, engine := range testdb.Engines {
-		t.Run(engine, func(t *testing.T) { f(t, newEnv(t, engine)) })
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			f(t, newEnv(t, engine))
+		})
 	}
 }

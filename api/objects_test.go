@@ -164,19 +164,34 @@ func TestAppsRoundTrip(t *testing.T) {
 func TestKeyRotation(t *testing.T) {
 	forEngine(t, func(t *testing.T, e *env) {
 		tid := e.tenant("acme")
-		k1 := e.must(201, "POST", "/api/v1/tenants/acme/keys/rotate", rootToken, nil)
-		k2 := e.must(201, "POST", "/api/v1/tenants/acme/keys/rotate", rootToken, map[string]any{"alg": "ES256"})
+		first := e.must(200, "POST", "/api/v1/tenants/acme/keys/rotate", rootToken, nil)["items"].([]any)
+		if len(first) != 1 {
+			t.Fatalf("first rotation: %v", first)
+		}
+		k1 := first[0].(map[string]any)
+		if k1["alg"] != "RS256" || k1["retired_at"] != nil {
+			t.Fatalf("first key %v", k1)
+		}
 		var jwk map[string]any
-		if err := json.Unmarshal(mustJSON(k2["public_jwk"]), &jwk); err != nil || jwk["kid"] != k2["id"] || jwk["crv"] != "P-256" || jwk["d"] != nil {
+		if err := json.Unmarshal(mustJSON(k1["public_jwk"]), &jwk); err != nil || jwk["kid"] != k1["id"] || jwk["d"] != nil || jwk["n"] == nil {
 			t.Fatalf("public jwk %v %v", jwk, err)
 		}
-		l := e.must(200, "GET", "/api/v1/tenants/acme/keys", rootToken, nil)
-		byID := map[string]map[string]any{}
-		for _, it := range l["items"].([]any) {
-			byID[it.(map[string]any)["id"].(string)] = it.(map[string]any)
+		l := e.must(200, "POST", "/api/v1/tenants/acme/keys/rotate", rootToken, nil)["items"].([]any)
+		active, retired := 0, 0
+		for _, it := range l {
+			k := it.(map[string]any)
+			switch {
+			case k["id"] == k1["id"] && k["retired_at"] != nil && k["not_after"] != nil:
+				retired++
+			case k["retired_at"] == nil:
+				active++
+			}
 		}
-		if byID[k1["id"].(string)]["retired_at"] == nil || byID[k1["id"].(string)]["not_after"] == nil || byID[k2["id"].(string)]["retired_at"] != nil {
-			t.Fatalf("keys %v", l)
+		if active != 1 || retired != 1 {
+			t.Fatalf("after the second rotation: %v", l)
+		}
+		if len(e.must(200, "GET", "/api/v1/tenants/acme/keys", rootToken, nil)["items"].([]any)) != 2 {
+			t.Fatal("keys list")
 		}
 		ctx := context.Background()
 		err := e.store.View(ctx, func(tx gatehouse.Tx) error {
@@ -190,6 +205,9 @@ func TestKeyRotation(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if !slices.Contains(auditActions(t, e, "acme"), "signing_key.rotated") {
+			t.Error("rotation not audited")
 		}
 	})
 }

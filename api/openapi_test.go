@@ -112,7 +112,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"GroupInput": groupInput{}, "Group": groupJSON{}, "Member": memberJSON{},
 		"AppInput": appInput{}, "App": appJSON{},
 		"APITokenInput": apiTokenInput{}, "SCIMTokenInput": scimTokenInput{}, "Token": tokenJSON{},
-		"RotateKeyInput": rotateInput{}, "SigningKey": keyJSON{},
+		"SigningKey": keyJSON{},
 		"JITPolicy": gatehouse.JITPolicy{}, "AttributeMapping": gatehouse.AttributeMapping{},
 		"AuditEvent": gatehouse.AuditEvent{}, "Error": errorBody{},
 	} {
