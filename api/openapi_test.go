@@ -113,7 +113,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"AppInput": appInput{}, "App": appJSON{},
 		"APITokenInput": apiTokenInput{}, "SCIMTokenInput": scimTokenInput{}, "Token": tokenJSON{},
 		"SigningKey": keyJSON{},
-		"JITPolicy": gatehouse.JITPolicy{}, "AttributeMapping": gatehouse.AttributeMapping{},
+		"JITPolicy":  gatehouse.JITPolicy{}, "AttributeMapping": gatehouse.AttributeMapping{},
 		"AuditEvent": gatehouse.AuditEvent{}, "Error": errorBody{},
 	} {
 		var schema struct {
