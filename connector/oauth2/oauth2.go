@@ -14,11 +14,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -277,18 +275,7 @@ func (k *conn) Begin(ctx context.Context, flow *connector.Flow) (connector.Actio
 		flow.PKCEVerifier = xoauth2.GenerateVerifier()
 		opts = append(opts, xoauth2.S256ChallengeOption(flow.PKCEVerifier))
 	}
-	if flow.LoginHint != "" {
-		opts = append(opts, xoauth2.SetAuthURLParam("login_hint", flow.LoginHint))
-	}
-	keys := make([]string, 0, len(k.cfg.AuthParams))
-	for p := range k.cfg.AuthParams {
-		keys = append(keys, p)
-	}
-	sort.Strings(keys)
-	for _, p := range keys {
-		opts = append(opts, xoauth2.SetAuthURLParam(p, k.cfg.AuthParams[p]))
-	}
-	return connector.Action{RedirectURL: k.oauth2Config().AuthCodeURL(flow.State, opts...)}, nil
+	return connector.Action{RedirectURL: k.oauth2Config().AuthCodeURL(flow.State, oidc.AuthParams(flow, k.cfg.AuthParams, opts...)...)}, nil
 }
 
 // FlowState implements connector.FlowStateFinder.
@@ -340,19 +327,16 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 }
 
 func (k *conn) identity(raw map[string]any) (*gatehouse.Identity, error) {
-	sub, ok := Lookup(raw, k.cfg.SubjectPath)
-	subject, isStr := scalarString(sub)
-	if !ok || !isStr || subject == "" {
-		return nil, oidc.Refuse(oidc.ReasonMissingClaims, "The identity provider did not say who you are (no user id in its answer). Contact your administrator.",
-			fmt.Errorf("no subject at path %q in the userinfo response", k.cfg.SubjectPath))
-	}
 	u, _ := url.Parse(k.cfg.AuthorizeURL)
-	id := &gatehouse.Identity{TenantID: k.c.TenantID, ConnectionID: k.c.ID, Issuer: u.Scheme + "://" + u.Host, Subject: subject, Raw: raw}
+	id := &gatehouse.Identity{TenantID: k.c.TenantID, ConnectionID: k.c.ID, Issuer: u.Scheme + "://" + u.Host, Raw: raw}
 	m := k.c.Mapping
 	def := func(dst *string, v string) {
 		if *dst == "" {
 			*dst = v
 		}
+	}
+	if m.Expressions[mapping.FieldSubject] == "" {
+		def(&m.Subject, k.cfg.SubjectPath)
 	}
 	def(&m.Email, k.cfg.EmailPath)
 	def(&m.Username, k.cfg.UsernamePath)
@@ -362,6 +346,10 @@ func (k *conn) identity(raw map[string]any) (*gatehouse.Identity, error) {
 	def(&m.Groups, k.cfg.GroupsPath)
 	if err := mapping.Apply(gatehouse.ConnOAuth2, m, raw, id); err != nil {
 		return nil, err
+	}
+	if id.Subject == "" {
+		return nil, oidc.Refuse(oidc.ReasonMissingClaims, "The identity provider did not say who you are (no user id in its answer). Contact your administrator.",
+			fmt.Errorf("no subject at %s in the userinfo response", mapping.Source(gatehouse.ConnOAuth2, m, mapping.FieldSubject)))
 	}
 	if k.cfg.EmailVerifiedPath != "" {
 		// The configured path decides alone: absent means unknown.
@@ -406,18 +394,4 @@ func Lookup(raw map[string]any, path string) (any, bool) {
 		}
 	}
 	return cur, cur != nil
-}
-
-// scalarString renders a string or an integral JSON number (GitHub's ids
-// are numbers) as a string.
-func scalarString(v any) (string, bool) {
-	switch t := v.(type) {
-	case string:
-		return strings.TrimSpace(t), true
-	case float64:
-		if t == math.Trunc(t) && math.Abs(t) < 1<<53 {
-			return strconv.FormatInt(int64(t), 10), true
-		}
-	}
-	return "", false
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/connector/oauth2"
 	"github.com/gatehouse-sso/gatehouse/connector/oidc"
+	"github.com/gatehouse-sso/gatehouse/connector/oidc/oidctest"
 	"github.com/gatehouse-sso/gatehouse/outbound"
 )
 
@@ -108,15 +109,6 @@ type fixture struct {
 	c    connector.Connector
 }
 
-func raw(in map[string]any) map[string]json.RawMessage {
-	out := map[string]json.RawMessage{}
-	for k, v := range in {
-		b, _ := json.Marshal(v)
-		out[k] = b
-	}
-	return out
-}
-
 func newFixture(t *testing.T, in map[string]any) (*fixture, error) {
 	p := newProvider(t)
 	f := &fixture{t: t, p: p, typ: oauth2.Type(), conn: &gatehouse.Connection{ID: "con_2", TenantID: "ten_1"},
@@ -133,7 +125,7 @@ func newFixture(t *testing.T, in map[string]any) (*fixture, error) {
 }
 
 func (f *fixture) configure(in map[string]any) error {
-	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, raw(in))
+	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, oidctest.Fields(in))
 	if err != nil {
 		return err
 	}

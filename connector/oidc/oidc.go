@@ -138,19 +138,25 @@ func (k *conn) Begin(ctx context.Context, flow *connector.Flow) (connector.Actio
 	flow.State = secret.NewToken("")
 	flow.Nonce = secret.NewToken("")
 	flow.PKCEVerifier = oauth2.GenerateVerifier()
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(flow.PKCEVerifier), gooidc.Nonce(flow.Nonce)}
+	opts := AuthParams(flow, k.cfg.AuthParams, oauth2.S256ChallengeOption(flow.PKCEVerifier), gooidc.Nonce(flow.Nonce))
+	return connector.Action{RedirectURL: k.oauth2Config(md).AuthCodeURL(flow.State, opts...)}, nil
+}
+
+// AuthParams returns opts plus the flow's login_hint and the configured
+// extra parameters, in a stable order.
+func AuthParams(flow *connector.Flow, extra map[string]string, opts ...oauth2.AuthCodeOption) []oauth2.AuthCodeOption {
 	if flow.LoginHint != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", flow.LoginHint))
 	}
-	keys := make([]string, 0, len(k.cfg.AuthParams))
-	for p := range k.cfg.AuthParams {
+	keys := make([]string, 0, len(extra))
+	for p := range extra {
 		keys = append(keys, p)
 	}
 	sort.Strings(keys)
 	for _, p := range keys {
-		opts = append(opts, oauth2.SetAuthURLParam(p, k.cfg.AuthParams[p]))
+		opts = append(opts, oauth2.SetAuthURLParam(p, extra[p]))
 	}
-	return connector.Action{RedirectURL: k.oauth2Config(md).AuthCodeURL(flow.State, opts...)}, nil
+	return opts
 }
 
 // FlowState implements connector.FlowStateFinder.

@@ -70,17 +70,8 @@ func newFixture(t *testing.T, in map[string]any) *fixture {
 	return f
 }
 
-func raw(in map[string]any) map[string]json.RawMessage {
-	out := map[string]json.RawMessage{}
-	for k, v := range in {
-		b, _ := json.Marshal(v)
-		out[k] = b
-	}
-	return out
-}
-
 func (f *fixture) configure(in map[string]any) error {
-	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, raw(in))
+	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, oidctest.Fields(in))
 	if err != nil {
 		return err
 	}
@@ -516,7 +507,7 @@ func TestOutboundPolicyApplies(t *testing.T) {
 	typ := oidc.Type()
 	env := connector.Env{PublicURL: "https://gatehouse.test", Clock: clk, HTTPClient: outbound.NewClient(outbound.Policy{})}
 	_, _, err := typ.Configure(context.Background(), env, &gatehouse.Connection{ID: "x"}, nil,
-		raw(map[string]any{"issuer": idp.Issuer, "client_id": "c", "client_secret": "s"}))
+		oidctest.Fields(map[string]any{"issuer": idp.Issuer, "client_id": "c", "client_secret": "s"}))
 	var be *outbound.BlockedError
 	if gatehouse.ErrorField(err) != "issuer" || !errors.As(err, &be) {
 		t.Fatalf("got %v", err)

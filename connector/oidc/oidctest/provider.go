@@ -416,3 +416,17 @@ func (p *Provider) sign(claims map[string]any, f Forge) (string, error) {
 	}
 	return s, nil
 }
+
+// Fields encodes a connection request's protocol fields as Configure takes
+// them.
+func Fields(in map[string]any) map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for k, v := range in {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(err)
+		}
+		out[k] = b
+	}
+	return out
+}
