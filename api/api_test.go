@@ -125,6 +125,11 @@ func TestUsersRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		rt := &gatehouse.OPRefreshToken{ID: gatehouse.NewID("ort"), TenantID: tid, Hash: secret.Digest("refresh"), ClientID: "app_x",
+			UserID: id, GrantID: "grant", AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+		if err := e.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateOPRefreshToken(ctx, rt) }); err != nil {
+			t.Fatal(err)
+		}
 		d := e.must(200, "PATCH", "/api/v1/tenants/acme/users/"+id, rootToken, map[string]any{"active": false})
 		if d["status"] != "deactivated" || d["active"] != false {
 			t.Fatalf("deactivate: %v", d)
@@ -135,6 +140,16 @@ func TestUsersRoundTrip(t *testing.T) {
 		})
 		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			t.Fatalf("session survived deactivation: %v", err)
+		}
+		err = e.store.View(ctx, func(tx gatehouse.Tx) error {
+			got, err := tx.GetOPRefreshToken(ctx, tid, secret.Digest("refresh"))
+			if err == nil && got.RevokedAt == nil {
+				t.Error("refresh token survived deactivation")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		l = e.must(200, "GET", "/api/v1/tenants/acme/users?status=deactivated", rootToken, nil)
 		if len(l["items"].([]any)) != 1 {

@@ -294,16 +294,18 @@ func (s *server) getApp(w http.ResponseWriter, r *http.Request, c *call) error {
 }
 
 // changeApp reads the app {id}, lets change modify it, writes it and its
-// audit event in one transaction, and answers with it.
-func (s *server) changeApp(w http.ResponseWriter, r *http.Request, c *call, action string, change func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, error)) (*gatehouse.App, error) {
+// audit event in one transaction, and answers with it, including the new
+// client secret when change made one (shown this once).
+func (s *server) changeApp(w http.ResponseWriter, r *http.Request, c *call, action string, change func(tx gatehouse.Tx, a *gatehouse.App) (details map[string]any, newSecret string, err error)) error {
 	var a *gatehouse.App
+	var plain string
 	err := s.store.Update(r.Context(), func(tx gatehouse.Tx) error {
 		var err error
 		if a, err = tx.GetApp(r.Context(), c.tenant.ID, r.PathValue("id")); err != nil {
 			return notFound(err, "App")
 		}
-		details, err := change(tx, a)
-		if err != nil {
+		var details map[string]any
+		if details, plain, err = change(tx, a); err != nil {
 			return err
 		}
 		a.UpdatedAt = s.clock.Now().UTC()
@@ -312,7 +314,13 @@ func (s *server) changeApp(w http.ResponseWriter, r *http.Request, c *call, acti
 		}
 		return s.audit(r.Context(), tx, a.TenantID, c.actor(r), action, "app", a.ID, details)
 	})
-	return a, err
+	if err != nil {
+		return err
+	}
+	out := s.appOut(c.tenant, a)
+	out.ClientSecret = plain
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 func (s *server) updateApp(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -320,50 +328,46 @@ func (s *server) updateApp(w http.ResponseWriter, r *http.Request, c *call) erro
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	var plain string
-	a, err := s.changeApp(w, r, c, "app.updated", func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, error) {
+	return s.changeApp(w, r, c, "app.updated", func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, string, error) {
 		wasPublic := a.Public
 		if err := in.apply(r.Context(), tx, a); err != nil {
-			return nil, err
+			return nil, "", err
 		}
+		plain := ""
 		switch {
 		case a.Public && !wasPublic:
 			a.SecretHash = nil // a public client has no secret
 		case !a.Public && wasPublic:
 			plain, a.SecretHash = newClientSecret()
 		}
-		return map[string]any{"name": a.Name}, nil
+		return map[string]any{"name": a.Name}, plain, nil
 	})
-	if err != nil {
-		return err
-	}
-	out := s.appOut(c.tenant, a)
-	out.ClientSecret = plain
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
 // rotateAppSecret replaces a confidential app's client secret at once; the
 // new one is in the answer and never shown again. It needs no body.
 func (s *server) rotateAppSecret(w http.ResponseWriter, r *http.Request, c *call) error {
-	var plain string
-	a, err := s.changeApp(w, r, c, "app.secret_rotated", func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, error) {
+	return s.changeApp(w, r, c, "app.secret_rotated", func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, string, error) {
 		if a.Public {
-			return nil, gatehouse.Errorf(gatehouse.ECONFLICT, "A public app has no client secret to rotate.")
+			return nil, "", gatehouse.Errorf(gatehouse.ECONFLICT, "A public app has no client secret to rotate.")
 		}
-		plain, a.SecretHash = newClientSecret()
-		return nil, nil
+		plain, hash := newClientSecret()
+		a.SecretHash = hash
+		return nil, plain, nil
 	})
-	if err != nil {
-		return err
-	}
-	out := s.appOut(c.tenant, a)
-	out.ClientSecret = plain
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }
 
 func (s *server) deleteApp(w http.ResponseWriter, r *http.Request, c *call) error {
 	return s.deleteByID(w, r, c, "app.deleted", "app", "App",
-		func(tx gatehouse.Tx, id string) error { return tx.DeleteApp(r.Context(), c.tenant.ID, id) })
+		func(tx gatehouse.Tx, id string) error {
+			app, err := tx.GetApp(r.Context(), c.tenant.ID, id)
+			if err != nil {
+				return err
+			}
+			// Tokens issued to a deleted app must not outlive it.
+			if _, err := tx.RevokeOPTokens(r.Context(), c.tenant.ID, gatehouse.OPTokenFilter{ClientID: app.ClientID}, s.clock.Now().UTC()); err != nil {
+				return err
+			}
+			return tx.DeleteApp(r.Context(), c.tenant.ID, id)
+		})
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/op"
 )
 
 // userJSON is a user as the API shows it, in lists too.
@@ -392,13 +393,9 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 		}
 		details := map[string]any{"changed": changedUserFields(&in)}
 		if action == "user.deactivated" {
-			// Deactivation takes effect at once: the user's sessions end
-			// in the same transaction.
-			n, err := tx.DeleteUserSessions(ctx, u.TenantID, u.ID)
-			if err != nil {
+			if err := s.cutOff(ctx, tx, u.TenantID, u.ID, details); err != nil {
 				return err
 			}
-			details["sessions_ended"] = n
 		}
 		return s.audit(ctx, tx, u.TenantID, c.actor(r), action, "user", u.ID, details)
 	})
@@ -407,6 +404,22 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 	}
 	w.Header().Set("ETag", etag(u.Version))
 	writeJSON(w, http.StatusOK, userOut(u))
+	return nil
+}
+
+// cutOff makes a deactivation or deletion take effect at once, in the
+// caller's transaction: the user's browser sessions end and every access
+// and refresh token issued to apps for the user is revoked.
+func (s *server) cutOff(ctx context.Context, tx gatehouse.Tx, tenantID, userID string, details map[string]any) error {
+	n, err := tx.DeleteUserSessions(ctx, tenantID, userID)
+	if err != nil {
+		return err
+	}
+	details["sessions_ended"] = n
+	if n, err = op.RevokeUserTokens(ctx, tx, tenantID, userID, s.clock.Now().UTC()); err != nil {
+		return err
+	}
+	details["tokens_revoked"] = n
 	return nil
 }
 
@@ -438,6 +451,10 @@ func (s *server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) err
 	err := s.store.Update(r.Context(), func(tx gatehouse.Tx) error {
 		ctx := r.Context()
 		action := "user.deleted"
+		details := map[string]any{}
+		if err := s.cutOff(ctx, tx, c.tenant.ID, id, details); err != nil {
+			return err
+		}
 		var err error
 		if purge {
 			action = "user.purged"
@@ -448,7 +465,7 @@ func (s *server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) err
 		if err != nil {
 			return notFound(err, "User")
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "user", id, nil)
+		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "user", id, details)
 	})
 	if err != nil {
 		return err
