@@ -374,7 +374,14 @@ func TestWrongClientSecret(t *testing.T) {
 func TestIdPDown(t *testing.T) {
 	f := newFixture(t, nil)
 	f.idp.Close()
-	f.clk.Add(25 * time.Hour) // past the stale-serving window
+	// Past the refresh interval the cached document keeps serving while
+	// the issuer is unreachable...
+	f.clk.Add(oidc.DiscoveryTTL + time.Minute)
+	if _, err := f.cnctr.Begin(context.Background(), &connector.Flow{}); err != nil {
+		t.Fatalf("stale discovery not served: %v", err)
+	}
+	// ...but not forever.
+	f.clk.Add(24 * time.Hour)
 	flow := &connector.Flow{}
 	_, err := f.cnctr.Begin(context.Background(), flow)
 	if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
