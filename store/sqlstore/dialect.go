@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -106,10 +107,11 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	// a running server); inside the process the single writer connection
 	// already queues writers.
 	common := "_busy_timeout=10000&_foreign_keys=1&_pragma=temp_store(memory)"
-	writer, err := sql.Open("sqlite", path+"?"+common+"&_journal_mode=WAL&_synchronous="+sync+"&_txlock=immediate")
+	drv, err := sqliteDriver()
 	if err != nil {
 		return nil, nil, connectErr(ctx, err)
 	}
+	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate"})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -120,11 +122,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 		writer.Close()
 		return nil, nil, connectErr(ctx, err)
 	}
-	reader, err := sql.Open("sqlite", path+"?"+common+"&_query_only=1")
-	if err != nil {
-		writer.Close()
-		return nil, nil, connectErr(ctx, err)
-	}
+	reader := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_query_only=1"})
 	n := max(4, runtime.GOMAXPROCS(0))
 	reader.SetMaxOpenConns(n)
 	reader.SetMaxIdleConns(n)
@@ -135,6 +133,16 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 		return nil, nil, connectErr(ctx, err)
 	}
 	return writer, reader, nil
+}
+
+// sqliteDriver is the driver modernc.org/sqlite registers as "sqlite".
+func sqliteDriver() (driver.Driver, error) {
+	db, err := sql.Open("sqlite", "")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return db.Driver(), nil
 }
 
 // connectPostgres opens one pool for reads and writes. Sizes suit a small
