@@ -3,8 +3,11 @@ package op
 import (
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -109,6 +112,18 @@ func TestCodeFlow(t *testing.T) {
 		}
 		if h := string(mustHeader(t, tok.Extra("id_token").(string))); !strings.Contains(h, `"alg":"RS256"`) {
 			t.Fatalf("default RS256, header %s", h)
+		}
+		// A public client refreshes and revokes with its client_id alone.
+		status, body := e.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok2.RefreshToken}, "client_id": {pub.ClientID}}, "", "")
+		if status != 200 {
+			t.Fatalf("public refresh: %d %v", status, body)
+		}
+		rt := body["refresh_token"].(string)
+		if status, body := e.form("/revoke", url.Values{"token": {rt}, "client_id": {pub.ClientID}}, "", ""); status != 200 {
+			t.Fatalf("public revoke: %d %v", status, body)
+		}
+		if status, _ := e.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}, "client_id": {pub.ClientID}}, "", ""); status != 400 {
+			t.Fatalf("refresh after public revoke: %d", status)
 		}
 	})
 }
@@ -346,8 +361,11 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		if status, _ := e.form("/revoke", url.Values{"token": {tok.AccessToken}, "token_type_hint": {"access_token"}}, a.ClientID, sec); status != 200 {
 			t.Fatalf("revoke: %d", status)
 		}
-		if s, _ := userinfo(t, e.issuer(), tok.AccessToken); s == 200 {
-			t.Fatal("revoked access token works at userinfo")
+		req, _ := http.NewRequest(http.MethodGet, e.issuer()+"/userinfo", nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 ||
+			!strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+			t.Fatalf("revoked access token at userinfo: %v %v", resp, err)
 		}
 		if _, in := e.form("/introspect", url.Values{"token": {tok.AccessToken}}, a.ClientID, sec); in["active"] != false {
 			t.Fatal("revoked access token is active")
@@ -446,5 +464,35 @@ func TestEndSessionAndBackchannelLogout(t *testing.T) {
 	resp, _ = get(t, noFollow, e.issuer()+"/end_session")
 	if resp.StatusCode != 302 || resp.Header.Get("Location") != "/t/acme/" {
 		t.Fatalf("bare end_session: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestDiscoveryGolden pins the discovery document's wire format.
+func TestDiscoveryGolden(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	_, body := get(t, http.DefaultClient, e.issuer()+"/.well-known/openid-configuration")
+	var v any
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(body, e.srv.URL, "https://gatehouse.test")), &v); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.MarshalIndent(v, "", "  ")
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "discovery.golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("discovery document changed:\n%s\nwant:\n%s", got, want)
 	}
 }

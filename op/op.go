@@ -341,7 +341,30 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 	r2 := r.Clone(r.Context())
 	r2.URL.Path = rest
 	r2.URL.RawPath = ""
+	switch rest {
+	case "/token", "/introspect", "/userinfo":
+		// Token responses must not be cached (RFC 6749 section 5.1).
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	if rest == "/userinfo" {
+		w = &bearerErrors{ResponseWriter: w}
+	}
 	p.zitadel.ServeHTTP(w, r2)
+}
+
+// bearerErrors turns zitadel's userinfo refusals into RFC 6750 section 3.1
+// answers: 401 with a WWW-Authenticate challenge for a missing, invalid,
+// expired or revoked token (zitadel answers 403 for the latter).
+type bearerErrors struct {
+	http.ResponseWriter
+}
+
+func (b *bearerErrors) WriteHeader(status int) {
+	if status == http.StatusUnauthorized || status == http.StatusForbidden {
+		b.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		status = http.StatusUnauthorized
+	}
+	b.ResponseWriter.WriteHeader(status)
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
