@@ -96,7 +96,10 @@ func (s *server) createGroup(w http.ResponseWriter, r *http.Request, c *call) er
 		if err := tx.CreateGroup(r.Context(), g); err != nil {
 			return err
 		}
-		return s.audit(r.Context(), tx, g.TenantID, c.actor(r), "group.created", "group", g.ID, map[string]any{"name": g.Name})
+		if err := s.audit(r.Context(), tx, g.TenantID, c.actor(r), "group.created", "group", g.ID, map[string]any{"name": g.Name}); err != nil {
+			return err
+		}
+		return s.provisioned(r.Context(), tx, g.TenantID, "group.created", map[string]any{"group": g})
 	})
 	if err != nil {
 		return err
@@ -170,7 +173,10 @@ func (s *server) updateGroup(w http.ResponseWriter, r *http.Request, c *call) er
 		if old != g.Name {
 			details["old_name"] = old
 		}
-		return s.audit(ctx, tx, g.TenantID, c.actor(r), "group.updated", "group", g.ID, details)
+		if err := s.audit(ctx, tx, g.TenantID, c.actor(r), "group.updated", "group", g.ID, details); err != nil {
+			return err
+		}
+		return s.provisioned(ctx, tx, g.TenantID, "group.updated", map[string]any{"group": g})
 	})
 	if err != nil {
 		return err
@@ -189,7 +195,10 @@ func (s *server) deleteGroup(w http.ResponseWriter, r *http.Request, c *call) er
 		if err := tx.DeleteGroup(ctx, c.tenant.ID, g.ID); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "group.deleted", "group", g.ID, map[string]any{"name": g.Name})
+		if err := s.audit(ctx, tx, c.tenant.ID, c.actor(r), "group.deleted", "group", g.ID, map[string]any{"name": g.Name}); err != nil {
+			return err
+		}
+		return s.provisioned(ctx, tx, c.tenant.ID, "group.deleted", map[string]any{"group_id": g.ID})
 	})
 	if err != nil {
 		return err
@@ -280,8 +289,15 @@ func (s *server) changeMember(w http.ResponseWriter, r *http.Request, c *call, a
 		if err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "group", g.ID,
-			map[string]any{"user_id": u.ID, "group": g.Name, "managed_by": gatehouse.ManagedByAdmin})
+		if err := s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "group", g.ID,
+			map[string]any{"user_id": u.ID, "group": g.Name, "managed_by": gatehouse.ManagedByAdmin}); err != nil {
+			return err
+		}
+		change := "members_removed"
+		if add {
+			change = "members_added"
+		}
+		return s.provisioned(ctx, tx, c.tenant.ID, "group.updated", map[string]any{"group": g, change: []string{u.ID}})
 	})
 	if err != nil {
 		return err

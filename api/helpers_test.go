@@ -77,6 +77,7 @@ type env struct {
 	h       http.Handler
 	logs    *bytes.Buffer
 	hdr     http.Header
+	cfg     Config
 }
 
 // withHeader returns e sending one more header.
@@ -116,9 +117,17 @@ func newEnvWithStore(t *testing.T, st gatehouse.Store, sq *sqlstore.Store) *env 
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	h := New(Config{Store: st, Keyring: kr, SuperuserTokenDigest: secret.Digest(rootToken),
-		PublicURL: "https://sso.example.test", Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))})
-	return &env{t: t, store: sq, keyring: kr, h: h, logs: logs}
+	cfg := Config{Store: st, Keyring: kr, SuperuserTokenDigest: secret.Digest(rootToken),
+		PublicURL: "https://sso.example.test", Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, nil))}
+	return &env{t: t, store: sq, keyring: kr, h: New(cfg), logs: logs, cfg: cfg}
+}
+
+// with returns e serving a handler whose Config edit changed.
+func (e *env) with(edit func(*Config)) *env {
+	c := *e
+	edit(&c.cfg)
+	c.h = New(c.cfg)
+	return &c
 }
 
 type lockedWriter struct {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/provision"
 	"github.com/gatehouse-sso/gatehouse/secret"
 )
 
@@ -208,6 +209,70 @@ func TestKeyRotation(t *testing.T) {
 		}
 		if !slices.Contains(auditActions(t, e, "acme"), "signing_key.rotated") {
 			t.Error("rotation not audited")
+		}
+	})
+}
+
+// TestOutboxEvents: user and group writes queue the same webhook events
+// as JIT and SCIM, in the change's transaction.
+func TestOutboxEvents(t *testing.T) {
+	forEngine(t, func(t *testing.T, e *env) {
+		e.tenant("acme")
+		u := e.must(201, "POST", "/api/v1/tenants/acme/users", rootToken, map[string]any{"email": "ana@acme.com"})["id"].(string)
+		g := e.must(201, "POST", "/api/v1/tenants/acme/groups", rootToken, map[string]any{"name": "Staff"})["id"].(string)
+		e.must(204, "PUT", "/api/v1/tenants/acme/groups/"+g+"/members/"+u, rootToken, nil)
+		e.must(200, "PATCH", "/api/v1/tenants/acme/users/"+u, rootToken, map[string]any{"active": false})
+		e.must(204, "DELETE", "/api/v1/tenants/acme/users/"+u, rootToken, nil)
+		ctx := context.Background()
+		var types []string
+		err := e.store.View(ctx, func(tx gatehouse.Tx) error {
+			evs, err := tx.ListPendingOutbox(ctx, 100)
+			for _, ev := range evs {
+				types = append(types, ev.Type)
+				var p map[string]any
+				if err := json.Unmarshal(ev.Payload, &p); err != nil {
+					t.Errorf("%s payload: %v", ev.Type, err)
+				}
+				if ev.Type == "group.updated" && p["members_added"] == nil {
+					t.Errorf("group.updated payload %s", ev.Payload)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"user.created", "group.created", "group.updated", "user.deactivated", "user.deleted"}
+		if !slices.Equal(types, want) {
+			t.Fatalf("outbox %v, want %v", types, want)
+		}
+	})
+}
+
+// TestApproveThroughResolver: the JIT resolver approves, as the server
+// wires it.
+func TestApproveThroughResolver(t *testing.T) {
+	forEngine(t, func(t *testing.T, e *env) {
+		e = e.with(func(c *Config) { c.Provisioner = provision.New(e.store, provision.Options{}) })
+		tid := e.tenant("acme")
+		ctx := context.Background()
+		u := &gatehouse.User{ID: gatehouse.NewID("usr"), TenantID: tid, Email: "p@acme.com", Username: "p", Status: gatehouse.StatusPending, Source: gatehouse.SourceJIT}
+		if err := e.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateUser(ctx, u) }); err != nil {
+			t.Fatal(err)
+		}
+		a := e.must(200, "POST", "/api/v1/tenants/acme/users/"+u.ID+"/approve", rootToken, nil)
+		if a["status"] != "active" || a["active"] != true {
+			t.Fatalf("approve: %v", a)
+		}
+		if r := e.do("POST", "/api/v1/tenants/acme/users/"+u.ID+"/approve", rootToken, nil); r.Status != 409 {
+			t.Fatalf("approve twice: %d %s", r.Status, r.Body)
+		}
+		if r := e.do("POST", "/api/v1/tenants/acme/users/usr_nope/approve", rootToken, nil); r.Status != 404 {
+			t.Fatalf("approve unknown: %d %s", r.Status, r.Body)
+		}
+		evs := e.must(200, "GET", "/api/v1/tenants/acme/audit?action=user.approved", rootToken, nil)["items"].([]any)
+		if len(evs) != 1 || evs[0].(map[string]any)["actor_type"] != "superuser" {
+			t.Fatalf("audit %v", evs)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"regexp"
 	"slices"
@@ -18,6 +19,21 @@ func (s *server) audit(ctx context.Context, tx gatehouse.Tx, tenantID string, a 
 		ActorType: a.Type, ActorID: a.ID, Action: action, TargetType: targetType, TargetID: targetID,
 		RequestID: a.RequestID, Details: details,
 	})
+}
+
+// provisioned appends the outbox event of a user or group change for
+// webhook delivery, in the change's transaction. Types and payloads are
+// the ones JIT and SCIM write: user.created/updated/deactivated/
+// reactivated with {"user":...}, user.deleted with {"user_id"},
+// group.created/updated with {"group":...} (plus members_added or
+// members_removed), group.deleted with {"group_id"}.
+func (s *server) provisioned(ctx context.Context, tx gatehouse.Tx, tenantID, event string, payload map[string]any) error {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
+	}
+	return tx.AppendOutbox(ctx, &gatehouse.OutboxEvent{ID: gatehouse.NewID("obx"), TenantID: tenantID, Type: event,
+		Payload: b, CreatedAt: s.clock.Now().UTC()})
 }
 
 // tenantJSON is a tenant as the API shows it.

@@ -228,7 +228,10 @@ func (s *server) createUser(w http.ResponseWriter, r *http.Request, c *call) err
 		if err := tx.CreateUser(ctx, u); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, u.TenantID, c.actor(r), "user.created", "user", u.ID, map[string]any{"email": u.Email, "source": u.Source})
+		if err := s.audit(ctx, tx, u.TenantID, c.actor(r), "user.created", "user", u.ID, map[string]any{"email": u.Email, "source": u.Source}); err != nil {
+			return err
+		}
+		return s.provisioned(ctx, tx, u.TenantID, "user.created", map[string]any{"user": u})
 	})
 	if err != nil {
 		return err
@@ -397,7 +400,14 @@ func (s *server) updateUser(w http.ResponseWriter, r *http.Request, c *call) err
 				return err
 			}
 		}
-		return s.audit(ctx, tx, u.TenantID, c.actor(r), action, "user", u.ID, details)
+		if err := s.audit(ctx, tx, u.TenantID, c.actor(r), action, "user", u.ID, details); err != nil {
+			return err
+		}
+		event := action
+		if action == "user.approved" {
+			event = "user.updated" // as JIT's approval reports it
+		}
+		return s.provisioned(ctx, tx, u.TenantID, event, map[string]any{"user": u})
 	})
 	if err != nil {
 		return err
@@ -465,7 +475,10 @@ func (s *server) deleteUser(w http.ResponseWriter, r *http.Request, c *call) err
 		if err != nil {
 			return notFound(err, "User")
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "user", id, details)
+		if err := s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "user", id, details); err != nil {
+			return err
+		}
+		return s.provisioned(ctx, tx, c.tenant.ID, "user.deleted", map[string]any{"user_id": id})
 	})
 	if err != nil {
 		return err
@@ -499,7 +512,10 @@ func (s *server) approveUser(w http.ResponseWriter, r *http.Request, c *call) er
 			if err := tx.UpdateUser(ctx, u); err != nil {
 				return err
 			}
-			return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "user.approved", "user", u.ID, nil)
+			if err := s.audit(ctx, tx, c.tenant.ID, c.actor(r), "user.approved", "user", u.ID, nil); err != nil {
+				return err
+			}
+			return s.provisioned(ctx, tx, c.tenant.ID, "user.updated", map[string]any{"user": u})
 		})
 	}
 	if err != nil {
