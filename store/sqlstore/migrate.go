@@ -70,7 +70,7 @@ func (s *Store) provider() (*goose.Provider, error) {
 	opts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
 	if s.d == postgresDialect {
 		locker, err := lock.NewPostgresSessionLocker(
-			lock.WithLockTimeout(5, 120), // retry every 5 s for up to 10 minutes
+			lock.WithLockTimeout(1, 600), // retry every second for up to 10 minutes
 		)
 		if err != nil {
 			return nil, errInternal("migration lock", err)
