@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -329,17 +330,26 @@ func localPath(p string) bool {
 	return err == nil && u.Scheme == "" && u.Host == ""
 }
 
-// checkURL requires an absolute https URL (http only on a development
-// instance).
+// checkURL requires an absolute https URL; http only on a development
+// instance or for a loopback host (a test IdP on the same machine; the
+// outbound policy still decides whether Gatehouse may fetch from it).
 func checkURL(s string, dev bool) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" {
 		return errors.New("must be an absolute URL")
 	}
-	if u.Scheme != "https" && !(dev && u.Scheme == "http") {
+	if u.Scheme != "https" && !(u.Scheme == "http" && (dev || loopbackHost(u.Hostname()))) {
 		return errors.New("must be an https URL")
 	}
 	return nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(h)
+	return err == nil && ip.IsLoopback()
 }
 
 // publicCause returns the first line of err, for admin-facing messages.

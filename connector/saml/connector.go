@@ -76,6 +76,10 @@ func (c idpInitiatedConnector) FinishUnsolicited(ctx context.Context, r *http.Re
 	return c.finish(ctx, nil, r)
 }
 
+// IdPInitiatedTarget is the local path an IdP-initiated login lands on
+// (the login handler checks it again).
+func (c idpInitiatedConnector) IdPInitiatedTarget() string { return c.cfg.IdPInitiatedTarget }
+
 // Open returns a connector for c. It is cheap: IdP metadata from a URL is
 // fetched on first use and cached per process.
 func Open(env connector.Env, c *gatehouse.Connection, secrets json.RawMessage) (connector.Connector, error) {

@@ -2,49 +2,13 @@ package saml
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	crewjam "github.com/crewjam/saml"
 
 	"github.com/gatehouse-sso/gatehouse"
-)
-
-// Common attribute names per profile field, in order of preference: LDAP
-// names, their OIDs (eduPerson / SAML V2.0 X.500 profile), the claim URIs of
-// Entra ID and ADFS, and the names Okta, OneLogin and Google use in their
-// examples.
-var (
-	emailAttrs = []string{
-		"email", "mail", "emailAddress", "Email", "User.email",
-		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
-		"urn:oid:0.9.2342.19200300.100.1.3",
-	}
-	givenNameAttrs = []string{
-		"givenName", "given_name", "firstName", "first_name", "FirstName", "User.FirstName",
-		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
-		"urn:oid:2.5.4.42",
-	}
-	familyNameAttrs = []string{
-		"sn", "surname", "family_name", "lastName", "last_name", "LastName", "User.LastName",
-		"http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
-		"urn:oid:2.5.4.4",
-	}
-	displayNameAttrs = []string{
-		"displayName", "display_name", "name", "cn",
-		"http://schemas.microsoft.com/identity/claims/displayname",
-		"urn:oid:2.16.840.1.113730.3.1.241", "urn:oid:2.5.4.3",
-	}
-	usernameAttrs = []string{
-		"username", "uid", "preferred_username",
-		"urn:oid:0.9.2342.19200300.100.1.1",
-	}
-	groupAttrs = []string{
-		"groups", "memberOf", "Groups", "isMemberOf",
-		"http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
-		"http://schemas.xmlsoap.org/claims/Group",
-		"http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
-		"urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
-	}
+	"github.com/gatehouse-sso/gatehouse/mapping"
 )
 
 // identity turns a verified assertion into the normalized Identity. The
@@ -65,19 +29,10 @@ func (c *Connector) identity(a *crewjam.Assertion, idp *idpInfo) (*gatehouse.Ide
 		Issuer:       idp.EntityID,
 		Raw:          raw,
 	}
-	switch {
-	case c.cfg.SubjectAttribute != "":
-		id.Subject = firstValue(raw, c.cfg.SubjectAttribute)
-		if id.Subject == "" {
-			return nil, refuse(ErrSubject, msgSubject, errors.New("subject_attribute "+c.cfg.SubjectAttribute+" is missing"))
-		}
-	case format == formatTransient:
-		return nil, refuse(ErrSubject, msgSubject, errors.New("transient NameID and no subject_attribute configured"))
-	default:
+	// The NameID is the subject unless it is transient; a configured
+	// subject_attribute (or a subject mapping) replaces it.
+	if format != formatTransient {
 		id.Subject = value
-	}
-	if id.Subject == "" {
-		return nil, refuse(ErrSubject, msgSubject, errors.New("empty NameID"))
 	}
 	raw["nameid"] = value
 	raw["nameid_format"] = format
@@ -87,48 +42,40 @@ func (c *Connector) identity(a *crewjam.Assertion, idp *idpInfo) (*gatehouse.Ide
 			break
 		}
 	}
-	c.applyMapping(id, raw, format, value)
+	if err := c.applyMapping(id, raw, format, value); err != nil {
+		return nil, err
+	}
+	if c.cfg.SubjectAttribute != "" {
+		id.Subject = firstValue(raw, c.cfg.SubjectAttribute)
+		if id.Subject == "" {
+			return nil, refuse(ErrSubject, msgSubject, errors.New("subject_attribute "+c.cfg.SubjectAttribute+" is missing"))
+		}
+	}
+	if id.Subject == "" || (format == formatTransient && id.Subject == value) {
+		return nil, refuse(ErrSubject, msgSubject, fmt.Errorf("no stable subject (NameID format %q, no subject_attribute)", format))
+	}
 	return id, nil
 }
 
-// applyMapping fills the profile fields: the connection's plain attribute
-// names first, then the common names. Email falls back to an
+// applyMapping fills the profile fields with the shared mapping (the
+// connection's expressions and names, then the SAML defaults: mail, the
+// Entra ID / ADFS claim URIs, urn:oid names...). Email falls back to an
 // emailAddress-format NameID, and to an unspecified NameID that is an email
 // address (Okta's and OneLogin's default).
-func (c *Connector) applyMapping(id *gatehouse.Identity, raw map[string]any, format, nameID string) {
+func (c *Connector) applyMapping(id *gatehouse.Identity, raw map[string]any, format, nameID string) error {
 	m := c.conn.Mapping
-	pick := func(configured string, defaults []string) string {
-		if configured != "" {
-			return firstValue(raw, configured)
-		}
-		for _, name := range defaults {
-			if v := firstValue(raw, name); v != "" {
-				return v
-			}
-		}
-		return ""
+	if err := mapping.Apply(gatehouse.ConnSAML, m, raw, id); err != nil {
+		return err
 	}
-	id.Email = pick(m.Email, emailAttrs)
-	if id.Email == "" && m.Email == "" && (format == formatEmail || format == formatUnspecified || format == "") && gatehouse.ValidEmail(nameID) {
+	_, emailExpr := m.Expressions[mapping.FieldEmail]
+	if id.Email == "" && m.Email == "" && !emailExpr &&
+		(format == formatEmail || format == formatUnspecified || format == "") && gatehouse.ValidEmail(nameID) {
 		id.Email = nameID
 	}
-	id.GivenName = pick(m.GivenName, givenNameAttrs)
-	id.FamilyName = pick(m.FamilyName, familyNameAttrs)
-	id.DisplayName = pick(m.DisplayName, displayNameAttrs)
-	id.Username = pick(m.Username, usernameAttrs)
 	if id.DisplayName == "" && (id.GivenName != "" || id.FamilyName != "") {
 		id.DisplayName = strings.TrimSpace(id.GivenName + " " + id.FamilyName)
 	}
-	groupNames := groupAttrs
-	if m.Groups != "" {
-		groupNames = []string{m.Groups}
-	}
-	for _, name := range groupNames {
-		if vs := allValues(raw, name); len(vs) > 0 {
-			id.Groups = vs
-			break
-		}
-	}
+	return nil
 }
 
 // attributes returns the assertion's attributes by Name (and by
@@ -191,18 +138,4 @@ func firstValue(raw map[string]any, name string) string {
 		}
 	}
 	return ""
-}
-
-func allValues(raw map[string]any, name string) []string {
-	v, ok := raw[name]
-	if !ok {
-		return nil
-	}
-	var out []string
-	for _, x := range asList(v) {
-		if s, ok := x.(string); ok && s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }

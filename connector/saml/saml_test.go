@@ -64,7 +64,7 @@ var (
 )
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	idp    *samltest.IdP
 	clock  *fakeClock
 	replay *memReplay
@@ -79,7 +79,7 @@ func (f *fixture) entityID() string { return publicURL + "/sso/saml/" + f.conn.I
 
 // newFixture configures a connection to a test IdP from its metadata XML
 // (plus extra fields) and opens it.
-func newFixture(t *testing.T, extra map[string]any) *fixture {
+func newFixture(t testing.TB, extra map[string]any) *fixture {
 	t.Helper()
 	clock := &fakeClock{t: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
 	f := &fixture{t: t, idp: samltest.New("https://idp.example.org"), clock: clock, replay: newMemReplay(clock)}
@@ -585,7 +585,7 @@ func TestConfigureErrors(t *testing.T) {
 		{"two sources", map[string]any{"idp_metadata_url": "https://x.example/md", "idp_metadata_xml": "<x/>"}, "idp_metadata_url"},
 		{"bad cert", map[string]any{"idp_sso_url": "https://idp/sso", "idp_entity_id": "e", "idp_certificate": "nope"}, "idp_certificate"},
 		{"short key", map[string]any{"idp_sso_url": "https://idp/sso", "idp_entity_id": "e", "idp_certificate": short.CertPEM()}, "idp_certificate"},
-		{"http SSO", map[string]any{"idp_sso_url": "http://idp/sso", "idp_entity_id": "e", "idp_certificate": f.idp.Signer.CertPEM()}, "idp_sso_url"},
+		{"http SSO", map[string]any{"idp_sso_url": "http://idp.example.org/sso", "idp_entity_id": "e", "idp_certificate": f.idp.Signer.CertPEM()}, "idp_sso_url"},
 		{"skew", map[string]any{"clock_skew_seconds": 600}, "clock_skew_seconds"},
 		{"target", map[string]any{"idp_initiated_target": "https://evil.example.com/"}, "idp_initiated_target"},
 		{"target //", map[string]any{"idp_initiated_target": "//evil.example.com/"}, "idp_initiated_target"},
