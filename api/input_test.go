@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -168,4 +169,43 @@ func TestClosedDatabase(t *testing.T) {
 		t.Fatalf("closed database: %d %s", r.Status, r.Body)
 	}
 	t.Logf("closed database answers %d %s", r.Status, r.Body)
+}
+
+// TestConcurrentCreates: simultaneous creates of one email or group name
+// give one 201 and 409s, never a 500 or a duplicate.
+func TestConcurrentCreates(t *testing.T) {
+	forEngine(t, func(t *testing.T, e *env) {
+		tid := e.tenant("acme")
+		const n = 16
+		for _, tc := range []struct{ path, body string }{
+			{"/api/v1/tenants/acme/users", `{"email":"Same@acme.com"}`},
+			{"/api/v1/tenants/acme/groups", `{"name":"Same"}`},
+		} {
+			statuses := make(chan int, n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					body := tc.body
+					if i%2 == 1 { // the same key in another case
+						body = strings.Replace(body, "Same", "SAME", 1)
+					}
+					statuses <- e.do("POST", tc.path, rootToken, body).Status
+				}()
+			}
+			wg.Wait()
+			close(statuses)
+			count := map[int]int{}
+			for s := range statuses {
+				count[s]++
+			}
+			if count[201] != 1 || count[409] != n-1 {
+				t.Errorf("%s: statuses %v", tc.path, count)
+			}
+		}
+		if _, users := e.counts(tid); users != 1 {
+			t.Fatalf("%d users", users)
+		}
+	})
 }
