@@ -59,7 +59,7 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 		return nil, err
 	}
 	login, err := web.New(web.Config{
-		Store: st, Keyring: s.keyring, Resolver: resolver, PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev,
+		Store: st, Keyring: s.keyring, Resolver: s.metrics.InstrumentResolver(resolver), PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev,
 		Logger: s.log, Clock: s.clock, ConnectorEnv: env, Sessions: sessions,
 	})
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/config"
+	"github.com/gatehouse-sso/gatehouse/metrics"
 	"github.com/gatehouse-sso/gatehouse/secret"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
@@ -35,6 +36,7 @@ type Server struct {
 	// it is shown once.
 	NewAdminToken string
 	clock         gatehouse.Clock
+	metrics       *metrics.Metrics
 
 	store atomic.Pointer[sqlstore.Store]
 	app   atomic.Pointer[http.Handler]
@@ -43,7 +45,7 @@ type Server struct {
 // New loads the root key and the superuser token. It does not touch the
 // database.
 func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, clock: gatehouse.SystemClock{}}
+	s := &Server{cfg: cfg, log: log, clock: gatehouse.SystemClock{}, metrics: metrics.New()}
 	var err error
 	if cfg.RootKey != nil {
 		s.keyring, err = secret.NewKeyring("env", cfg.RootKey)
@@ -117,6 +119,7 @@ func (s *Server) Open(ctx context.Context) error {
 		st.Close()
 		return err
 	}
+	s.metrics.RegisterDB(st.Engine(), st.DB())
 	s.store.Store(st)
 	s.app.Store(&h)
 	return nil
@@ -141,6 +144,14 @@ func (s *Server) OpenWithRetry(ctx context.Context) error {
 	}
 }
 
+// MetricsHandler serves /metrics (for a listener of its own when
+// GATEHOUSE_METRICS_ADDR is set).
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	return mux
+}
+
 // Close closes the store.
 func (s *Server) Close() error {
 	if st := s.store.Load(); st != nil {
@@ -157,6 +168,9 @@ func (s *Server) Handler() http.Handler {
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
 	})
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.cfg.MetricsAddr == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		app := s.app.Load()
 		if app == nil {
@@ -166,6 +180,7 @@ func (s *Server) Handler() http.Handler {
 		(*app).ServeHTTP(w, r)
 	})
 	var h http.Handler = mux
+	h = s.metrics.Middleware(h)
 	h = withSecurityHeaders(s.cfg.SecureCookies(), h)
 	h = withLogAndRecover(s.log, h)
 	h = withRequestID(h)

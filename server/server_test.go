@@ -74,6 +74,18 @@ func TestJourneyFirstLogin(t *testing.T) {
 			if len(audit.Items) != 1 {
 				t.Fatalf("audit user.jit_created: %+v", audit)
 			}
+			_, metrics := get(t, http.DefaultClient, gh.URL+"/metrics")
+			for _, want := range []string{
+				`gatehouse_logins_total{connection="` + conn.ID + `",outcome="created",tenant="acme"} 1`,
+				`gatehouse_logins_total{connection="` + conn.ID + `",outcome="existing",tenant="acme"} 1`,
+				`gatehouse_jit_users_created_total{tenant="acme"} 1`,
+				`gatehouse_http_requests_total{area="api",code="201",method="POST"}`,
+				`go_sql_open_connections`,
+			} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
 		})
 	}
 }

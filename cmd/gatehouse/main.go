@@ -115,6 +115,17 @@ func serve(args []string, stdout, stderr io.Writer) int {
 			stop()
 		}
 	}()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "gatehouse: GATEHOUSE_METRICS_ADDR %s: %v\n", cfg.MetricsAddr, err)
+			return 1
+		}
+		ms := &http.Server{Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = ms.Serve(mln) }()
+		defer ms.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	log.Info("listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "version", buildVersion())
 
 	started := time.Now()
