@@ -1,12 +1,13 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"io"
+
+	"github.com/gatehouse-sso/gatehouse/cli"
 )
 
-// runCLI dispatches the admin-API client commands.
-func runCLI(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "gatehouse: unknown command %q\n\n%s", args[0], usage)
-	return 2
+// runCLI hands the admin-API client commands to package cli.
+func runCLI(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return cli.Run(ctx, args, stdout, stderr)
 }
