@@ -2,11 +2,15 @@ package api
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,6 +53,9 @@ func decodeStrict(data []byte, prefix string, dst any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return gatehouse.Errorf(gatehouse.EINVALID, "The request body is empty; send a JSON object.")
 	}
+	if err := exactKeys(data, prefix, dst); err != nil {
+		return err
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -56,6 +63,34 @@ func decodeStrict(data []byte, prefix string, dst any) error {
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return gatehouse.Errorf(gatehouse.EINVALID, "Malformed JSON: unexpected data after the top-level value.")
+	}
+	return nil
+}
+
+// exactKeys refuses top-level keys of a JSON object that are not exactly a
+// field name of the struct dst points to: encoding/json matches names
+// case-insensitively, so "EMAIL" would otherwise pass as "email".
+func exactKeys(data []byte, prefix string, dst any) error {
+	t := reflect.TypeOf(dst)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(data, &raw) != nil {
+		return nil // not an object: the decoder reports it
+	}
+	names := map[string]bool{}
+	for i := range t.Elem().NumField() {
+		f := t.Elem().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "-" {
+			names[cmp.Or(name, f.Name)] = true
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		if !names[k] {
+			return gatehouse.FieldError(prefix+k, "Unknown field %q.", prefix+k)
+		}
 	}
 	return nil
 }

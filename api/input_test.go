@@ -37,6 +37,8 @@ func TestBadInput(t *testing.T) {
 			{"trailing data", "POST", users, `{"email":"b@acme.com"} {}`, 400, "invalid", ""},
 			{"array body", "POST", users, `[]`, 400, "invalid", ""},
 			{"unknown field", "POST", users, `{"email":"b@acme.com","emial":"x"}`, 400, "invalid", "emial"},
+			{"field in another case", "POST", users, `{"EMAIL":"b@acme.com"}`, 400, "invalid", "EMAIL"},
+			{"nested field in another case", "POST", conns, `{"type":"apitest","name":"x","url":"https://i.example","jit":{"Enabled":false}}`, 400, "invalid", "jit.Enabled"},
 			{"wrong type", "POST", users, `{"email":42}`, 400, "invalid", "email"},
 			{"wrong type bool", "PATCH", users + "/" + uid, `{"active":"no"}`, 400, "invalid", "active"},
 			{"oversized body", "POST", users, big, 413, "invalid", ""},
