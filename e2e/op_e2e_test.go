@@ -136,6 +136,21 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return http.DefaultTransport.RoundTrip(r)
 }
 
+// browser keeps cookies, follows redirects between Gatehouse and the
+// upstream, stops at the apps (hosts *.example), and counts its requests
+// to the upstream provider.
+func (s *opStack) browser() (*http.Client, *countingTransport) {
+	upHost, _ := url.Parse(s.upstream.Issuer)
+	ct := &countingTransport{host: upHost.Host}
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Transport: ct, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
+		if strings.HasSuffix(r.URL.Host, ".example") || len(via) > 20 {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}, ct
+}
+
 // TestOPTwoAppsOneUpstreamLogin: a relying party Gatehouse did not write
 // (golang.org/x/oauth2 with coreos/go-oidc) signs in to two apps. The
 // first sends the browser through Gatehouse to the real upstream provider
@@ -151,15 +166,7 @@ func TestOPTwoAppsOneUpstreamLogin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
-	upHost, _ := url.Parse(s.upstream.Issuer)
-	ct := &countingTransport{host: upHost.Host}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Transport: ct, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
-		if strings.HasSuffix(r.URL.Host, ".example") || len(via) > 20 {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	browser, ct := s.browser()
 
 	signIn := func(a *gatehouse.App, sec string) (*oauth2.Token, *gooidc.IDToken) {
 		t.Helper()

@@ -5,12 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -110,15 +107,7 @@ func (n *nodeRP) next(t *testing.T, v any) {
 func TestOPOpenIDClientTwoApps(t *testing.T) {
 	s := newOPStack(t)
 	issuer := s.srv.URL + "/t/acme"
-	upHost, _ := url.Parse(s.upstream.Issuer)
-	ct := &countingTransport{host: upHost.Host}
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar, Transport: ct, Timeout: 20 * time.Second, CheckRedirect: func(r *http.Request, via []*http.Request) error {
-		if strings.HasSuffix(r.URL.Host, ".example") || len(via) > 20 {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	browser, ct := s.browser()
 	type result struct {
 		URL      string         `json:"url"`
 		Error    string         `json:"error"`

@@ -332,7 +332,13 @@ func (r *rp) login(b *http.Client, extra ...oauth2.AuthCodeOption) (*oauth2.Toke
 // form posts a form to path under the issuer with optional basic auth.
 func (e *env) form(path string, v url.Values, user, pass string) (int, map[string]any) {
 	e.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, e.issuer()+path, strings.NewReader(v.Encode()))
+	return e.post(e.issuer(), path, v, user, pass)
+}
+
+// post posts a form to path under issuer with optional basic auth.
+func (e *env) post(issuer, path string, v url.Values, user, pass string) (int, map[string]any) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, issuer+path, strings.NewReader(v.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	if user != "" {
 		req.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))

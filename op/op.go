@@ -319,22 +319,17 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		// hybrid flows are refused by the client (ResponseTypes), and a
 		// Request Object is not supported.
 	case "/token":
-		if r.Method == http.MethodOptions {
-			break // CORS preflight, answered by zitadel's CORS handler
-		}
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+		if !postOnly(w, r) {
 			return
 		}
-		if err := r.ParseForm(); err != nil || !allowedGrants[r.PostForm.Get("grant_type")] {
-			writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
-			return
+		if r.Method == http.MethodPost {
+			if err := r.ParseForm(); err != nil || !allowedGrants[r.PostForm.Get("grant_type")] {
+				writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
+				return
+			}
 		}
 	case "/revoke", "/introspect":
-		if r.Method != http.MethodPost && r.Method != http.MethodOptions {
-			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+		if !postOnly(w, r) {
 			return
 		}
 	}
@@ -365,6 +360,17 @@ func (b *bearerErrors) WriteHeader(status int) {
 		status = http.StatusUnauthorized
 	}
 	b.ResponseWriter.WriteHeader(status)
+}
+
+// postOnly answers 405 to anything but POST and the CORS preflight
+// (OPTIONS, answered by zitadel's CORS handler).
+func postOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodPost || r.Method == http.MethodOptions {
+		return true
+	}
+	w.Header().Set("Allow", http.MethodPost)
+	http.Error(w, "Method not allowed.", http.StatusMethodNotAllowed)
+	return false
 }
 
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {

@@ -213,17 +213,7 @@ func TestOtherTenantTokensRefused(t *testing.T) {
 		t.Fatal("acme token accepted at globex userinfo")
 	}
 	req := func(path string, v url.Values, user, pass string) (int, map[string]any) {
-		r2, _ := http.NewRequest(http.MethodPost, gIssuer+path, strings.NewReader(v.Encode()))
-		r2.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r2.SetBasicAuth(user, pass)
-		resp, err := http.DefaultClient.Do(r2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return e.post(gIssuer, path, v, user, pass)
 	}
 	if _, in := req("/introspect", url.Values{"token": {tok.AccessToken}}, g.ClientID, gsec); in["active"] != false {
 		t.Fatalf("acme token active at globex: %v", in)
