@@ -70,12 +70,7 @@ func (t *tx) CreateApp(ctx context.Context, a *gatehouse.App) error {
 }
 
 func (t *tx) getApp(ctx context.Context, cond string, args ...any) (*gatehouse.App, error) {
-	var a *gatehouse.App
-	err := t.get(ctx, appNotFound, func(sc scanner) (err error) {
-		a, err = scanApp(sc)
-		return err
-	}, `SELECT `+appColumns+` FROM apps WHERE `+cond, args...)
-	return a, err
+	return one(ctx, t, appNotFound, scanApp, `SELECT `+appColumns+` FROM apps WHERE `+cond, args...)
 }
 
 func (t *tx) GetApp(ctx context.Context, tenantID, id string) (*gatehouse.App, error) {
@@ -87,13 +82,7 @@ func (t *tx) GetAppByClientID(ctx context.Context, tenantID, clientID string) (*
 }
 
 func (t *tx) ListApps(ctx context.Context, tenantID string) ([]*gatehouse.App, error) {
-	list := []*gatehouse.App{}
-	err := t.each(ctx, func(sc scanner) error {
-		a, err := scanApp(sc)
-		list = append(list, a)
-		return err
-	}, `SELECT `+appColumns+` FROM apps WHERE tenant_id = $1 ORDER BY id`, tenantID)
-	return list, err
+	return all(ctx, t, scanApp, `SELECT `+appColumns+` FROM apps WHERE tenant_id = $1 ORDER BY id`, tenantID)
 }
 
 func (t *tx) UpdateApp(ctx context.Context, a *gatehouse.App) error {

@@ -86,16 +86,10 @@ func (t *tx) ListAudit(ctx context.Context, tenantID string, f gatehouse.AuditFi
 	if before != "" {
 		w.add(`id < ?`, before)
 	}
-	list := []*gatehouse.AuditEvent{}
-	err = t.each(ctx, func(sc scanner) error {
-		e, err := scanAudit(sc)
-		list = append(list, e)
-		return err
-	}, `SELECT `+auditColumns+` FROM audit_events`+w.String()+` ORDER BY id DESC LIMIT `+w.arg(limit+1), w.args...)
+	list, next, err := listPage(ctx, t, scanAudit, limit, func(e *gatehouse.AuditEvent) string { return e.ID }, `SELECT `+auditColumns+` FROM audit_events`+w.String()+` ORDER BY id DESC LIMIT `+w.arg(limit+1), w.args...)
 	if err != nil {
 		return nil, "", err
 	}
-	list, next := nextCursor(list, limit, func(e *gatehouse.AuditEvent) string { return e.ID })
 	return list, next, nil
 }
 

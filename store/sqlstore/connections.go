@@ -57,12 +57,7 @@ func (t *tx) CreateConnection(ctx context.Context, c *gatehouse.Connection) erro
 }
 
 func (t *tx) getConnection(ctx context.Context, cond string, args ...any) (*gatehouse.Connection, error) {
-	var c *gatehouse.Connection
-	err := t.get(ctx, connectionNotFound, func(sc scanner) (err error) {
-		c, err = scanConnection(sc)
-		return err
-	}, `SELECT `+connectionColumns+` FROM connections WHERE `+cond, args...)
-	return c, err
+	return one(ctx, t, connectionNotFound, scanConnection, `SELECT `+connectionColumns+` FROM connections WHERE `+cond, args...)
 }
 
 func (t *tx) GetConnection(ctx context.Context, tenantID, id string) (*gatehouse.Connection, error) {
@@ -74,13 +69,7 @@ func (t *tx) GetConnectionByID(ctx context.Context, id string) (*gatehouse.Conne
 }
 
 func (t *tx) ListConnections(ctx context.Context, tenantID string) ([]*gatehouse.Connection, error) {
-	list := []*gatehouse.Connection{}
-	err := t.each(ctx, func(sc scanner) error {
-		c, err := scanConnection(sc)
-		list = append(list, c)
-		return err
-	}, `SELECT `+connectionColumns+` FROM connections WHERE tenant_id = $1 ORDER BY id`, tenantID)
-	return list, err
+	return all(ctx, t, scanConnection, `SELECT `+connectionColumns+` FROM connections WHERE tenant_id = $1 ORDER BY id`, tenantID)
 }
 
 func (t *tx) UpdateConnection(ctx context.Context, c *gatehouse.Connection) error {

@@ -43,12 +43,7 @@ func (t *tx) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
 }
 
 func (t *tx) getGroup(ctx context.Context, cond string, args ...any) (*gatehouse.Group, error) {
-	var g *gatehouse.Group
-	err := t.get(ctx, groupNotFound, func(sc scanner) (err error) {
-		g, err = scanGroup(sc)
-		return err
-	}, `SELECT `+groupColumns+` FROM groups g WHERE `+cond, args...)
-	return g, err
+	return one(ctx, t, groupNotFound, scanGroup, `SELECT `+groupColumns+` FROM groups g WHERE `+cond, args...)
 }
 
 func (t *tx) GetGroup(ctx context.Context, tenantID, id string) (*gatehouse.Group, error) {
@@ -65,16 +60,10 @@ func (t *tx) ListGroups(ctx context.Context, tenantID string, p gatehouse.Page) 
 		return nil, "", err
 	}
 	limit := pageLimit(p)
-	list := []*gatehouse.Group{}
-	err = t.each(ctx, func(sc scanner) error {
-		g, err := scanGroup(sc)
-		list = append(list, g)
-		return err
-	}, `SELECT `+groupColumns+` FROM groups g WHERE g.tenant_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3`, tenantID, after, limit+1)
+	list, next, err := listPage(ctx, t, scanGroup, limit, func(g *gatehouse.Group) string { return g.ID }, `SELECT `+groupColumns+` FROM groups g WHERE g.tenant_id = $1 AND g.id > $2 ORDER BY g.id LIMIT $3`, tenantID, after, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
-	list, next := nextCursor(list, limit, func(g *gatehouse.Group) string { return g.ID })
 	return list, next, nil
 }
 
@@ -159,13 +148,7 @@ func (t *tx) RemoveMembership(ctx context.Context, tenantID, groupID, userID, ma
 }
 
 func (t *tx) listMemberships(ctx context.Context, query string, args ...any) ([]*gatehouse.Membership, error) {
-	list := []*gatehouse.Membership{}
-	err := t.each(ctx, func(sc scanner) error {
-		m, err := scanMembership(sc)
-		list = append(list, m)
-		return err
-	}, query, args...)
-	return list, err
+	return all(ctx, t, scanMembership, query, args...)
 }
 
 func (t *tx) ListGroupMembers(ctx context.Context, tenantID, groupID, managedBy string) ([]*gatehouse.Membership, error) {

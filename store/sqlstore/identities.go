@@ -48,24 +48,13 @@ func (t *tx) CreateIdentity(ctx context.Context, fi *gatehouse.FederatedIdentity
 }
 
 func (t *tx) GetIdentity(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, error) {
-	var fi *gatehouse.FederatedIdentity
-	err := t.get(ctx, identityNotFound, func(sc scanner) (err error) {
-		fi, err = scanIdentity(sc)
-		return err
-	}, `SELECT `+identityColumns+` FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1`,
+	return one(ctx, t, identityNotFound, scanIdentity, `SELECT `+identityColumns+` FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1`,
 		tenantID, connectionID, subject)
-	return fi, err
 }
 
 func (t *tx) ListUserIdentities(ctx context.Context, tenantID, userID string) ([]*gatehouse.FederatedIdentity, error) {
-	list := []*gatehouse.FederatedIdentity{}
-	err := t.each(ctx, func(sc scanner) error {
-		fi, err := scanIdentity(sc)
-		list = append(list, fi)
-		return err
-	}, `SELECT `+identityColumns+` FROM federated_identities WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at, connection_id, subject`,
+	return all(ctx, t, scanIdentity, `SELECT `+identityColumns+` FROM federated_identities WHERE tenant_id = $1 AND user_id = $2 ORDER BY created_at, connection_id, subject`,
 		tenantID, userID)
-	return list, err
 }
 
 func (t *tx) TouchIdentity(ctx context.Context, tenantID, connectionID, subject string, at time.Time) error {

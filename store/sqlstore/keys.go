@@ -39,13 +39,7 @@ func (t *tx) CreateSigningKey(ctx context.Context, k *gatehouse.SigningKey) erro
 
 // ListSigningKeys lists a tenant's keys, oldest first.
 func (t *tx) ListSigningKeys(ctx context.Context, tenantID string) ([]*gatehouse.SigningKey, error) {
-	list := []*gatehouse.SigningKey{}
-	err := t.each(ctx, func(sc scanner) error {
-		k, err := scanSigningKey(sc)
-		list = append(list, k)
-		return err
-	}, `SELECT `+signingKeyColumns+` FROM signing_keys WHERE tenant_id = $1 ORDER BY id`, tenantID)
-	return list, err
+	return all(ctx, t, scanSigningKey, `SELECT `+signingKeyColumns+` FROM signing_keys WHERE tenant_id = $1 ORDER BY id`, tenantID)
 }
 
 // UpdateSigningKey writes a key's retirement and expiry (its material

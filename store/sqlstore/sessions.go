@@ -55,12 +55,7 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 // GetSession returns the session with that ID, expired or not: the
 // caller judges expiry with its own clock.
 func (t *tx) GetSession(ctx context.Context, id string) (*gatehouse.Session, error) {
-	var s *gatehouse.Session
-	err := t.get(ctx, sessionNotFound, func(sc scanner) (err error) {
-		s, err = scanSession(sc)
-		return err
-	}, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
-	return s, err
+	return one(ctx, t, sessionNotFound, scanSession, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id)
 }
 
 func (t *tx) TouchSession(ctx context.Context, id string, lastSeen, idleExpiry time.Time) error {

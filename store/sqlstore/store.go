@@ -11,7 +11,8 @@
 //     in dialect.go (connection setup, pool sizes, goose dialect, which
 //     errors are transient) and errors.go (error classification).
 //   - Run queries through the *tx helpers, never through t.sqlTx directly:
-//     t.exec, t.query and t.get map driver errors to *gatehouse.Error
+//     t.exec, t.query, t.get and t.each (and the generic one and all, which
+//     decode rows with a scanX function) map driver errors to *gatehouse.Error
 //     (unique violation → ECONFLICT with Field, foreign key → ENOTFOUND,
 //     database down → EUNAVAILABLE); t.affected turns "0 rows" into
 //     ENOTFOUND; placeholders builds "$n" lists for IN (...) clauses and
@@ -244,6 +245,43 @@ func (t *tx) get(ctx context.Context, notFound string, scan func(scanner) error,
 		return t.s.d.mapErr(err)
 	}
 	return t.s.d.mapErr(rows.Close())
+}
+
+// one runs a query for one row and decodes it with scan; no row is
+// ENOTFOUND with notFound as the message.
+func one[T any](ctx context.Context, t *tx, notFound string, scan func(scanner) (T, error), query string, args ...any) (T, error) {
+	var v T
+	err := t.get(ctx, notFound, func(sc scanner) (err error) {
+		v, err = scan(sc)
+		return err
+	}, query, args...)
+	return v, err
+}
+
+// all runs a query and decodes every row with scan. No rows is an empty,
+// non-nil list, so it encodes as [].
+func all[T any](ctx context.Context, t *tx, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	list := []T{}
+	err := t.each(ctx, func(sc scanner) error {
+		v, err := scan(sc)
+		list = append(list, v)
+		return err
+	}, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// listPage runs a list query that asks for limit+1 rows (ordered by ID) and
+// returns at most limit of them with the cursor of the next page.
+func listPage[T any](ctx context.Context, t *tx, scan func(scanner) (T, error), limit int, id func(T) string, query string, args ...any) ([]T, string, error) {
+	list, err := all(ctx, t, scan, query, args...)
+	if err != nil {
+		return nil, "", err
+	}
+	list, next := nextCursor(list, limit, id)
+	return list, next, nil
 }
 
 // each runs a query and calls scan for every row.

@@ -99,11 +99,7 @@ func (t *tx) loadDomains(ctx context.Context, tenants ...*gatehouse.Tenant) erro
 }
 
 func (t *tx) getTenant(ctx context.Context, query string, arg string) (*gatehouse.Tenant, error) {
-	var te *gatehouse.Tenant
-	err := t.get(ctx, tenantNotFound, func(sc scanner) (err error) {
-		te, err = scanTenant(sc)
-		return err
-	}, query, arg)
+	te, err := one(ctx, t, tenantNotFound, scanTenant, query, arg)
 	if err != nil {
 		return nil, err
 	}
@@ -135,16 +131,10 @@ func (t *tx) ListTenants(ctx context.Context, p gatehouse.Page) ([]*gatehouse.Te
 		return nil, "", err
 	}
 	limit := pageLimit(p)
-	var list []*gatehouse.Tenant
-	err = t.each(ctx, func(sc scanner) error {
-		te, err := scanTenant(sc)
-		list = append(list, te)
-		return err
-	}, `SELECT `+tenantColumns+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
+	list, next, err := listPage(ctx, t, scanTenant, limit, func(te *gatehouse.Tenant) string { return te.ID }, `SELECT `+tenantColumns+` FROM tenants WHERE id > $1 ORDER BY id LIMIT $2`, after, limit+1)
 	if err != nil {
 		return nil, "", err
 	}
-	list, next := nextCursor(list, limit, func(te *gatehouse.Tenant) string { return te.ID })
 	if err := t.loadDomains(ctx, list...); err != nil {
 		return nil, "", err
 	}

@@ -53,27 +53,16 @@ func (t *tx) CreateAPIToken(ctx context.Context, k *gatehouse.APIToken) error {
 }
 
 func (t *tx) GetAPITokenByHash(ctx context.Context, hash []byte) (*gatehouse.APIToken, error) {
-	var k *gatehouse.APIToken
-	err := t.get(ctx, tokenNotFound, func(sc scanner) (err error) {
-		k, err = scanAPIToken(sc)
-		return err
-	}, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = $1`, hash)
-	return k, err
+	return one(ctx, t, tokenNotFound, scanAPIToken, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE hash = $1`, hash)
 }
 
 func (t *tx) ListAPITokens(ctx context.Context, tenantID string) ([]*gatehouse.APIToken, error) {
-	list := []*gatehouse.APIToken{}
 	cond := `tenant_id = $1`
 	args := []any{tenantID}
 	if tenantID == "" {
 		cond, args = `tenant_id IS NULL`, nil
 	}
-	err := t.each(ctx, func(sc scanner) error {
-		k, err := scanAPIToken(sc)
-		list = append(list, k)
-		return err
-	}, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE `+cond+` ORDER BY id`, args...)
-	return list, err
+	return all(ctx, t, scanAPIToken, `SELECT `+apiTokenColumns+` FROM api_tokens WHERE `+cond+` ORDER BY id`, args...)
 }
 
 func (t *tx) DeleteAPIToken(ctx context.Context, tenantID, id string) error {
@@ -117,22 +106,11 @@ func (t *tx) CreateSCIMToken(ctx context.Context, k *gatehouse.SCIMToken) error 
 }
 
 func (t *tx) GetSCIMTokenByHash(ctx context.Context, hash []byte) (*gatehouse.SCIMToken, error) {
-	var k *gatehouse.SCIMToken
-	err := t.get(ctx, tokenNotFound, func(sc scanner) (err error) {
-		k, err = scanSCIMToken(sc)
-		return err
-	}, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE hash = $1`, hash)
-	return k, err
+	return one(ctx, t, tokenNotFound, scanSCIMToken, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE hash = $1`, hash)
 }
 
 func (t *tx) ListSCIMTokens(ctx context.Context, tenantID string) ([]*gatehouse.SCIMToken, error) {
-	list := []*gatehouse.SCIMToken{}
-	err := t.each(ctx, func(sc scanner) error {
-		k, err := scanSCIMToken(sc)
-		list = append(list, k)
-		return err
-	}, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE tenant_id = $1 ORDER BY id`, tenantID)
-	return list, err
+	return all(ctx, t, scanSCIMToken, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE tenant_id = $1 ORDER BY id`, tenantID)
 }
 
 func (t *tx) DeleteSCIMToken(ctx context.Context, tenantID, id string) error {

@@ -123,11 +123,7 @@ func (t *tx) CreateUser(ctx context.Context, u *gatehouse.User) error {
 // getUser reads one user by cond (on alias u, arguments from $2; $1 is the
 // tenant) and fills its groups.
 func (t *tx) getUser(ctx context.Context, tenantID, cond string, args ...any) (*gatehouse.User, error) {
-	var u *gatehouse.User
-	err := t.get(ctx, userNotFound, func(sc scanner) (err error) {
-		u, err = scanUser(sc)
-		return err
-	}, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND `+cond, append([]any{tenantID}, args...)...)
+	u, err := one(ctx, t, userNotFound, scanUser, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND `+cond, append([]any{tenantID}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -210,21 +206,12 @@ func (t *tx) ListUsers(ctx context.Context, tenantID string, f gatehouse.UserFil
 	if after != "" {
 		w.add(`id > ?`, after)
 	}
-	var list []*gatehouse.User
-	err = t.each(ctx, func(sc scanner) error {
-		u, err := scanUser(sc)
-		list = append(list, u)
-		return err
-	}, `SELECT `+userColumns+` FROM users`+w.String()+` ORDER BY id LIMIT `+w.arg(limit+1), w.args...)
+	list, next, err := listPage(ctx, t, scanUser, limit, func(u *gatehouse.User) string { return u.ID }, `SELECT `+userColumns+` FROM users`+w.String()+` ORDER BY id LIMIT `+w.arg(limit+1), w.args...)
 	if err != nil {
 		return nil, "", err
 	}
-	list, next := nextCursor(list, limit, func(u *gatehouse.User) string { return u.ID })
 	if err := t.fillUserGroups(ctx, tenantID, list...); err != nil {
 		return nil, "", err
-	}
-	if list == nil {
-		list = []*gatehouse.User{}
 	}
 	return list, next, nil
 }
