@@ -43,11 +43,6 @@ type connFixture struct {
 	c   connector.Connector
 }
 
-func newConnFixture(t *testing.T, claimsIn string, in map[string]any) *connFixture {
-	op := startOP(t, opOptions{RedirectPrefix: connPublicURL + "/sso/oidc/", ClaimsIn: claimsIn, Accounts: opAccounts})
-	return openConn(t, op, in)
-}
-
 // openConn configures (live discovery) and opens a connection to op; in
 // overrides fields, a nil value removes one.
 func openConn(t *testing.T, op *realOP, in map[string]any) *connFixture {
@@ -109,74 +104,11 @@ func (f *connFixture) login(hint string) (*gatehouse.Identity, error) {
 	return f.c.Finish(context.Background(), flow, r)
 }
 
-func TestRealOPConnectorClaimsInIDToken(t *testing.T) {
-	f := newConnFixture(t, "id_token", nil)
-	id, err := f.login("ada@example.com")
-	if err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	if id.Issuer != f.op.Issuer || id.Subject != "ada" || id.Email != "ada@example.com" || id.EmailVerified == nil || !*id.EmailVerified ||
-		id.DisplayName != "Ada Lovelace" || id.GivenName != "Ada" || id.FamilyName != "Lovelace" ||
-		strings.Join(id.Groups, ",") != "engineering,admins" {
-		t.Fatalf("identity %+v", id)
-	}
-	// The provider sends RFC 9207 iss and advertises it; the connector
-	// required and checked it (a mismatch is covered by the unit tests).
-	if id.Raw["nonce"] == nil {
-		t.Fatalf("raw claims %v", id.Raw)
-	}
-}
-
-func TestRealOPConnectorClaimsOnlyThroughUserinfo(t *testing.T) {
-	f := newConnFixture(t, "userinfo", nil)
-	id, err := f.login("ada@example.com")
-	if err != nil {
-		t.Fatalf("login: %v", err)
-	}
-	if id.Subject != "ada" || id.Email != "ada@example.com" || id.DisplayName != "Ada Lovelace" || len(id.Groups) != 2 {
-		t.Fatalf("identity %+v", id)
-	}
-	// With userinfo "never", the ID token alone has no email.
-	g := newConnFixture(t, "userinfo", map[string]any{"userinfo": "never"})
-	id, err = g.login("ada@example.com")
-	if err != nil || id.Email != "" || id.Subject != "ada" {
-		t.Fatalf("never: %+v %v", id, err)
-	}
-}
-
-func TestRealOPConnectorUnverifiedEmail(t *testing.T) {
-	f := newConnFixture(t, "id_token", nil)
-	id, err := f.login("bob@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id.EmailVerified == nil || *id.EmailVerified {
-		t.Fatalf("email_verified should be false: %+v", id)
-	}
-}
-
-func TestRealOPConnectorErrors(t *testing.T) {
-	f := newConnFixture(t, "id_token", nil)
-	_, err := f.login("eve@example.com")
-	if gatehouse.ErrorCode(err) != gatehouse.EFORBIDDEN || !strings.Contains(gatehouse.ErrorMessage(err), "access_denied") {
-		t.Fatalf("access_denied: %v", err)
-	}
-	// A wrong client secret: the provider says invalid_client at the
-	// token endpoint.
-	g := newConnFixture(t, "id_token", map[string]any{"client_secret": "wrong-secret-0123456789abcdefghijklmnop"})
-	_, err = g.login("ada@example.com")
-	if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE || !strings.Contains(gatehouse.ErrorMessage(err), "invalid_client") {
-		t.Fatalf("wrong secret: %v", err)
-	}
-}
-
-func TestRealOPConnectorClientAuthMethods(t *testing.T) {
-	f := newConnFixture(t, "id_token", map[string]any{"token_endpoint_auth_method": "client_secret_post"})
-	if _, err := f.login("ada@example.com"); err != nil {
-		t.Fatalf("client_secret_post: %v", err)
-	}
-
-	// private_key_jwt: our key, registered at the provider as the
+// TestRealOPConnector runs every case against two provider processes (node
+// takes a second to start): one that puts claims in the ID token and knows
+// a private_key_jwt client, one that gives them only through userinfo.
+func TestRealOPConnector(t *testing.T) {
+	// Our own private_key_jwt key, registered at the provider as the
 	// client's JWKS; the provider checks the assertion's signature, iss,
 	// sub, aud and jti.
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -189,22 +121,87 @@ func TestRealOPConnectorClientAuthMethods(t *testing.T) {
 	tp, _ := jwk.Thumbprint(crypto.SHA256)
 	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
 	jwks, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}})
-	op := startOP(t, opOptions{RedirectPrefix: connPublicURL + "/sso/oidc/", Accounts: opAccounts, ClientJWKS: jwks})
-	g := openConn(t, op, map[string]any{"client_id": op.ClientID + "-pkjwt", "client_secret": nil,
-		"token_endpoint_auth_method": "private_key_jwt", "private_key": pemKey})
-	id, err := g.login("ada@example.com")
-	if err != nil {
-		t.Fatalf("private_key_jwt: %v", err)
-	}
-	if id.Subject != "ada" {
-		t.Fatalf("identity %+v", id)
-	}
-	// Another key: the provider refuses the assertion.
-	other, _ := rsa.GenerateKey(rand.Reader, 2048)
-	der, _ = x509.MarshalPKCS8PrivateKey(other)
-	h := openConn(t, op, map[string]any{"client_id": op.ClientID + "-pkjwt", "client_secret": nil,
-		"token_endpoint_auth_method": "private_key_jwt", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
-	if _, err := h.login("ada@example.com"); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
-		t.Fatalf("private_key_jwt with an unregistered key: %v", err)
-	}
+
+	op := startOP(t, opOptions{RedirectPrefix: connPublicURL + "/sso/oidc/", ClaimsIn: "id_token", Accounts: opAccounts, ClientJWKS: jwks})
+	uop := startOP(t, opOptions{RedirectPrefix: connPublicURL + "/sso/oidc/", ClaimsIn: "userinfo", Accounts: opAccounts})
+
+	t.Run("claims in the ID token", func(t *testing.T) {
+		f := openConn(t, op, nil)
+		id, err := f.login("ada@example.com")
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		if id.Issuer != op.Issuer || id.Subject != "ada" || id.Email != "ada@example.com" || id.EmailVerified == nil || !*id.EmailVerified ||
+			id.DisplayName != "Ada Lovelace" || id.GivenName != "Ada" || id.FamilyName != "Lovelace" ||
+			strings.Join(id.Groups, ",") != "engineering,admins" {
+			t.Fatalf("identity %+v", id)
+		}
+		// The provider sends the RFC 9207 iss parameter and advertises
+		// it, so the connector required and checked it on the way.
+		if id.Raw["nonce"] == nil {
+			t.Fatalf("raw claims %v", id.Raw)
+		}
+	})
+
+	t.Run("claims only through userinfo", func(t *testing.T) {
+		id, err := openConn(t, uop, nil).login("ada@example.com")
+		if err != nil {
+			t.Fatalf("login: %v", err)
+		}
+		if id.Subject != "ada" || id.Email != "ada@example.com" || id.DisplayName != "Ada Lovelace" || len(id.Groups) != 2 {
+			t.Fatalf("identity %+v", id)
+		}
+		// With userinfo "never", the ID token alone has no email.
+		id, err = openConn(t, uop, map[string]any{"userinfo": "never"}).login("ada@example.com")
+		if err != nil || id.Email != "" || id.Subject != "ada" {
+			t.Fatalf("never: %+v %v", id, err)
+		}
+	})
+
+	t.Run("unverified email", func(t *testing.T) {
+		id, err := openConn(t, op, nil).login("bob@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id.EmailVerified == nil || *id.EmailVerified {
+			t.Fatalf("email_verified should be false: %+v", id)
+		}
+	})
+
+	t.Run("access_denied", func(t *testing.T) {
+		_, err := openConn(t, op, nil).login("eve@example.com")
+		if gatehouse.ErrorCode(err) != gatehouse.EFORBIDDEN || !strings.Contains(gatehouse.ErrorMessage(err), "access_denied") {
+			t.Fatalf("access_denied: %v", err)
+		}
+	})
+
+	t.Run("wrong client secret", func(t *testing.T) {
+		_, err := openConn(t, op, map[string]any{"client_secret": "wrong-secret-0123456789abcdefghijklmnop"}).login("ada@example.com")
+		if gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE || !strings.Contains(gatehouse.ErrorMessage(err), "invalid_client") {
+			t.Fatalf("wrong secret: %v", err)
+		}
+	})
+
+	t.Run("client_secret_post", func(t *testing.T) {
+		if _, err := openConn(t, op, map[string]any{"token_endpoint_auth_method": "client_secret_post"}).login("ada@example.com"); err != nil {
+			t.Fatalf("client_secret_post: %v", err)
+		}
+	})
+
+	t.Run("private_key_jwt", func(t *testing.T) {
+		g := openConn(t, op, map[string]any{"client_id": op.ClientID + "-pkjwt", "client_secret": nil,
+			"token_endpoint_auth_method": "private_key_jwt", "private_key": pemKey})
+		id, err := g.login("ada@example.com")
+		if err != nil || id.Subject != "ada" {
+			t.Fatalf("private_key_jwt: %+v %v", id, err)
+		}
+		// A key the provider does not know: the assertion is refused.
+		other, _ := rsa.GenerateKey(rand.Reader, 2048)
+		der, _ := x509.MarshalPKCS8PrivateKey(other)
+		h := openConn(t, op, map[string]any{"client_id": op.ClientID + "-pkjwt", "client_secret": nil,
+			"token_endpoint_auth_method": "private_key_jwt", "private_key": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))})
+		if _, err := h.login("ada@example.com"); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+			t.Fatalf("private_key_jwt with an unregistered key: %v", err)
+		}
+	})
 }

@@ -56,7 +56,8 @@ if (redirectURIs.length === 0 && !redirectPrefix) {
   console.error('server.mjs: give --redirect-uri or --redirect-uri-prefix (or OP_REDIRECT_URIS, OP_REDIRECT_URI_PREFIX)');
   process.exit(2);
 }
-if (redirectURIs.length === 0) redirectURIs.push(`${redirectPrefix}registered`);
+// The client needs one registered URI; the prefix check admits the rest.
+if (redirectURIs.length === 0) redirectURIs.push('https://gatehouse.invalid/placeholder');
 if (!['id_token', 'userinfo'].includes(claimsIn)) {
   console.error('server.mjs: --claims must be id_token or userinfo');
   process.exit(2);
