@@ -103,6 +103,10 @@ func (s *Server) handleTenantLogin(w http.ResponseWriter, r *http.Request) {
 		s.StartLogin(w, r, t, c, opts)
 		return
 	}
+	if opts.Test {
+		s.fail(w, r, t, gatehouse.FieldError("connection", "Say which connection to test."))
+		return
+	}
 	conns, err := s.connections(ctx, t)
 	if err != nil {
 		s.fail(w, r, t, err)
