@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
@@ -109,7 +108,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	common := "_busy_timeout=10000&_foreign_keys=1&_pragma=temp_store(memory)"
 	drv, err := sqliteDriver()
 	if err != nil {
-		return nil, nil, connectErr(ctx, err)
+		return nil, nil, mapErr(err)
 	}
 	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate"})
 	writer.SetMaxOpenConns(1)
@@ -120,7 +119,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	// WAL, which readers need to run next to a writer.
 	if err := writer.PingContext(ctx); err != nil {
 		writer.Close()
-		return nil, nil, connectErr(ctx, err)
+		return nil, nil, mapErr(err)
 	}
 	reader := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_query_only=1"})
 	n := max(4, runtime.GOMAXPROCS(0))
@@ -130,7 +129,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	if err := reader.PingContext(ctx); err != nil {
 		writer.Close()
 		reader.Close()
-		return nil, nil, connectErr(ctx, err)
+		return nil, nil, mapErr(err)
 	}
 	return writer, reader, nil
 }
@@ -152,7 +151,7 @@ func sqliteDriver() (driver.Driver, error) {
 func connectPostgres(ctx context.Context, dsn string, _ Options) (*sql.DB, *sql.DB, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
-		return nil, nil, connectErr(ctx, err)
+		return nil, nil, mapErr(err)
 	}
 	db.SetMaxOpenConns(10)
 	db.SetMaxIdleConns(10)
@@ -162,16 +161,7 @@ func connectPostgres(ctx context.Context, dsn string, _ Options) (*sql.DB, *sql.
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, nil, connectErr(ctx, err)
+		return nil, nil, mapErr(err)
 	}
 	return db, db, nil
-}
-
-// connectErr maps an error met while connecting. A ping that times out on
-// our own deadline means the database does not answer: unavailable.
-func connectErr(ctx context.Context, err error) error {
-	if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
-		return unavailable(err)
-	}
-	return mapErr(err)
 }

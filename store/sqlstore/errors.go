@@ -128,9 +128,14 @@ func mapErr(err error) error {
 	if errors.Is(err, sql.ErrNoRows) {
 		return &gatehouse.Error{Code: gatehouse.ENOTFOUND, Message: "Not found.", Err: err}
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		// The caller gave up; keep errors.Is working for it.
+	if errors.Is(err, context.Canceled) {
+		// The caller gave up: nothing to report to anyone.
 		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The database did not answer in time (or the writer stayed busy):
+		// a 503 to retry, not a bug. errors.Is still sees the deadline.
+		return unavailable(err)
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {

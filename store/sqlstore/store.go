@@ -380,7 +380,8 @@ type where struct {
 }
 
 // add appends a condition; each "?" in cond becomes the next $n bound to
-// the matching value of vals.
+// the matching value of vals. cond is SQL text of our own and must hold
+// no other '?' (not even in a literal).
 func (w *where) add(cond string, vals ...any) {
 	var b strings.Builder
 	v := 0
