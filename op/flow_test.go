@@ -155,6 +155,15 @@ func TestScopesAndUnknownScope(t *testing.T) {
 	if sc, _ := tok.Extra("scope").(string); strings.Contains(sc, "made-up") {
 		t.Fatalf("unknown scope granted: %q", sc)
 	}
+	var events []*gatehouse.AuditEvent
+	e.update(func(tx gatehouse.Tx) error {
+		var err error
+		events, _, err = tx.ListAudit(e.ctx, e.tenant.ID, gatehouse.AuditFilter{Action: "app.signed_in"}, gatehouse.Page{})
+		return err
+	})
+	if len(events) != 1 || events[0].ActorID != ana.ID || events[0].TargetID != a.ID {
+		t.Fatalf("sign-in audit: %+v", events)
+	}
 }
 
 func TestPromptLoginMaxAgeAndNone(t *testing.T) {

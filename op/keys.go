@@ -78,7 +78,7 @@ type keyCache struct {
 	priv        sync.Map   // key id → crypto.Signer (keys never change)
 }
 
-func newKeyCache(st gatehouse.Store, kr *secret.Keyring, clock gatehouse.Clock, rotateAfter, _ time.Duration) *keyCache {
+func newKeyCache(st gatehouse.Store, kr *secret.Keyring, clock gatehouse.Clock, rotateAfter time.Duration) *keyCache {
 	return &keyCache{store: st, keyring: kr, clock: clock, rotateAfter: rotateAfter}
 }
 

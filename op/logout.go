@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,4 +157,4 @@ func (p *Provider) sendLogoutToken(ctx context.Context, t *gatehouse.Tenant, app
 
 type errStatus int
 
-func (e errStatus) Error() string { return "HTTP status " + http.StatusText(int(e)) }
+func (e errStatus) Error() string { return "HTTP status " + strconv.Itoa(int(e)) }

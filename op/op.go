@@ -170,7 +170,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 		base:     strings.TrimRight(cfg.PublicURL, "/"),
 		basePath: strings.TrimRight(u.Path, "/"),
 	}
-	p.keys = newKeyCache(cfg.Store, cfg.Keyring, cfg.Clock, cfg.KeyRotation, cfg.IDTokenTTL)
+	p.keys = newKeyCache(cfg.Store, cfg.Keyring, cfg.Clock, cfg.KeyRotation)
 	p.storage = &storage{p: p}
 
 	var cryptoKey [32]byte

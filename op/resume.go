@@ -73,7 +73,17 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
-	if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
+	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if err := tx.CompleteOPAuthRequest(ctx, ar.row); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, &gatehouse.AuditEvent{
+			ID: gatehouse.NewID("aud"), TenantID: st.tenant.ID, Time: p.clock.Now().UTC(), ActorType: "user", ActorID: user.ID,
+			Action: "app.signed_in", TargetType: "app", TargetID: c.app.ID,
+			Details: map[string]any{"client_id": c.app.ClientID, "connection_id": sess.ConnectionID},
+		})
+	})
+	if err != nil {
 		p.log.ErrorContext(ctx, "op: complete auth request", "err", err)
 		p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
 		return
