@@ -13,10 +13,6 @@ import (
 	"github.com/gatehouse-sso/gatehouse/secret"
 )
 
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.t }
-
 // noStore satisfies gatehouse.Store for tests that never touch the store.
 type noStore struct{ gatehouse.Store }
 
@@ -57,7 +53,7 @@ func roundTrip(t *testing.T, m *Manager, crossSite bool, flows ...*connector.Flo
 var conn1 = &gatehouse.Connection{ID: "con_1", TenantID: "ten_1"}
 
 func TestFlowCookieRoundTripAndFlags(t *testing.T) {
-	clk := &fakeClock{time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
+	clk := &safeClock{t: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
 	for _, tc := range []struct {
 		name      string
 		url       string
@@ -91,7 +87,7 @@ func TestFlowCookieRoundTripAndFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.ID != "flw_1" || got.Nonce != "n" || got.ReturnTo != "/x" || !got.CreatedAt.Equal(clk.t) {
+			if got.ID != "flw_1" || got.Nonce != "n" || got.ReturnTo != "/x" || !got.CreatedAt.Equal(clk.Now()) {
 				t.Errorf("flow %+v", got)
 			}
 		})
@@ -99,7 +95,7 @@ func TestFlowCookieRoundTripAndFlags(t *testing.T) {
 }
 
 func TestFlowCookiesDoNotClobber(t *testing.T) {
-	clk := &fakeClock{time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
+	clk := &safeClock{t: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
 	m := newFlowManager(t, "https://sso.example.com", clk, 1)
 	a := &connector.Flow{ID: "flw_a", TenantID: "ten_1", ConnectionID: "con_1", State: "sa"}
 	b := &connector.Flow{ID: "flw_b", TenantID: "ten_1", ConnectionID: "con_1", State: "sb"}
@@ -117,7 +113,7 @@ func TestFlowCookiesDoNotClobber(t *testing.T) {
 
 func TestFindFlowRefusals(t *testing.T) {
 	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
-	clk := &fakeClock{start}
+	clk := &safeClock{t: start}
 	m := newFlowManager(t, "https://sso.example.com", clk, 1)
 	f := &connector.Flow{ID: "flw_1", TenantID: "ten_1", ConnectionID: "con_1", State: "st"}
 	r, cookies := roundTrip(t, m, false, f)
@@ -152,15 +148,15 @@ func TestFindFlowRefusals(t *testing.T) {
 		{"expired, no state", m, r, conn1, "", start.Add(FlowTTL + time.Second), ReasonFlowMissing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clk.t = tc.now
-			defer func() { clk.t = start }()
+			clk.Set(tc.now)
+			defer clk.Set(start)
 			_, err := tc.m.FindFlow(tc.r, tc.conn, tc.state)
 			if gatehouse.ErrorReason(err) != tc.reason || !gatehouse.IsCode(err, gatehouse.EINVALID) {
 				t.Errorf("err %v, want reason %s", err, tc.reason)
 			}
 		})
 	}
-	clk.t = start.Add(FlowTTL) // the last valid instant
+	clk.Set(start.Add(FlowTTL)) // the last valid instant
 	if _, err := m.FindFlow(r, conn1, "st"); err != nil {
 		t.Errorf("at TTL: %v", err)
 	}
@@ -168,11 +164,11 @@ func TestFindFlowRefusals(t *testing.T) {
 
 func TestFindFlowWithoutStateTakesNewestOfConnection(t *testing.T) {
 	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
-	clk := &fakeClock{start}
+	clk := &safeClock{t: start}
 	m := newFlowManager(t, "https://sso.example.com", clk, 1)
 	rec := httptest.NewRecorder()
 	_ = m.SetFlow(rec, &connector.Flow{ID: "flw_old", TenantID: "ten_1", ConnectionID: "con_1"}, true)
-	clk.t = start.Add(time.Minute)
+	clk.Set(start.Add(time.Minute))
 	_ = m.SetFlow(rec, &connector.Flow{ID: "flw_new", TenantID: "ten_1", ConnectionID: "con_1"}, true)
 	_ = m.SetFlow(rec, &connector.Flow{ID: "flw_other", TenantID: "ten_1", ConnectionID: "con_2"}, true)
 	r := httptest.NewRequest("POST", "/sso/saml/con_1/acs", nil)
@@ -186,7 +182,7 @@ func TestFindFlowWithoutStateTakesNewestOfConnection(t *testing.T) {
 }
 
 func TestClearFlow(t *testing.T) {
-	m := newFlowManager(t, "https://sso.example.com", &fakeClock{time.Now()}, 1)
+	m := newFlowManager(t, "https://sso.example.com", &safeClock{t: time.Now()}, 1)
 	f := &connector.Flow{ID: "flw_1", TenantID: "ten_1", ConnectionID: "con_1", State: "st"}
 	rec := httptest.NewRecorder()
 	m.ClearFlow(rec, f)

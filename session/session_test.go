@@ -20,10 +20,11 @@ type safeClock struct {
 	t  time.Time
 }
 
-func (c *safeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *safeClock) Advance(d time.Duration) {
+func (c *safeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *safeClock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
+func (c *safeClock) Set(t time.Time) {
 	c.mu.Lock()
-	c.t = c.t.Add(d)
+	c.t = t
 	c.mu.Unlock()
 }
 
