@@ -30,6 +30,10 @@ const (
 	// KeysTTL is how long a key set is trusted before it is fetched again
 	// (so a key the IdP withdrew stops verifying within the hour).
 	KeysTTL = time.Hour
+	// discoveryRetry is how long a failed fetch is remembered: meanwhile
+	// logins fail at once instead of each waiting for the issuer's timeout
+	// in turn.
+	discoveryRetry = 5 * time.Second
 	// KeysMinInterval is the least time between two fetches of one key
 	// set: an unknown kid triggers a fetch at once, but a flood of forged
 	// tokens cannot turn Gatehouse into a load generator against the IdP.
@@ -71,19 +75,28 @@ type docEntry struct {
 	mu      sync.Mutex // one fetch at a time per issuer
 	md      *Metadata
 	fetched time.Time
+	failed  time.Time // last failed fetch
+	err     error
 }
 
 func newCache() *cache {
 	return &cache{docs: map[string]*docEntry{}, keys: map[string]*keySet{}}
 }
 
-func (c *cache) entry(issuer string) *docEntry {
+// entry returns the cache entry of cfg's issuer. Entra ID connections
+// have entries of their own: only they accept a templated issuer, and a
+// document validated under that rule must not serve a connection without it.
+func (c *cache) entry(cfg *Config) *docEntry {
+	key := cfg.Issuer
+	if cfg.Preset == "entra" {
+		key += "\x00entra"
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := c.docs[issuer]
+	e := c.docs[key]
 	if e == nil {
 		e = &docEntry{}
-		c.docs[issuer] = e
+		c.docs[key] = e
 	}
 	return e
 }
@@ -103,25 +116,40 @@ func (c *cache) keySet(uri string) *keySet {
 // fresh, else fetched. fresh forces a fetch (Configure proves the issuer
 // answers now). A failed refresh serves the previous document for a while.
 func (c *cache) discover(ctx context.Context, env connector.Env, cfg *Config, fresh bool) (*Metadata, error) {
-	e := c.entry(cfg.Issuer)
+	e := c.entry(cfg)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := env.Clock.Now()
-	if !fresh && e.md != nil && now.Sub(e.fetched) < DiscoveryTTL {
-		return e.md, nil
+	if !fresh {
+		if e.md != nil && now.Sub(e.fetched) < DiscoveryTTL {
+			return e.md, nil
+		}
+		if e.err != nil && now.Sub(e.failed) < discoveryRetry {
+			return e.stale(now, e.err)
+		}
 	}
 	md, err := fetchDiscovery(ctx, env, cfg)
 	if err != nil {
-		if !fresh && e.md != nil && now.Sub(e.fetched) < discoveryStale {
-			if env.Logger != nil {
-				env.Logger.Warn("oidc: discovery refresh failed; using the cached document", "issuer", cfg.Issuer, "err", err)
-			}
-			return e.md, nil
+		e.failed, e.err = now, err
+		if fresh {
+			return nil, err
 		}
-		return nil, err
+		if env.Logger != nil {
+			env.Logger.Warn("oidc: discovery fetch failed", "issuer", cfg.Issuer, "err", err, "cached", e.md != nil)
+		}
+		return e.stale(now, err)
 	}
-	e.md, e.fetched = md, now
+	e.md, e.fetched, e.err = md, now, nil
 	return md, nil
+}
+
+// stale returns the previous document while it is young enough to serve
+// in place of a failed fetch, else err.
+func (e *docEntry) stale(now time.Time, err error) (*Metadata, error) {
+	if e.md != nil && now.Sub(e.fetched) < discoveryStale {
+		return e.md, nil
+	}
+	return nil, err
 }
 
 func fetchDiscovery(ctx context.Context, env connector.Env, cfg *Config) (*Metadata, error) {

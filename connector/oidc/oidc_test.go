@@ -389,6 +389,28 @@ func TestIdPDown(t *testing.T) {
 	}
 }
 
+// A failing issuer is asked again only after a pause: meanwhile logins
+// fail at once instead of queueing behind its timeout.
+func TestDiscoveryFailureRemembered(t *testing.T) {
+	f := newFixture(t, nil)
+	hits := func() (n int) { f.idp.Do(func(p *oidctest.Provider) { n = p.DiscoveryHits }); return }
+	f.idp.Do(func(p *oidctest.Provider) { p.Down = true })
+	f.clk.Add(25 * time.Hour)
+	begin := func() error { _, err := f.cnctr.Begin(context.Background(), &connector.Flow{}); return err }
+	h0 := hits()
+	if err := begin(); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE || hits() != h0+1 {
+		t.Fatalf("first: %v, hits %d", err, hits()-h0)
+	}
+	if err := begin(); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE || hits() != h0+1 {
+		t.Fatalf("within the pause: %v, hits %d", err, hits()-h0)
+	}
+	f.idp.Do(func(p *oidctest.Provider) { p.Down = false })
+	f.clk.Add(5 * time.Second)
+	if err := begin(); err != nil || hits() != h0+2 {
+		t.Fatalf("after the pause: %v, hits %d", err, hits()-h0)
+	}
+}
+
 func TestEntraMultiTenant(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
 	idp := oidctest.New(clk, "client-1", secretValue)
@@ -431,8 +453,9 @@ func TestEntraMultiTenant(t *testing.T) {
 	if _, err := f.login(); err == nil || !strings.Contains(err.Error(), "allowed_tenant_ids") {
 		t.Fatalf("tenant not allowed: %v", err)
 	}
-	// A non-Entra connection never accepts a templated discovery document.
-	g := &fixture{t: t, clk: clk, idp: idp, typ: oidc.Type(), env: f.env, conn: &gatehouse.Connection{ID: "con_g"}}
+	// A non-Entra connection never accepts a templated discovery document,
+	// not even from the cache the Entra connection filled.
+	g := &fixture{t: t, clk: clk, idp: idp, typ: f.typ, env: f.env, conn: &gatehouse.Connection{ID: "con_g"}}
 	err = g.configure(map[string]any{"issuer": idp.Server.URL + "/organizations/v2.0", "client_id": "c", "client_secret": "s"})
 	if gatehouse.ErrorField(err) != "issuer" {
 		t.Fatalf("generic connection with a template issuer: %v", err)

@@ -122,6 +122,10 @@ type Provider struct {
 	ErrorResponse string
 	// Metadata edits the discovery document.
 	Metadata func(m map[string]any)
+	// Down makes discovery answer 503.
+	Down bool
+	// DiscoveryHits counts discovery requests.
+	DiscoveryHits int
 
 	keys       []*Key // published; keys[0] signs
 	grants     map[string]*grant
@@ -200,6 +204,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.DiscoveryHits++
+	if p.Down {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+		return
+	}
 	base := p.Server.URL
 	m := map[string]any{
 		"issuer":                                p.Issuer,
