@@ -460,6 +460,14 @@ func TestEntraMultiTenant(t *testing.T) {
 	if gatehouse.ErrorField(err) != "issuer" {
 		t.Fatalf("generic connection with a template issuer: %v", err)
 	}
+	stored := &gatehouse.Connection{ID: "con_h", Config: json.RawMessage(`{"issuer":"` + idp.Server.URL + `/organizations/v2.0","client_id":"c","scopes":["openid"],"allowed_algs":["RS256"]}`)}
+	h, err := f.typ.Open(context.Background(), f.env, stored, json.RawMessage(`{"client_secret":"s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Begin(context.Background(), &connector.Flow{}); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+		t.Fatalf("a stored generic connection used the Entra document: %v", err)
+	}
 }
 
 func TestConfigure(t *testing.T) {
