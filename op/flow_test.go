@@ -505,3 +505,27 @@ func TestDiscoveryGolden(t *testing.T) {
 		t.Fatalf("discovery document changed:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func TestFormPostResponseMode(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	e.signInAs(e.user("ana@acme.test"))
+	a, sec := e.app(gatehouse.App{})
+	r := e.rp(a, sec)
+	verifier, _ := pkce()
+	resp, body := get(t, e.browser(), r.cfg.AuthCodeURL("st-fp", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("response_mode", "form_post")))
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || !strings.Contains(body, `action="https://wiki.example/cb"`) || !strings.Contains(body, `name="state" value="st-fp"`) ||
+		!strings.Contains(csp, "form-action https://wiki.example;") {
+		t.Fatalf("form_post: %d %s %s", resp.StatusCode, csp, body)
+	}
+	i := strings.Index(csp, "'nonce-")
+	nonce := csp[i+7 : strings.Index(csp[i:], "';")+i]
+	if !strings.Contains(body, `<script nonce="`+nonce+`">`) {
+		t.Fatalf("script nonce does not match the policy: %s", body)
+	}
+	code := body[strings.Index(body, `name="code" value="`)+19:]
+	code = code[:strings.Index(code, `"`)]
+	if _, err := r.cfg.Exchange(e.ctx, code, oauth2.VerifierOption(verifier)); err != nil {
+		t.Fatalf("exchange the form_post code: %v", err)
+	}
+}
