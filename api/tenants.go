@@ -297,7 +297,7 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, c *call) e
 		// Verified domains route logins and widen JIT's default domain
 		// policy; Gatehouse has no proof-of-ownership flow, so only the
 		// operator vouches for them.
-		if !slices.Equal(before.Domains, t.Domains) && c.p.role != gatehouse.RoleSuperuser {
+		if !sameSet(before.Domains, t.Domains) && c.p.role != gatehouse.RoleSuperuser {
 			return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Field: "domains", Message: "Only the operator's superuser token may change a tenant's verified domains."}
 		}
 		if err := checkTenantFree(r.Context(), tx, t, before.Slug); err != nil {
@@ -314,6 +314,11 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, c *call) e
 	}
 	writeJSON(w, http.StatusOK, tenantOut(t))
 	return nil
+}
+
+// sameSet reports whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }
 
 func changedTenantFields(in *tenantInput) []string {
