@@ -529,3 +529,28 @@ func TestFormPostResponseMode(t *testing.T) {
 		t.Fatalf("exchange the form_post code: %v", err)
 	}
 }
+
+func TestSessionEndedHook(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ana := e.user("ana@acme.test")
+	e.signInAs(ana)
+	a, sec := e.app(gatehouse.App{BackchannelLogoutURI: e.srv.URL + "/app/backchannel"})
+	b := e.browser()
+	e.rp(a, sec).login(b)
+	// The web package's logout: it has the session, ends it, and tells us.
+	req, _ := http.NewRequest(http.MethodGet, e.issuer()+"/", nil)
+	for _, c := range b.Jar.Cookies(req.URL) {
+		req.AddCookie(c)
+	}
+	sess, _, err := e.sessions.Current(e.ctx, req, e.tenant.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.prov.SessionEnded(e.ctx, sess)
+	e.mu.Lock()
+	n := len(e.backchannl)
+	e.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("logout tokens %d, want 1", n)
+	}
+}

@@ -60,6 +60,24 @@ func (p *Provider) endSession(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
+// SessionEnded tells the apps that got tokens in s, and registered a
+// backchannel_logout_uri, that it ended. end_session calls it itself; the
+// web package's logout (and a SAML single logout) should call it for the
+// session it ends. It returns when every delivery finished or timed out.
+func (p *Provider) SessionEnded(ctx context.Context, s *gatehouse.Session) {
+	var t *gatehouse.Tenant
+	err := p.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		t, err = tx.GetTenant(ctx, s.TenantID)
+		return err
+	})
+	if err != nil {
+		p.log.ErrorContext(ctx, "op: back-channel logout: tenant", "err", err)
+		return
+	}
+	p.backchannelLogout(ctx, t, s.UserID, publicSID(s.ID))
+}
+
 // backchannelLogout tells every app that got tokens in session sid, and
 // registered a backchannel_logout_uri, that the session ended. Deliveries
 // run in parallel and are waited for, each bounded by the HTTP client's
