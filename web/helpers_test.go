@@ -73,16 +73,21 @@ func newEnv(t testing.TB, engine string) *env {
 	return e
 }
 
-// replica starts another web handler on the same database and root key.
-func (e *env) replica() (*httptest.Server, *Server) {
+// replica starts another web handler on the same database and root key;
+// mods adjust its Config.
+func (e *env) replica(mods ...func(*Config)) (*httptest.Server, *Server) {
 	e.t.Helper()
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	e.t.Cleanup(srv.Close)
-	s, err := NewServer(Config{
+	cfg := Config{
 		Store: e.store, Keyring: e.keyring, PublicURL: srv.URL, Dev: true, Logger: quietLogger(), Clock: e.clock,
 		Resolver: provision.New(e.store, provision.Options{Clock: e.clock, Logger: quietLogger(), RequestID: RequestIDFromContext}),
-	})
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	s, err := NewServer(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
