@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/api"
 	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/console"
 	"github.com/gatehouse-sso/gatehouse/connector/mock"
 	"github.com/gatehouse-sso/gatehouse/connector/oidc"
 	"github.com/gatehouse-sso/gatehouse/connector/saml"
@@ -69,6 +70,15 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 		Store: st, Keyring: s.keyring, SuperuserTokenDigest: s.adminDigest, PublicURL: s.cfg.PublicURL,
 		Dev: s.cfg.Dev, Logger: s.log, Clock: s.clock, ConnectorEnv: env, Provisioner: resolver,
 	})
+	// The console runs "test connection" logins through the login handler.
+	tester, _ := login.(console.Tester)
+	cons, err := console.New(console.Config{
+		Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Logger: s.log, Clock: s.clock, Dev: s.cfg.Dev,
+		SuperuserTokenDigest: s.adminDigest, Sessions: sessions, Resolver: resolver, Tester: tester, ConnectorEnv: env,
+	})
+	if err != nil {
+		return nil, err
+	}
 	scimHandler := scim.New(scim.Config{Store: st, Clock: s.clock, Logger: s.log, PublicURL: s.cfg.PublicURL})
 
 	perIP := ratelimit.New(s.cfg.RateLimitIP, int(2*s.cfg.RateLimitIP))
@@ -88,6 +98,8 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	mux.Handle("/sso/", limited(login))
 	mux.Handle("/login", limited(login))
 	mux.Handle("/logout", login)
+	mux.Handle("/console", cons)
+	mux.Handle("/console/", cons)
 	return mux, nil
 }
 
