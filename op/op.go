@@ -165,6 +165,11 @@ func NewProvider(cfg Config) (*Provider, error) {
 	if cfg.KeyRotation <= 0 {
 		cfg.KeyRotation = DefaultKeyRotation
 	}
+	if cfg.IDTokenTTL >= retiredKeyOverlap {
+		// A retired key leaves the JWKS after retiredKeyOverlap: ID
+		// tokens must expire before it does.
+		return nil, errors.New("op: the ID token lifetime must be under 24 hours")
+	}
 	p := &Provider{
 		cfg: cfg, store: cfg.Store, clock: cfg.Clock, log: cfg.Logger,
 		base:     strings.TrimRight(cfg.PublicURL, "/"),
