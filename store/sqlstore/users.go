@@ -120,6 +120,10 @@ func (t *tx) CreateUser(ctx context.Context, u *gatehouse.User) error {
 	return nil
 }
 
+// Lookups by email_key, username_key and external_id repeat the "<> ''"
+// of the partial unique indexes: neither engine uses a partial index for
+// "col = $n" unless the query itself implies the index's WHERE.
+
 // getUser reads one user by cond (on alias u, arguments from $2; $1 is the
 // tenant) and fills its groups.
 func (t *tx) getUser(ctx context.Context, tenantID, cond string, args ...any) (*gatehouse.User, error) {
@@ -143,7 +147,7 @@ func (t *tx) GetUserByEmail(ctx context.Context, tenantID, email string) (*gateh
 		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
 	// Tombstones included: JIT must see that this person was deleted.
-	return t.getUser(ctx, tenantID, `email_key = $2`, key)
+	return t.getUser(ctx, tenantID, `email_key = $2 AND email_key <> ''`, key)
 }
 
 func (t *tx) GetUserByUsername(ctx context.Context, tenantID, username string) (*gatehouse.User, error) {
@@ -151,7 +155,7 @@ func (t *tx) GetUserByUsername(ctx context.Context, tenantID, username string) (
 	if key == "" {
 		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
-	return t.getUser(ctx, tenantID, `username_key = $2 AND deleted_at IS NULL`, key)
+	return t.getUser(ctx, tenantID, `username_key = $2 AND username_key <> '' AND deleted_at IS NULL`, key)
 }
 
 func (t *tx) GetUserByExternalID(ctx context.Context, tenantID, externalID string) (*gatehouse.User, error) {
@@ -159,7 +163,7 @@ func (t *tx) GetUserByExternalID(ctx context.Context, tenantID, externalID strin
 	if externalID == "" {
 		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
-	return t.getUser(ctx, tenantID, `external_id = $2 AND deleted_at IS NULL`, externalID)
+	return t.getUser(ctx, tenantID, `external_id = $2 AND external_id <> '' AND deleted_at IS NULL`, externalID)
 }
 
 // userWhere builds the conditions of a user filter.
@@ -170,10 +174,10 @@ func userWhere(tenantID string, f gatehouse.UserFilter) *where {
 		w.add(`deleted_at IS NULL`)
 	}
 	if f.Email != "" {
-		w.add(`email_key = ?`, gatehouse.NormalizeEmail(f.Email))
+		w.add(`email_key = ? AND email_key <> ''`, gatehouse.NormalizeEmail(f.Email))
 	}
 	if f.Username != "" {
-		w.add(`username_key = ?`, gatehouse.FoldKey(f.Username))
+		w.add(`username_key = ? AND username_key <> ''`, gatehouse.FoldKey(f.Username))
 	}
 	if f.Source != "" {
 		w.add(`source = ?`, f.Source)
@@ -299,5 +303,5 @@ func (t *tx) UsernameTaken(ctx context.Context, tenantID, username string) (bool
 	if key == "" {
 		return false, nil
 	}
-	return t.exists(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $2`, tenantID, key)
+	return t.exists(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $2 AND username_key <> ''`, tenantID, key)
 }
