@@ -27,7 +27,15 @@
 //     scanner; fillUserGroups loads the group names of a page of users in
 //     one query (no N+1). Groups: groupColumns / scanGroup likewise.
 //   - Pagination (codec.go): pageLimit clamps a Page; encodeCursor /
-//     decodeCursor wrap the last ID (IDs are time-ordered).
+//     decodeCursor wrap the last ID (IDs are time-ordered); listPage runs
+//     a query that asks for limit+1 rows and returns a page and the next
+//     cursor.
+//   - Partial unique indexes (email_key, username_key, external_id WHERE
+//     x <> ''): a lookup must repeat "AND x <> ''" or neither engine uses
+//     the index for "x = $n" (plan_test.go checks the hot lookups).
+//   - On SQLite each connection caches its prepared statements
+//     (stmtcache.go), so constant query text is parsed once; prefer
+//     constant SQL on hot paths.
 //   - Each object kind has its own file (tenants.go, users.go, ...). A new
 //     Tx method goes in a file of its own with the same helpers.
 //
