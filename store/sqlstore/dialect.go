@@ -46,7 +46,10 @@ var postgresDialect = &dialect{
 	goose:   goose.DialectPostgres,
 	dir:     "postgres",
 	writeTx: &sql.TxOptions{Isolation: sql.LevelReadCommitted},
-	readTx:  &sql.TxOptions{Isolation: sql.LevelReadCommitted, ReadOnly: true},
+	// A View reads one snapshot, as it does on SQLite (a WAL read
+	// transaction): a list and the groups filled in for it agree. A
+	// read-only REPEATABLE READ transaction never fails to serialize.
+	readTx:  &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true},
 	connect: connectPostgres,
 }
 
