@@ -31,7 +31,7 @@
 //     a query that asks for limit+1 rows and returns a page and the next
 //     cursor.
 //   - Partial unique indexes (email_key, username_key, external_id WHERE
-//     x <> ''): a lookup must repeat "AND x <> ''" or neither engine uses
+//     x <> ”): a lookup must repeat "AND x <> ”" or neither engine uses
 //     the index for "x = $n" (plan_test.go checks the hot lookups).
 //   - On SQLite each connection caches its prepared statements
 //     (stmtcache.go), so constant query text is parsed once; prefer
