@@ -30,9 +30,10 @@
 //     decodeCursor wrap the last ID (IDs are time-ordered); listPage runs
 //     a query that asks for limit+1 rows and returns a page and the next
 //     cursor.
-//   - Partial unique indexes (email_key, username_key, external_id WHERE
-//     x <> ”): a lookup must repeat "AND x <> ”" or neither engine uses
-//     the index for "x = $n" (plan_test.go checks the hot lookups).
+//   - Partial unique indexes (email_key, username_key, external_id; they
+//     cover only non-empty values): a lookup must repeat the non-empty
+//     condition of the index or neither engine uses it for "x = $n"
+//     (plan_test.go checks the hot lookups).
 //   - On SQLite each connection caches its prepared statements
 //     (stmtcache.go), so constant query text is parsed once; prefer
 //     constant SQL on hot paths.
