@@ -51,6 +51,8 @@ Commands:
   scim-tokens list
   scim-tokens create --name NAME [--connection CONNECTION_ID]
   scim-tokens delete <id>
+  connections list | get <id> | delete <id>
+  apps list | get <id> | delete <id> | rotate-secret <id>
   audit [--action A] [--limit N]
   api <METHOD> <PATH> [BODY|@FILE|-]      any admin API request, e.g. api GET /api/v1/tenants
 
@@ -180,6 +182,10 @@ func (c *client) run(ctx context.Context, args []string) error {
 		return c.tokens(ctx, args, "api-tokens")
 	case "scim-tokens":
 		return c.tokens(ctx, args, "scim-tokens")
+	case "connections":
+		return c.objects(ctx, args, "connections", connCols)
+	case "apps":
+		return c.objects(ctx, args, "apps", appCols)
 	case "audit":
 		return c.audit(ctx, args)
 	case "api":

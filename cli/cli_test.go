@@ -117,6 +117,20 @@ func TestCLI(t *testing.T) {
 	if out := ok("api", "GET", "/api/v1/tenants/acme"); !strings.Contains(out, `"slug": "acme"`) {
 		t.Fatalf("api: %s", out)
 	}
+	var app map[string]any
+	if err := json.Unmarshal([]byte(ok("api", "POST", "/api/v1/tenants/acme/apps", `{"name":"Wiki","redirect_uris":["https://wiki.example/cb"]}`)), &app); err != nil {
+		t.Fatal(err)
+	}
+	if out := ok("apps", "list"); !strings.Contains(out, "Wiki") || !strings.Contains(out, "https://wiki.example/cb") {
+		t.Fatalf("apps list: %s", out)
+	}
+	if out := ok("apps", "rotate-secret", app["id"].(string)); !strings.Contains(out, "client_secret: gh_cs_") {
+		t.Fatalf("rotate-secret: %s", out)
+	}
+	ok("apps", "delete", app["id"].(string))
+	if out := ok("connections", "list"); !strings.Contains(out, "TYPE") {
+		t.Fatalf("connections list: %s", out)
+	}
 	// A conflict is reported with code and field.
 	r = run(append(g, "users", "create", "--email", "ANA@acme.com")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "409 conflict, field email") {

@@ -19,7 +19,47 @@ var (
 	tokenCols  = []string{"id", "name", "role", "created_at", "last_used_at"}
 	scimCols   = []string{"id", "name", "connection_id", "created_at", "last_used_at"}
 	auditCols  = []string{"time", "action", "actor_type", "actor_id", "target_type", "target_id"}
+	connCols   = []string{"id", "type", "name", "enabled", "redirect_uri", "acs_url", "created_at"}
+	appCols    = []string{"id", "name", "client_id", "public", "redirect_uris", "allowed_groups", "id_token_signing_alg", "created_at"}
 )
+
+// objects handles the tenant collections the CLI only lists, shows and
+// deletes (create them with `gatehouse api POST ...` and a JSON body: they
+// take many protocol fields); apps also rotate their secret.
+func (c *client) objects(ctx context.Context, args []string, kind string, cols []string) error {
+	f := c.newFlags(kind)
+	verbs := []string{"list", "get", "delete"}
+	if kind == "apps" {
+		verbs = append(verbs, "rotate-secret")
+	}
+	verb, rest, err := command(f, args, verbs...)
+	if err != nil {
+		return err
+	}
+	base, err := c.tenantPath(kind)
+	if err != nil {
+		return err
+	}
+	if verb == "list" {
+		return c.listAll(ctx, base, url.Values{}, false, cols)
+	}
+	if err := want(verb, rest, 1, "an id"); err != nil {
+		return err
+	}
+	p := base + "/" + url.PathEscape(rest[0])
+	switch verb {
+	case "get":
+		_, err = c.send(ctx, "GET", p, nil, cols)
+	case "delete":
+		err = c.done(ctx, "DELETE", p, "Deleted "+rest[0]+".")
+	case "rotate-secret":
+		var o obj
+		if o, err = c.send(ctx, "POST", p+"/rotate-secret", nil, cols); err == nil && !c.json {
+			fmt.Fprintf(c.stdout, "client_secret: %v\nKeep it now: it is not shown again.\n", o["client_secret"])
+		}
+	}
+	return err
+}
 
 // listAll prints a list, following next_cursor when all is set.
 func (c *client) listAll(ctx context.Context, path string, q url.Values, all bool, cols []string) error {
