@@ -147,11 +147,29 @@ func (m *Manager) SetFlow(w http.ResponseWriter, flow *connector.Flow, crossSite
 
 // ClearFlow removes flow's cookie from the browser.
 func (m *Manager) ClearFlow(w http.ResponseWriter, flow *connector.Flow) {
+	m.clearFlowCookie(w, FlowCookieName(flow))
+}
+
+func (m *Manager) clearFlowCookie(w http.ResponseWriter, name string) {
 	http.SetCookie(w, &http.Cookie{
-		Name: FlowCookieName(flow), Value: "", Path: m.basePath + "/sso/",
+		Name: name, Value: "", Path: m.basePath + "/sso/",
 		MaxAge: -1, Expires: time.Unix(0, 0), HttpOnly: true, Secure: m.secure,
 		SameSite: http.SameSiteLaxMode,
 	})
+}
+
+// ClearStaleFlows removes the flow cookies r carries that can no longer
+// finish — expired, or unreadable (sealed under a rotated root key) — so
+// abandoned logins do not pile up in the browser until their Max-Age.
+func (m *Manager) ClearStaleFlows(w http.ResponseWriter, r *http.Request) {
+	for _, c := range r.Cookies() {
+		if !strings.HasPrefix(c.Name, FlowCookiePrefix) {
+			continue
+		}
+		if f, err := m.flows.open(c.Name, c.Value); err != nil || !m.fresh(f) {
+			m.clearFlowCookie(w, c.Name)
+		}
+	}
 }
 
 // FindFlow returns the login in progress that the callback r finishes for

@@ -202,3 +202,32 @@ func TestIdPSessionEncoding(t *testing.T) {
 		t.Errorf("%+v", got)
 	}
 }
+
+func TestClearStaleFlows(t *testing.T) {
+	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	clk := &safeClock{t: start}
+	m := newFlowManager(t, "https://sso.example.com", clk, 1)
+	rec := httptest.NewRecorder()
+	_ = m.SetFlow(rec, &connector.Flow{ID: "flw_old", TenantID: "ten_1", ConnectionID: "con_1", State: "old"}, false)
+	clk.Set(start.Add(FlowTTL))
+	_ = m.SetFlow(rec, &connector.Flow{ID: "flw_new", TenantID: "ten_1", ConnectionID: "con_1", State: "new"}, false)
+	clk.Set(start.Add(FlowTTL + time.Second))
+	r := httptest.NewRequest("GET", "/sso/mock/con_1/callback", nil)
+	for _, c := range rec.Result().Cookies() {
+		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	r.AddCookie(&http.Cookie{Name: FlowCookiePrefix + "junk", Value: "x"})
+	r.AddCookie(&http.Cookie{Name: "other", Value: "x"})
+	out := httptest.NewRecorder()
+	m.ClearStaleFlows(out, r)
+	cleared := map[string]bool{}
+	for _, c := range out.Result().Cookies() {
+		if c.MaxAge >= 0 {
+			t.Errorf("set %s", c.Name)
+		}
+		cleared[c.Name] = true
+	}
+	if len(cleared) != 2 || !cleared[flowCookieNameFor("old")] || !cleared[FlowCookiePrefix+"junk"] {
+		t.Fatalf("cleared %v", cleared)
+	}
+}

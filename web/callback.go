@@ -85,6 +85,8 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) 
 	if sf, ok := conn.(connector.FlowStateFinder); ok {
 		state = sf.FlowState(r)
 	}
+	// Abandoned logins of this browser are tidied up on the way.
+	s.sessions.ClearStaleFlows(w, r)
 	flow, err := s.sessions.FindFlow(r, c, state)
 	if err != nil {
 		// IdP-initiated SAML: an answer nobody asked for. The connector
