@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/connector/oidc"
+	"github.com/gatehouse-sso/gatehouse/connector/oidc/oidctest"
 	"github.com/gatehouse-sso/gatehouse/outbound"
 )
 
@@ -56,20 +57,10 @@ func openConn(t *testing.T, op *realOP, in map[string]any) *connFixture {
 			delete(fields, k)
 		}
 	}
-	raw := map[string]json.RawMessage{}
-	for k, v := range fields {
-		raw[k], _ = json.Marshal(v)
-	}
-	typ := oidc.Type()
 	conn := &gatehouse.Connection{ID: "con_e2e", TenantID: "ten_e2e", Type: "oidc"}
-	cfg, sec, err := typ.Configure(context.Background(), env, conn, nil, raw)
+	c, _, err := oidctest.Configure(oidc.Type(), env, conn, nil, fields)
 	if err != nil {
 		t.Fatalf("configure against the real provider: %v", err)
-	}
-	conn.Config = cfg
-	c, err := typ.Open(context.Background(), env, conn, sec)
-	if err != nil {
-		t.Fatal(err)
 	}
 	return &connFixture{t: t, op: op, env: env, c: c}
 }

@@ -78,6 +78,14 @@ func (e *oidcE2E) login(conn, hint string) (int, string) {
 	return resp.StatusCode, string(body)
 }
 
+// mustLogin is login that must end on a success page.
+func (e *oidcE2E) mustLogin(conn, hint string) {
+	e.t.Helper()
+	if status, body := e.login(conn, hint); status != http.StatusOK {
+		e.t.Fatalf("login %s: status %d: %s", hint, status, body)
+	}
+}
+
 func (e *oidcE2E) users(email string) []e2eUser {
 	e.t.Helper()
 	var out struct {
@@ -124,10 +132,7 @@ func testOIDCEndToEnd(t *testing.T, engine string, op, uop *realOP) {
 
 	t.Run("first login creates the user from email alone", func(t *testing.T) {
 		e.t = t
-		status, body := e.login(conn, "min@example.com")
-		if status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
-		}
+		e.mustLogin(conn, "min@example.com")
 		us := e.users("min@example.com")
 		if len(us) != 1 || us[0].Source != "jit" || us[0].Email != "min@example.com" {
 			t.Fatalf("users %+v", us)
@@ -137,9 +142,7 @@ func testOIDCEndToEnd(t *testing.T, engine string, op, uop *realOP) {
 	var adaID string
 	t.Run("name and group claims fill the profile", func(t *testing.T) {
 		e.t = t
-		if status, body := e.login(conn, "ada@example.com"); status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
-		}
+		e.mustLogin(conn, "ada@example.com")
 		us := e.users("ada@example.com")
 		if len(us) != 1 {
 			t.Fatalf("users %+v", us)
@@ -153,9 +156,7 @@ func testOIDCEndToEnd(t *testing.T, engine string, op, uop *realOP) {
 
 	t.Run("a second login reuses the user", func(t *testing.T) {
 		e.t = t
-		if status, body := e.login(conn, "ada@example.com"); status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
-		}
+		e.mustLogin(conn, "ada@example.com")
 		us := e.users("ada@example.com")
 		if len(us) != 1 || us[0].ID != adaID {
 			t.Fatalf("users %+v, want the one user %s", us, adaID)
@@ -165,9 +166,7 @@ func testOIDCEndToEnd(t *testing.T, engine string, op, uop *realOP) {
 	t.Run("claims only through userinfo", func(t *testing.T) {
 		e.t = t
 		uconn := e.connection("Userinfo OP", uop, uop.ClientSecret, jit)
-		if status, body := e.login(uconn, "uma@example.com"); status != http.StatusOK {
-			t.Fatalf("status %d: %s", status, body)
-		}
+		e.mustLogin(uconn, "uma@example.com")
 		us := e.users("uma@example.com")
 		if len(us) != 1 {
 			t.Fatalf("users %+v", us)

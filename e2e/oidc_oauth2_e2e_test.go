@@ -94,18 +94,13 @@ func TestOAuth2EndToEnd(t *testing.T) {
 		t.Fatalf("connection %v", conn)
 	}
 
-	status, body := e.login(id, "")
-	if status != http.StatusOK {
-		t.Fatalf("status %d: %s", status, body)
-	}
+	e.mustLogin(id, "")
 	us := e.users("octo@example.com")
 	if len(us) != 1 || us[0].DisplayName != "Octo Cat" || us[0].Source != "jit" {
 		t.Fatalf("users %+v", us)
 	}
 	// A second login is the same user (keyed on the numeric id).
-	if status, body := e.login(id, ""); status != http.StatusOK {
-		t.Fatalf("second login %d: %s", status, body)
-	}
+	e.mustLogin(id, "")
 	if again := e.users("octo@example.com"); len(again) != 1 || again[0].ID != us[0].ID {
 		t.Fatalf("users %+v", again)
 	}

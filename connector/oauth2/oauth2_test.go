@@ -125,12 +125,10 @@ func newFixture(t *testing.T, in map[string]any) (*fixture, error) {
 }
 
 func (f *fixture) configure(in map[string]any) error {
-	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, oidctest.Fields(in))
-	if err != nil {
-		return err
+	c, sec, err := oidctest.Configure(f.typ, f.env, f.conn, f.sec, in)
+	if err == nil {
+		f.c, f.sec = c, sec
 	}
-	f.conn.Config, f.sec = cfg, sec
-	f.c, err = f.typ.Open(context.Background(), f.env, f.conn, sec)
 	return err
 }
 

@@ -71,12 +71,10 @@ func newFixture(t *testing.T, in map[string]any) *fixture {
 }
 
 func (f *fixture) configure(in map[string]any) error {
-	cfg, sec, err := f.typ.Configure(context.Background(), f.env, f.conn, f.sec, oidctest.Fields(in))
-	if err != nil {
-		return err
+	c, sec, err := oidctest.Configure(f.typ, f.env, f.conn, f.sec, in)
+	if err == nil {
+		f.cnctr, f.sec = c, sec
 	}
-	f.conn.Config, f.sec = cfg, sec
-	f.cnctr, err = f.typ.Open(context.Background(), f.env, f.conn, sec)
 	return err
 }
 

@@ -10,6 +10,7 @@
 package oidctest
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -35,6 +36,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
 )
 
 // Forge changes the next ID token (and userinfo answer) the provider issues.
@@ -424,6 +426,18 @@ func (p *Provider) sign(claims map[string]any, f Forge) (string, error) {
 		s = strings.Join(parts, ".")
 	}
 	return s, nil
+}
+
+// Configure runs typ's Configure with the fields in over conn (old secrets
+// sec), stores the new config in conn and opens the connection.
+func Configure(typ *connector.Type, env connector.Env, conn *gatehouse.Connection, sec json.RawMessage, in map[string]any) (connector.Connector, json.RawMessage, error) {
+	cfg, sec, err := typ.Configure(context.Background(), env, conn, sec, Fields(in))
+	if err != nil {
+		return nil, nil, err
+	}
+	conn.Config = cfg
+	c, err := typ.Open(context.Background(), env, conn, sec)
+	return c, sec, err
 }
 
 // Fields encodes a connection request's protocol fields as Configure takes
