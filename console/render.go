@@ -41,13 +41,7 @@ type view struct {
 // fieldView is one labelled form field, for the "field" template.
 type fieldView struct {
 	Name, Label, Kind, Help, Value, Error, Placeholder string
-	Required                                          bool
-	Options                                           []option
-}
-
-type option struct {
-	Value, Label string
-	Selected     bool
+	Required                                           bool
 }
 
 var funcs = template.FuncMap{

@@ -259,7 +259,7 @@ func asFieldErrors(err error) (map[string]string, bool) {
 	for _, prefix := range []string{"jit.", "mapping."} {
 		f = strings.TrimPrefix(f, prefix)
 	}
-	if i := strings.IndexAny(f, ".["); i > 0 && !strings.HasPrefix(ge.Field, "mapping.expressions") {
+	if i := strings.IndexAny(f, ".["); i > 0 {
 		f = f[:i]
 	}
 	return map[string]string{f: ge.Message}, true
