@@ -125,7 +125,7 @@ func (p *Provider) formPost(w http.ResponseWriter, r *http.Request, ar *authRequ
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	nonce := base64.RawStdEncoding.EncodeToString(b[:])
+	nonce := base64.RawURLEncoding.EncodeToString(b[:])
 	action := ar.GetRedirectURI()
 	origin := action
 	if u, err := url.Parse(action); err == nil {
