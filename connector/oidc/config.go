@@ -7,15 +7,20 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -65,6 +70,10 @@ type Config struct {
 	// at the IdP; ClientKeyID is its kid (RFC 7638 thumbprint).
 	ClientJWKS  *jose.JSONWebKeySet `json:"client_jwks,omitempty"`
 	ClientKeyID string              `json:"client_key_id,omitempty"`
+	// ClientCertificate is a certificate (PEM) for the same key, for IdPs
+	// that register certificates rather than keys (Entra ID): supplied, or
+	// self-signed by Gatehouse. Assertions name it in x5t and x5t#S256.
+	ClientCertificate string `json:"client_certificate,omitempty"`
 }
 
 // Secrets are the sealed settings.
@@ -158,8 +167,8 @@ func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error 
 		"preset": &cfg.Preset, "issuer": &cfg.Issuer, "client_id": &cfg.ClientID, "scopes": &cfg.Scopes,
 		"token_endpoint_auth_method": &cfg.TokenEndpointAuthMethod, "auth_params": &cfg.AuthParams,
 		"allowed_algs": &cfg.AllowedAlgs, "userinfo": &cfg.UserInfo, "trusted_audiences": &cfg.TrustedAudiences,
-		"allowed_tenant_ids": &cfg.AllowedTenantIDs,
-		"client_secret":      &sec.ClientSecret, "private_key": &sec.PrivateKey,
+		"allowed_tenant_ids": &cfg.AllowedTenantIDs, "client_certificate": &cfg.ClientCertificate,
+		"client_secret": &sec.ClientSecret, "private_key": &sec.PrivateKey,
 	}, in)
 }
 
@@ -212,12 +221,14 @@ func (t *oidcType) configure(ctx context.Context, env connector.Env, c *gatehous
 	if err != nil {
 		return nil, nil, err
 	}
-	oldKey := sec.PrivateKey
-	sec.PrivateKey = ""
+	// The key and certificate are replaced only when the request gives
+	// them; the stored ones are kept if they still fit.
+	old := keyPair{key: sec.PrivateKey, cert: cfg.ClientCertificate}
+	sec.PrivateKey, cfg.ClientCertificate = "", ""
 	if err := applyInput(cfg, sec, in); err != nil {
 		return nil, nil, err
 	}
-	if err := cfg.complete(sec, oldKey); err != nil {
+	if err := cfg.complete(sec, old, Env(env).Clock.Now()); err != nil {
 		return nil, nil, err
 	}
 	md, err := t.cache.discover(ctx, Env(env), cfg, true)
@@ -243,8 +254,11 @@ func (t *oidcType) configure(ctx context.Context, env connector.Env, c *gatehous
 	return outCfg, outSec, nil
 }
 
+// keyPair is the stored private_key_jwt key and certificate (PEM).
+type keyPair struct{ key, cert string }
+
 // complete fills defaults and validates everything that needs no network.
-func (cfg *Config) complete(sec *Secrets, oldKey string) error {
+func (cfg *Config) complete(sec *Secrets, old keyPair, now time.Time) error {
 	cfg.Preset = strings.ToLower(strings.TrimSpace(cfg.Preset))
 	var ps preset
 	if cfg.Preset != "" {
@@ -298,10 +312,10 @@ func (cfg *Config) complete(sec *Secrets, oldKey string) error {
 		if sec.ClientSecret == "" {
 			return gatehouse.FieldError("client_secret", "The client secret is required for %s.", cfg.TokenEndpointAuthMethod)
 		}
-		cfg.ClientJWKS, cfg.ClientKeyID, sec.PrivateKey = nil, "", ""
+		cfg.ClientJWKS, cfg.ClientKeyID, cfg.ClientCertificate, sec.PrivateKey = nil, "", "", ""
 	case AuthPrivateKeyJWT:
 		if sec.PrivateKey == "" {
-			sec.PrivateKey = oldKey
+			sec.PrivateKey = old.key
 		}
 		if sec.PrivateKey == "" {
 			pemKey, err := generateKey()
@@ -313,6 +327,9 @@ func (cfg *Config) complete(sec *Secrets, oldKey string) error {
 		key, err := parsePrivateKey(sec.PrivateKey)
 		if err != nil {
 			return &gatehouse.Error{Code: gatehouse.EINVALID, Field: "private_key", Message: "The private key must be an RSA (2048 bits or more) or ECDSA P-256/P-384 key in PEM form.", Err: err}
+		}
+		if err := cfg.certificate(key, old.cert, now); err != nil {
+			return err
 		}
 		if cfg.ClientJWKS, cfg.ClientKeyID, err = publicJWKS(key); err != nil {
 			return err
@@ -400,6 +417,69 @@ func parsePrivateKey(p string) (crypto.Signer, error) {
 	return nil, fmt.Errorf("unsupported key type %T", key)
 }
 
+// certificate checks a supplied certificate against key, or keeps the
+// stored one if it still matches, or makes a self-signed one.
+func (cfg *Config) certificate(key crypto.Signer, stored string, now time.Time) error {
+	if cfg.ClientCertificate != "" {
+		c, err := parseCertificate(cfg.ClientCertificate)
+		if err != nil || !publicKeyEqual(c.PublicKey, key.Public()) {
+			return &gatehouse.Error{Code: gatehouse.EINVALID, Field: "client_certificate",
+				Message: "The client certificate must be one PEM certificate for the connection's private key.", Err: err}
+		}
+		return nil
+	}
+	if c, err := parseCertificate(stored); err == nil && publicKeyEqual(c.PublicKey, key.Public()) {
+		cfg.ClientCertificate = stored
+		return nil
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: new(big.Int).SetBytes(randomBytes(16)),
+		Subject:      pkix.Name{CommonName: "Gatehouse client " + cfg.ClientID},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.AddDate(3, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return err
+	}
+	cfg.ClientCertificate = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return nil
+}
+
+func parseCertificate(p string) (*x509.Certificate, error) {
+	block, rest := pem.Decode([]byte(p))
+	if block == nil || block.Type != "CERTIFICATE" || len(strings.TrimSpace(string(rest))) > 0 {
+		return nil, fmt.Errorf("want exactly one PEM CERTIFICATE block")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}
+
+func publicKeyEqual(a, b crypto.PublicKey) bool {
+	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && k.Equal(b)
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("oidc: crypto/rand: " + err.Error())
+	}
+	return b
+}
+
+// certThumbprints returns the x5t (SHA-1) and x5t#S256 values of a
+// certificate (RFC 7515 §4.1.7-8).
+func certThumbprints(p string) (x5t, x5tS256 string, err error) {
+	c, err := parseCertificate(p)
+	if err != nil {
+		return "", "", err
+	}
+	s1 := sha1.Sum(c.Raw)
+	s256 := sha256.Sum256(c.Raw)
+	return base64.RawURLEncoding.EncodeToString(s1[:]), base64.RawURLEncoding.EncodeToString(s256[:]), nil
+}
+
 func signingAlg(k crypto.Signer) jose.SignatureAlgorithm {
 	if ec, ok := k.(*ecdsa.PrivateKey); ok {
 		if ec.Curve == elliptic.P384() {
@@ -454,6 +534,7 @@ func describe(env connector.Env, c *gatehouse.Connection) map[string]any {
 	if cfg.ClientJWKS != nil {
 		out["client_jwks"] = cfg.ClientJWKS
 		out["client_key_id"] = cfg.ClientKeyID
+		out["client_certificate"] = cfg.ClientCertificate
 	}
 	return out
 }

@@ -240,8 +240,16 @@ func (k *conn) exchange(ctx context.Context, md *Metadata, code, verifier string
 // endpoint, a unique jti, a short life.
 func (k *conn) clientAssertion(md *Metadata) (string, error) {
 	alg := signingAlg(k.signer)
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: k.signer, KeyID: k.cfg.ClientKeyID, Algorithm: string(alg)}},
-		(&jose.SignerOptions{}).WithType("JWT"))
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if k.cfg.ClientCertificate != "" {
+		// Entra ID finds the key by certificate thumbprint.
+		x5t, x5tS256, err := certThumbprints(k.cfg.ClientCertificate)
+		if err != nil {
+			return "", fmt.Errorf("oidc: client certificate: %w", err)
+		}
+		opts = opts.WithHeader("x5t", x5t).WithHeader("x5t#S256", x5tS256)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: k.signer, KeyID: k.cfg.ClientKeyID, Algorithm: string(alg)}}, opts)
 	if err != nil {
 		return "", err
 	}

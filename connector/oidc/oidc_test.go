@@ -2,7 +2,16 @@ package oidc_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -132,6 +141,9 @@ func TestHappyPaths(t *testing.T) {
 			if err != nil {
 				t.Fatalf("login: %v", err)
 			}
+			if method == oidc.AuthPrivateKeyJWT {
+				checkAssertionCertificate(t, f)
+			}
 			if id.Subject != "user-1" || id.Issuer != f.idp.Issuer || id.Email != "ada@example.com" ||
 				id.EmailVerified == nil || !*id.EmailVerified || id.DisplayName != "Ada Lovelace" || id.GivenName != "Ada" ||
 				strings.Join(id.Groups, ",") != "eng,ops" || id.ConnectionID != "con_1" || id.TenantID != "ten_1" {
@@ -149,6 +161,69 @@ func TestHappyPaths(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkAssertionCertificate: the client assertion names the connection's
+// certificate (shown by Describe) in x5t and x5t#S256, as Entra ID needs.
+func checkAssertionCertificate(t *testing.T, f *fixture) {
+	t.Helper()
+	d := f.typ.Describe(f.env, f.conn)
+	block, _ := pem.Decode([]byte(d["client_certificate"].(string)))
+	if block == nil {
+		t.Fatalf("no client certificate in describe: %v", d)
+	}
+	var assertion string
+	f.idp.Do(func(p *oidctest.Provider) { assertion = p.LastAssertion })
+	jws, err := jose.ParseSigned(assertion, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, s256 := sha1.Sum(block.Bytes), sha256.Sum256(block.Bytes)
+	h := jws.Signatures[0].Header.ExtraHeaders
+	if h["x5t"] != base64.RawURLEncoding.EncodeToString(s1[:]) || h["x5t#S256"] != base64.RawURLEncoding.EncodeToString(s256[:]) {
+		t.Fatalf("assertion headers %v", h)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil || !cert.PublicKey.(*rsa.PublicKey).Equal(d["client_jwks"].(*jose.JSONWebKeySet).Keys[0].Key) {
+		t.Fatalf("certificate is not for the client key: %v", err)
+	}
+}
+
+func TestPrivateKeyJWTKeyAndCertificate(t *testing.T) {
+	f := newFixture(t, map[string]any{"token_endpoint_auth_method": oidc.AuthPrivateKeyJWT})
+	desc := func() (string, string) {
+		d := f.typ.Describe(f.env, f.conn)
+		return d["client_key_id"].(string), d["client_certificate"].(string)
+	}
+	kid, cert := desc()
+	// An unrelated update keeps the key and its certificate.
+	if err := f.configure(map[string]any{"scopes": []string{"openid", "email"}}); err != nil {
+		t.Fatal(err)
+	}
+	if k2, c2 := desc(); k2 != kid || c2 != cert {
+		t.Fatal("key or certificate changed on an unrelated update")
+	}
+	// A new key gets a new certificate.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, _ := x509.MarshalPKCS8PrivateKey(key)
+	pemKey := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
+	if err := f.configure(map[string]any{"private_key": pemKey}); err != nil {
+		t.Fatal(err)
+	}
+	if k2, c2 := desc(); k2 == kid || c2 == cert {
+		t.Fatal("new key kept the old kid or certificate")
+	}
+	// A certificate for another key is refused.
+	if err := f.configure(map[string]any{"client_certificate": cert}); gatehouse.ErrorField(err) != "client_certificate" {
+		t.Fatalf("mismatched certificate: %v", err)
+	}
+	// Back to a secret: key material is dropped.
+	if err := f.configure(map[string]any{"token_endpoint_auth_method": oidc.AuthBasic}); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.typ.Describe(f.env, f.conn); d["client_jwks"] != nil || strings.Contains(string(f.sec), "PRIVATE KEY") {
+		t.Fatalf("key material kept: %v", d)
 	}
 }
 

@@ -134,6 +134,8 @@ type Provider struct {
 	tokens     map[string]map[string]any // access token → userinfo
 	JWKSHits   int
 	LastAuthed url.Values // the last authorization request's parameters
+	// LastAssertion is the last private_key_jwt client assertion received.
+	LastAssertion string
 }
 
 // New starts a provider whose users log in with claims; stop it with Close.
@@ -291,6 +293,7 @@ func (p *Provider) authenticate(r *http.Request) bool {
 		return id == p.ClientID && subtle.ConstantTimeCompare([]byte(sec), []byte(p.ClientSecret)) == 1
 	}
 	if r.PostForm.Get("client_assertion_type") == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+		p.LastAssertion = r.PostForm.Get("client_assertion")
 		if p.ClientJWKS == nil {
 			return false
 		}
