@@ -239,27 +239,31 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 
 // adoptable finds the user a SCIM create should take over, nil when it
 // should create one, or a uniqueness error when the matching user is
-// already managed by SCIM or is a tombstone.
+// already managed by SCIM. It looks up through QueryUsers, whose
+// conditions use the unique indexes on both engines. A tombstone holding
+// the userName or email is not found here; CreateUser then reports the
+// conflict (tombstones keep both reserved).
 func (s *Server) adoptable(ctx context.Context, tx gatehouse.Tx, tenantID string, want *gatehouse.User) (*gatehouse.User, error) {
-	existing, err := tx.GetUserByUsername(ctx, tenantID, want.Username)
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) && want.Email != "" {
-		existing, err = tx.GetUserByEmail(ctx, tenantID, want.Email)
+	lookups := []*gatehouse.Filter{{Op: gatehouse.FilterEq, Attr: gatehouse.UserAttrUsername, Value: want.Username}}
+	if want.Email != "" {
+		lookups = append(lookups, &gatehouse.Filter{Op: gatehouse.FilterEq, Attr: gatehouse.UserAttrEmail, Value: want.Email})
 	}
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, nil
+	for _, f := range lookups {
+		found, _, err := tx.QueryUsers(ctx, tenantID, gatehouse.Query{Filter: f, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(found) == 0 {
+			continue
+		}
+		existing := found[0]
+		if existing.Source == gatehouse.SourceSCIM || existing.ExternalID != "" {
+			return nil, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "userName",
+				Message: "A user with this userName or email already exists."}
+		}
+		return existing, nil
 	}
-	if err != nil {
-		return nil, err
-	}
-	if existing.DeletedAt != nil {
-		return nil, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "userName",
-			Message: "A deleted user holds this userName or email; an administrator must purge it first."}
-	}
-	if existing.Source == gatehouse.SourceSCIM || existing.ExternalID != "" {
-		return nil, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "userName",
-			Message: "A user with this userName or email already exists."}
-	}
-	return existing, nil
+	return nil, nil
 }
 
 // uniquenessError words a store conflict for the SCIM client.
