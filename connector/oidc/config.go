@@ -66,6 +66,10 @@ type Config struct {
 	// AllowedTenantIDs restricts a multi-tenant Entra ID connection to
 	// these directory ids (the token's tid).
 	AllowedTenantIDs []string `json:"allowed_tenant_ids,omitempty"`
+	// HostedDomains restricts a Google connection to Workspace accounts of
+	// these domains (the ID token's hd claim; the hd authorization
+	// parameter alone only styles Google's account picker).
+	HostedDomains []string `json:"hosted_domains,omitempty"`
 	// ClientJWKS is the public half of the private_key_jwt key, to register
 	// at the IdP; ClientKeyID is its kid (RFC 7638 thumbprint).
 	ClientJWKS  *jose.JSONWebKeySet `json:"client_jwks,omitempty"`
@@ -168,6 +172,7 @@ func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error 
 		"token_endpoint_auth_method": &cfg.TokenEndpointAuthMethod, "auth_params": &cfg.AuthParams,
 		"allowed_algs": &cfg.AllowedAlgs, "userinfo": &cfg.UserInfo, "trusted_audiences": &cfg.TrustedAudiences,
 		"allowed_tenant_ids": &cfg.AllowedTenantIDs, "client_certificate": &cfg.ClientCertificate,
+		"hosted_domains": &cfg.HostedDomains,
 		"client_secret": &sec.ClientSecret, "private_key": &sec.PrivateKey,
 	}, in)
 }
@@ -367,6 +372,23 @@ func (cfg *Config) complete(sec *Secrets, old keyPair, now time.Time) error {
 	if len(cfg.AllowedTenantIDs) > 0 && cfg.Preset != "entra" {
 		return gatehouse.FieldError("allowed_tenant_ids", "allowed_tenant_ids applies to the entra preset only.")
 	}
+	if len(cfg.HostedDomains) > 0 && cfg.Preset != "google" {
+		return gatehouse.FieldError("hosted_domains", "hosted_domains applies to the google preset only.")
+	}
+	for i, d := range cfg.HostedDomains {
+		d = strings.ToLower(strings.TrimSpace(d))
+		if d == "" || strings.ContainsAny(d, " @/") {
+			return gatehouse.FieldError("hosted_domains", "%q is not a domain name.", cfg.HostedDomains[i])
+		}
+		cfg.HostedDomains[i] = d
+	}
+	if len(cfg.HostedDomains) == 1 && cfg.AuthParams["hd"] == "" {
+		// Let Google's picker offer only that domain's accounts.
+		if cfg.AuthParams == nil {
+			cfg.AuthParams = map[string]string{}
+		}
+		cfg.AuthParams["hd"] = cfg.HostedDomains[0]
+	}
 	return nil
 }
 
@@ -530,6 +552,9 @@ func describe(env connector.Env, c *gatehouse.Connection) map[string]any {
 	}
 	if len(cfg.AllowedTenantIDs) > 0 {
 		out["allowed_tenant_ids"] = cfg.AllowedTenantIDs
+	}
+	if len(cfg.HostedDomains) > 0 {
+		out["hosted_domains"] = cfg.HostedDomains
 	}
 	if cfg.ClientJWKS != nil {
 		out["client_jwks"] = cfg.ClientJWKS

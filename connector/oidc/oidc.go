@@ -204,6 +204,12 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 	if err != nil {
 		return nil, err
 	}
+	if hds := k.cfg.HostedDomains; len(hds) > 0 {
+		if hd, _ := claims["hd"].(string); !slices.Contains(hds, strings.ToLower(hd)) {
+			return nil, Refuse(ReasonHostedDomain, fmt.Sprintf("Sign in with your organization's Google Workspace account (%s).", strings.Join(hds, ", ")),
+				fmt.Errorf("hd claim %q is not in hosted_domains %v", hd, hds))
+		}
+	}
 	if idt.AccessTokenHash != "" {
 		// OIDC Core §3.1.3.8: at_hash binds the access token to the ID token.
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {

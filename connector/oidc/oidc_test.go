@@ -227,6 +227,27 @@ func TestPrivateKeyJWTKeyAndCertificate(t *testing.T) {
 	}
 }
 
+func TestGoogleHostedDomains(t *testing.T) {
+	f := newFixture(t, map[string]any{"preset": "google", "hosted_domains": []string{"Example.com"}})
+	if _, err := f.login(); gatehouse.ErrorReason(err) != oidc.ReasonHostedDomain {
+		t.Fatalf("consumer account (no hd): %v", err)
+	}
+	if f.idp.LastAuthed.Get("hd") != "example.com" {
+		t.Fatalf("hd parameter %q", f.idp.LastAuthed.Get("hd"))
+	}
+	f.idp.Do(func(p *oidctest.Provider) { p.Claims["hd"] = "other.example" })
+	if _, err := f.login(); gatehouse.ErrorReason(err) != oidc.ReasonHostedDomain {
+		t.Fatalf("other domain: %v", err)
+	}
+	f.idp.Do(func(p *oidctest.Provider) { p.Claims["hd"] = "example.com" })
+	if _, err := f.login(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.configure(map[string]any{"preset": "", "hosted_domains": []string{"x.example"}}); gatehouse.ErrorField(err) != "hosted_domains" {
+		t.Fatalf("hosted_domains without the google preset: %v", err)
+	}
+}
+
 func TestEmailVerifiedAbsentIsNil(t *testing.T) {
 	f := newFixture(t, nil)
 	f.idp.Do(func(p *oidctest.Provider) { delete(p.Claims, "email_verified") })

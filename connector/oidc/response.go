@@ -30,6 +30,7 @@ const (
 	ReasonUserInfoSub   = "userinfo_subject_mismatch"
 	ReasonUnavailable   = "idp_unavailable"
 	ReasonMissingClaims = "missing_claims"
+	ReasonHostedDomain  = "hosted_domain"
 )
 
 // Refuse returns the error for a login that must not proceed: a message the
