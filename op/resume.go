@@ -15,6 +15,9 @@ import (
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 )
 
+// replicaSkew is the clock skew tolerated between replicas.
+const replicaSkew = 5 * time.Second
+
 // publicSID is the session's "sid" claim (OIDC Front/Back-Channel Logout):
 // derived from the session id, which is itself the digest of the cookie
 // token, so neither the token nor the store key leaves the server.
@@ -145,7 +148,10 @@ func (p *Provider) formPost(w http.ResponseWriter, r *http.Request, ar *authRequ
 // login that happened after the request was created always can: it is the
 // re-authentication that prompt=login and max_age ask for.
 func (p *Provider) needsLogin(ar *authRequest, app *gatehouse.App, sess *gatehouse.Session, user *gatehouse.User) bool {
-	fresh := !sess.AuthTime.Before(ar.row.CreatedAt)
+	// The tolerance absorbs clock skew between replicas (the request
+	// stored by one, the login done on another): without it a skewed
+	// replica would send a prompt=login user back to log in again.
+	fresh := !sess.AuthTime.Before(ar.row.CreatedAt.Add(-replicaSkew))
 	if slices.Contains(ar.p.Prompt, oidc.PromptLogin) && !fresh {
 		return true
 	}
