@@ -129,6 +129,9 @@ func (c *cache) discover(ctx context.Context, env connector.Env, cfg *Config, fr
 		}
 	}
 	md, err := fetchDiscovery(ctx, env, cfg)
+	// Time the outcome from when the fetch ended: a fetch that timed out
+	// must not count as long past for the logins that queued behind it.
+	now = env.Clock.Now()
 	if err != nil {
 		e.failed, e.err = now, err
 		if fresh {
@@ -218,8 +221,10 @@ func (k *keySet) get(ctx context.Context, env connector.Env, refresh bool) ([]jo
 		}
 		return k.keys, nil
 	}
-	k.tried = now
 	keys, err := fetchKeys(ctx, env, k.uri)
+	// The interval counts from the end of the attempt (see discover).
+	now = env.Clock.Now()
+	k.tried = now
 	if err != nil {
 		if k.keys != nil {
 			// Keep verifying with the keys we have; the next unknown kid

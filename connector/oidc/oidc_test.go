@@ -505,6 +505,36 @@ func TestDiscoveryFailureRemembered(t *testing.T) {
 	}
 }
 
+// Logins queued behind a discovery fetch that timed out fail at once
+// rather than each waiting for its own timeout (real clock).
+func TestSlowIssuerDoesNotQueueLogins(t *testing.T) {
+	idp := oidctest.New(gatehouse.SystemClock{}, "c", "s")
+	defer idp.Close()
+	idp.Do(func(p *oidctest.Provider) { p.Delay = 5 * time.Second })
+	env := connector.Env{PublicURL: "https://gatehouse.test", Clock: gatehouse.SystemClock{},
+		HTTPClient: outbound.NewClient(outbound.Policy{AllowLoopback: true, Timeout: 300 * time.Millisecond})}
+	stored := &gatehouse.Connection{ID: "con_s", Config: json.RawMessage(`{"issuer":"` + idp.Issuer + `","client_id":"c","scopes":["openid"],"allowed_algs":["RS256"]}`)}
+	c, err := oidc.Type().Open(context.Background(), env, stored, json.RawMessage(`{"client_secret":"s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < 6; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.Begin(context.Background(), &connector.Flow{}); gatehouse.ErrorCode(err) != gatehouse.EUNAVAILABLE {
+				t.Errorf("begin: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("6 logins took %v against a 300ms timeout", d)
+	}
+}
+
 func TestEntraMultiTenant(t *testing.T) {
 	clk := &clock{now: time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)}
 	idp := oidctest.New(clk, "client-1", secretValue)

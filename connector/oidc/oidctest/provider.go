@@ -126,6 +126,8 @@ type Provider struct {
 	Metadata func(m map[string]any)
 	// Down makes discovery answer 503.
 	Down bool
+	// Delay makes discovery answer only after this long (a slow IdP).
+	Delay time.Duration
 	// DiscoveryHits counts discovery requests.
 	DiscoveryHits int
 
@@ -206,6 +208,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
+	p.mu.Lock()
+	delay := p.Delay
+	p.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(delay):
+		}
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.DiscoveryHits++
