@@ -439,6 +439,10 @@ func TestResponseErrors(t *testing.T) {
 	if _, err := f.finish(&other, cb); gatehouse.ErrorReason(err) != oidc.ReasonState {
 		t.Fatalf("state: %v", err)
 	}
+	// A repeated parameter.
+	if _, err := f.finish(flow, cb+"&code=other"); gatehouse.ErrorReason(err) != oidc.ReasonState {
+		t.Fatalf("repeated code: %v", err)
+	}
 	// No code.
 	u, _ := url.Parse(cb)
 	q := u.Query()

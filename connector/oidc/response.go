@@ -52,6 +52,13 @@ func FlowStateParam(r *http.Request) string { return r.URL.Query().Get("state") 
 // CheckState compares the response's state with the flow's, in constant
 // time (RFC 6749 §10.12: the state binds the response to this browser).
 func CheckState(q url.Values, want string) error {
+	// RFC 6749 §3.1: parameters must not repeat; with two values, which
+	// one a component reads is a parser accident an attacker can exploit.
+	for _, p := range []string{"state", "code", "iss", "error"} {
+		if len(q[p]) > 1 {
+			return Refuse(ReasonState, "This sign-in response is malformed. Start again.", fmt.Errorf("parameter %s repeated", p))
+		}
+	}
 	got := q.Get("state")
 	if want == "" || got == "" || !secret.EqualString(got, want) {
 		return Refuse(ReasonState, "This sign-in response does not belong to the sign-in started in this browser. Start again.",
