@@ -182,7 +182,7 @@ func TestPromptLoginMaxAgeAndNone(t *testing.T) {
 		t.Fatal("a valid session should not log in again")
 	}
 	// prompt=login forces re-authentication even with a session.
-	e.clock.Advance(2 * time.Second)
+	e.clock.Advance(replicaSkew + time.Second)
 	_, idt := r.login(b, oauth2.SetAuthURLParam("prompt", "login"))
 	if e.loginCount() != 2 {
 		t.Fatalf("prompt=login: logins %d, want 2", e.loginCount())
