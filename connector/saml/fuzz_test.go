@@ -70,3 +70,19 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckXML fuzzes the lexical and structural checks alone, which run
+// on untrusted bytes before any other parser: no panic, and a document
+// they accept must tokenize to one samlp:Response root.
+func FuzzCheckXML(f *testing.F) {
+	f.Add([]byte(`<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Assertion ID="a"/></samlp:Response>`))
+	f.Add([]byte(`<!DOCTYPE r [<!ENTITY x "y">]><r/>`))
+	f.Add([]byte(`<a :b="1" xmlns:="x"><!-- c --></a>`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if err := checkXML(doc); err == nil {
+			if err := checkStructure(doc); err != nil {
+				t.Fatalf("accepted, then structure fails: %v", err)
+			}
+		}
+	})
+}
