@@ -29,6 +29,8 @@ func TestQueryPlans(t *testing.T) {
 		{"identity", `SELECT user_id FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1`, "federated_identities", []string{"t", "c", "s"}},
 		{"api token by hash", `SELECT id FROM api_tokens WHERE hash = $1`, "api_tokens_hash", []string{"h"}},
 		{"audit page", `SELECT id FROM audit_events WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT 101`, "audit_events_tenant_id", []string{"t", "a"}},
+		{"groups of users", `SELECT DISTINCT m.user_id, g.name FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+			WHERE m.tenant_id = $1 AND m.user_id IN ($2, $3)`, "memberships_user", []string{"t", "u1", "u2"}},
 		{"sessions of a user", `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2`, "sessions_user", []string{"t", "u"}},
 	} {
 		for _, engine := range testdb.Engines {

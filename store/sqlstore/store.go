@@ -144,6 +144,13 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes every connection.
 func (s *Store) Close() error {
+	if s.d == sqliteDialect {
+		// SQLite's advice for long-lived connections: refresh the
+		// planner's statistics where they are stale, on the way out.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, _ = s.writer.ExecContext(ctx, "PRAGMA optimize")
+		cancel()
+	}
 	err := s.writer.Close()
 	if s.reader != s.writer {
 		err = errors.Join(err, s.reader.Close())
