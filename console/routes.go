@@ -229,10 +229,14 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, p *principal, err
 // with a flash message key (PRG: a reload does not post again).
 func (c *Console) redirect(w http.ResponseWriter, r *http.Request, path, flash string) error {
 	if flash != "" {
-		if strings.Contains(path, "?") {
-			path += "&m=" + flash
-		} else {
-			path += "?m=" + flash
+		p, frag, _ := strings.Cut(path, "#")
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+		}
+		path = p + sep + "m=" + flash
+		if frag != "" {
+			path += "#" + frag
 		}
 	}
 	http.Redirect(w, r, c.base+path, http.StatusSeeOther)

@@ -46,3 +46,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	echo "test-deps: apt-get install ${need[*]}"
 	apt_install "${need[@]}"
 fi
+
+# Chromium for the console's browser tests (playwright-core drives Debian's
+# chromium at /usr/bin/chromium; no browser download from npm).
+command -v chromium >/dev/null 2>&1 || { echo "test-deps: apt-get install chromium"; apt_install chromium; }
