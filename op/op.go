@@ -234,15 +234,12 @@ func NewProvider(cfg Config) (*Provider, error) {
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
 
 // reqState is the per-request state shared by the handlers and the
-// storage: the tenant, its issuer, the client the request authenticated
-// as (for the ID token's signing algorithm), and the browser round trip
-// (for end_session).
+// storage: the tenant, its issuer, and the client the request
+// authenticated as (it decides the ID token's signing algorithm).
 type reqState struct {
 	tenant *gatehouse.Tenant
 	issuer string
 	client *client
-	w      http.ResponseWriter
-	r      *http.Request
 }
 
 type stateKey struct{}
@@ -276,11 +273,9 @@ func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Reques
 			http.NotFound(w, r)
 			return
 		}
-		st := &reqState{tenant: t, issuer: p.issuer(t), w: w}
+		st := &reqState{tenant: t, issuer: p.issuer(t)}
 		ctx := context.WithValue(r.Context(), stateKey{}, st)
-		ctx = zop.ContextWithIssuer(ctx, st.issuer)
-		r = r.WithContext(ctx)
-		st.r = r
+		r = r.WithContext(zop.ContextWithIssuer(ctx, st.issuer))
 		prefix := p.basePathOf(r) + "/t/" + slug
 		rest := strings.TrimPrefix(r.URL.Path, prefix)
 		next(w, r, rest)
