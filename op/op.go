@@ -11,8 +11,8 @@
 // serves every tenant: the issuer is `{public_url}/t/{slug}`, computed per
 // request from the tenant this package resolved from the path, and the
 // provider's router sees the request with the `/t/{slug}` prefix stripped
-// (its endpoints are relative to the issuer). Tenant, client and browser
-// state for the request travel in a *reqState in the request context, so
+// (its endpoints are relative to the issuer). The tenant and client of
+// the request travel in a *reqState in the request context, so
 // the storage (storage.go) answers for exactly one tenant: nothing crosses
 // tenants, and a token of another tenant is "not found".
 //
