@@ -2,6 +2,11 @@ package console_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -12,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector/saml/samltest"
 	"github.com/gatehouse-sso/gatehouse/console"
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
 )
@@ -416,7 +422,7 @@ func TestJourney(t *testing.T) {
 	want(t, c.get("/console/t/acme/users?source=scim"), http.StatusOK, "No users match")
 	u := findUser(t, gh, "acme", "ana@acme.com")
 	up := "/console/t/acme/users/" + u.ID
-	want(t, c.get(up), http.StatusOK, "Everyone", "Engineering", "IdP sync", "Mock IdP")
+	want(t, c.get(up), http.StatusOK, "Everyone", "Engineering", "IdP sync", "JIT default", "Mock IdP")
 	// Groups: add Everyone by hand (manual), keep the synced Engineering.
 	var everyone string
 	_ = gh.Store.View(context.Background(), func(tx gatehouse.Tx) error {
@@ -455,4 +461,84 @@ func TestJourney(t *testing.T) {
 	want(t, c.get("/console/t/acme/audit?since=yesterday"), http.StatusBadRequest)
 	// The dashboard counts today's sign-in and creation.
 	want(t, c.get("/console/t/acme/"), http.StatusOK, ": 1 sign-ins</title>", ": 1 created just in time</title>")
+}
+
+// TestSAMLWizard: pasted IdP metadata gives the ACS URL, entity ID and SP
+// metadata to copy, and a certificate that expires soon is warned about on
+// the connection, the list and the dashboard (journey 6).
+func TestSAMLWizard(t *testing.T) {
+	gh, c := operator(t)
+	want(t, c.post("/console/tenants/new", "/console/tenants", url.Values{"slug": {"acme"}, "domains": {"acme.com"}}), http.StatusSeeOther)
+	idp := samltest.New("https://idp.acme.test")
+	idp.ExtraCerts = []*x509.Certificate{expiringCert(t, 5*24*time.Hour)}
+	a := c.post("/console/t/acme/connections/new?type=saml", "/console/t/acme/connections", url.Values{"type": {"saml"}, "name": {"Okta"},
+		"idp_metadata_xml": {"<not metadata"}})
+	want(t, a, http.StatusUnprocessableEntity, `aria-invalid="true"`)
+	a = c.post("/console/t/acme/connections/new?type=saml", "/console/t/acme/connections", url.Values{"type": {"saml"}, "name": {"Okta"},
+		"idp_metadata_xml": {string(idp.Metadata())}})
+	want(t, a, http.StatusSeeOther)
+	page := strings.TrimSuffix(a.location, "?m=created")
+	id := strings.TrimPrefix(page, "/console/t/acme/connections/")
+	want(t, c.get(page), http.StatusOK, "ACS URL", gh.URL+"/sso/saml/"+id+"/acs", "SP entity ID", "Download SP metadata",
+		gh.URL+"/sso/saml/"+id+"/metadata", "expires soon", "IdP signing certificates")
+	want(t, c.get("/console/t/acme/connections"), http.StatusOK, "expires soon")
+	want(t, c.get("/console/t/acme/"), http.StatusOK, "Okta: an identity provider signing certificate expires soon")
+	resp, err := http.Get(gh.URL + "/sso/saml/" + id + "/metadata")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("SP metadata: %v %v", err, resp)
+	}
+	resp.Body.Close()
+}
+
+// expiringCert is a self-signed certificate that expires after d.
+func expiringCert(t *testing.T, d time.Duration) *x509.Certificate {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "Old IdP key"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(d)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// TestApprovePending: a connection that requires approval leaves new users
+// pending; the console lists and approves them.
+func TestApprovePending(t *testing.T) {
+	gh, c := operator(t)
+	connID := setupAcme(t, c)
+	page := "/console/t/acme/connections/" + connID
+	want(t, c.post(page, page+"/jit", url.Values{"jit_enabled": {"on"}, "domains_mode": {"tenant"}, "require_approval": {"on"}}), http.StatusSeeOther)
+	bo := servertest.Browser(t)
+	resp, err := bo.Get(gh.URL + "/t/acme/login?login_hint=bo@acme.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want(t, c.get("/console/t/acme/users?status=pending"), http.StatusOK, "bo@acme.com")
+	want(t, c.get("/console/t/acme/"), http.StatusOK, "pending approval")
+	u := findUser(t, gh, "acme", "bo@acme.com")
+	if u.Status != gatehouse.StatusPending {
+		t.Fatalf("bo: %s", u.Status)
+	}
+	up := "/console/t/acme/users/" + u.ID
+	want(t, c.post(up, up+"/approve", url.Values{}), http.StatusSeeOther)
+	if u := findUser(t, gh, "acme", "bo@acme.com"); u.Status != gatehouse.StatusActive {
+		t.Fatalf("after approval: %s", u.Status)
+	}
+	if n := auditActions(t, gh, "acme", "user.approved"); n != 1 {
+		t.Fatalf("user.approved events: %d", n)
+	}
+	// Reactivation is not approval: a second approve is refused.
+	a := c.post(up, up+"/approve", url.Values{})
+	if a.code < 400 {
+		t.Fatalf("second approval: %d", a.code)
+	}
 }

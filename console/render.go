@@ -84,10 +84,11 @@ var funcs = template.FuncMap{
 			return "manual"
 		case m == gatehouse.ManagedBySCIM:
 			return "SCIM"
+		case strings.HasPrefix(m, "connection:") && strings.HasSuffix(m, ":default"):
+			// provision.DefaultGroupsManager: a connection's default group.
+			return "JIT default"
 		case strings.HasPrefix(m, "connection:"):
 			return "IdP sync"
-		case strings.HasPrefix(m, "jit:"), strings.HasPrefix(m, "default:"):
-			return "JIT default"
 		}
 		return m
 	},
