@@ -19,14 +19,15 @@ type listParams struct {
 	sortBy     string
 	descending bool
 	startIndex int // 1-based
-	count      int // -1: not given
+	count      int
+	countSet   bool
 	proj       projection
 }
 
 const defaultCount = 100
 
 func (s *Server) listParamsFromQuery(q url.Values) (listParams, error) {
-	lp := listParams{filter: q.Get("filter"), sortBy: q.Get("sortBy"), startIndex: 1, count: -1}
+	lp := listParams{filter: q.Get("filter"), sortBy: q.Get("sortBy"), startIndex: 1}
 	var err error
 	if v := q.Get("sortOrder"); v != "" {
 		if lp.descending, err = parseSortOrder(v); err != nil {
@@ -45,7 +46,7 @@ func (s *Server) listParamsFromQuery(q url.Values) (listParams, error) {
 		if err != nil {
 			return lp, scimErr(typeInvalidValue, "count must be an integer.")
 		}
-		lp.count = n
+		lp.count, lp.countSet = n, true
 	}
 	lp.proj, err = projectionFromQuery(q)
 	return lp, err
@@ -63,7 +64,7 @@ func parseSortOrder(v string) (bool, error) {
 
 // listParamsFromSearch reads a SearchRequest body (RFC 7644 §3.4.3).
 func (s *Server) listParamsFromSearch(body []byte) (listParams, error) {
-	lp := listParams{startIndex: 1, count: -1}
+	lp := listParams{startIndex: 1}
 	raw, err := s.decode(body)
 	if err != nil {
 		return lp, err
@@ -88,6 +89,7 @@ func (s *Server) listParamsFromSearch(body []byte) (listParams, error) {
 			if lp.count, err = jsonInt(v, "count"); err != nil {
 				return lp, err
 			}
+			lp.countSet = true
 		case "attributes":
 			attrs = stringList(v)
 		case "excludedattributes":
@@ -136,7 +138,7 @@ func (s *Server) page(lp listParams) (offset, limit int) {
 	}
 	limit = lp.count
 	switch {
-	case limit < 0 && lp.count == -1:
+	case !lp.countSet:
 		limit = defaultCount
 	case limit < 0:
 		limit = 0
