@@ -7,7 +7,7 @@ BIN := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-deps bench soak faults vet fuzz
+.PHONY: run build test test-deps bench soak faults vet fuzz vulncheck
 
 ## run: build and start Gatehouse on SQLite in ./data (prints the first admin token)
 run: build
@@ -32,3 +32,11 @@ vet:
 ## bench: the go test benchmarks of the hot paths (long; not in `make test`)
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## vulncheck: govulncheck against an offline vulnerability database
+vulncheck:
+	./scripts/vulncheck.sh
+
+## fuzz: every fuzz target briefly (FUZZTIME=10m for longer)
+fuzz:
+	./scripts/fuzz-short.sh
