@@ -50,3 +50,12 @@ fi
 # Chromium for the console's browser tests (playwright-core drives Debian's
 # chromium at /usr/bin/chromium; no browser download from npm).
 command -v chromium >/dev/null 2>&1 || { echo "test-deps: apt-get install chromium"; apt_install chromium; }
+
+# SimpleSAMLphp as a real SAML IdP for e2e/saml_e2e_test.go (SAML helper's
+# block): served by `php -S` on loopback, configured from testing/saml.
+# php-xml gives PHP the DOM extension SimpleSAMLphp needs.
+if [ ! -f /usr/share/simplesamlphp/www/saml2/idp/SSOService.php ] || ! command -v php >/dev/null 2>&1 ||
+	! php -m 2>/dev/null | grep -qx dom; then
+	echo "test-deps: apt-get install simplesamlphp php-cli php-xml php-mbstring"
+	apt_install simplesamlphp php-cli php-xml php-mbstring
+fi
