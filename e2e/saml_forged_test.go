@@ -156,12 +156,36 @@ func testSAMLForged(t *testing.T, engine string) {
 			o.SignWith = attacker
 			return samltest.Bytes(resp(o))
 		}},
-		{"wrong audience", func(id string) []byte { o := both(f.opts(id)); o.Audience = "https://other.test/sp"; return samltest.Bytes(resp(o)) }},
-		{"wrong recipient", func(id string) []byte { o := both(f.opts(id)); o.Recipient = str("https://other.test/acs"); return samltest.Bytes(resp(o)) }},
-		{"wrong destination", func(id string) []byte { o := both(f.opts(id)); o.Destination = str("https://other.test/acs"); return samltest.Bytes(resp(o)) }},
-		{"wrong issuer", func(id string) []byte { o := both(f.opts(id)); o.Issuer = "https://evil.test/idp"; return samltest.Bytes(resp(o)) }},
-		{"expired", func(id string) []byte { o := both(f.opts(id)); o.Now = time.Now().Add(-10 * time.Minute); return samltest.Bytes(resp(o)) }},
-		{"not yet valid", func(id string) []byte { o := both(f.opts(id)); o.Now = time.Now().Add(10 * time.Minute); return samltest.Bytes(resp(o)) }},
+		{"wrong audience", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Audience = "https://other.test/sp"
+			return samltest.Bytes(resp(o))
+		}},
+		{"wrong recipient", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Recipient = str("https://other.test/acs")
+			return samltest.Bytes(resp(o))
+		}},
+		{"wrong destination", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Destination = str("https://other.test/acs")
+			return samltest.Bytes(resp(o))
+		}},
+		{"wrong issuer", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Issuer = "https://evil.test/idp"
+			return samltest.Bytes(resp(o))
+		}},
+		{"expired", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Now = time.Now().Add(-10 * time.Minute)
+			return samltest.Bytes(resp(o))
+		}},
+		{"not yet valid", func(id string) []byte {
+			o := both(f.opts(id))
+			o.Now = time.Now().Add(10 * time.Minute)
+			return samltest.Bytes(resp(o))
+		}},
 		{"InResponseTo from another browser", func(string) []byte {
 			_, other, _ := f.startLogin()
 			return samltest.Bytes(resp(both(f.opts(other))))
