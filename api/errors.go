@@ -7,11 +7,12 @@ import (
 	"net/http"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/httperr"
 )
 
 // reasonTooLarge marks an EINVALID error for a body over the limit, which
 // HTTP reports as 413 rather than 400.
-const reasonTooLarge = "too_large"
+const reasonTooLarge = httperr.ReasonTooLarge
 
 // errorBody is the JSON shape of every API error:
 // {"error":{"code":"invalid","message":"...","field":"email"}}.
@@ -25,31 +26,8 @@ type errorDetail struct {
 	Field   string `json:"field,omitempty"`
 }
 
-// httpStatus is the one place that maps an error to an HTTP status: from its
-// gatehouse error code, refined by its reason for oversized bodies.
-func httpStatus(err error) int {
-	switch gatehouse.ErrorCode(err) {
-	case gatehouse.EINVALID:
-		if gatehouse.ErrorReason(err) == reasonTooLarge {
-			return http.StatusRequestEntityTooLarge
-		}
-		return http.StatusBadRequest
-	case gatehouse.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case gatehouse.EFORBIDDEN:
-		return http.StatusForbidden
-	case gatehouse.ENOTFOUND:
-		return http.StatusNotFound
-	case gatehouse.ECONFLICT:
-		return http.StatusConflict
-	case gatehouse.EPRECONDITION:
-		return http.StatusPreconditionFailed
-	case gatehouse.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
+// httpStatus maps an error to its HTTP status through the one shared table.
+func httpStatus(err error) int { return httperr.Status(err) }
 
 // writeError answers with err in the API's error shape. Internal errors are
 // logged in full with the request id and shown as "Internal error."; the

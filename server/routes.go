@@ -11,10 +11,11 @@ import (
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/api"
 	"github.com/gatehouse-sso/gatehouse/connector"
-	"github.com/gatehouse-sso/gatehouse/console"
 	"github.com/gatehouse-sso/gatehouse/connector/mock"
 	"github.com/gatehouse-sso/gatehouse/connector/oidc"
 	"github.com/gatehouse-sso/gatehouse/connector/saml"
+	"github.com/gatehouse-sso/gatehouse/console"
+	"github.com/gatehouse-sso/gatehouse/op"
 	"github.com/gatehouse-sso/gatehouse/outbound"
 	"github.com/gatehouse-sso/gatehouse/provision"
 	"github.com/gatehouse-sso/gatehouse/ratelimit"
@@ -59,9 +60,19 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	provider, err := op.NewProvider(op.Config{
+		Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Logger: s.log, Clock: s.clock,
+		Dev: s.cfg.Dev, Sessions: sessions, HTTPClient: env.HTTPClient,
+	})
+	if err != nil {
+		return nil, err
+	}
 	login, err := web.New(web.Config{
 		Store: st, Keyring: s.keyring, Resolver: s.metrics.InstrumentResolver(resolver), PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev,
 		Logger: s.log, Clock: s.clock, ConnectorEnv: env, Sessions: sessions,
+		// Sign-out at Gatehouse signs the user out of apps that asked for
+		// back-channel logout (OIDC Back-Channel Logout 1.0).
+		OnLogout: provider.SessionEnded,
 	})
 	if err != nil {
 		return nil, err
@@ -95,6 +106,10 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	mux.Handle("/api/v1/", admin)
 	mux.Handle("/scim/v2/", limited(scimHandler))
 	mux.Handle("/t/", limited(login))
+	// The OpenID provider's per-tenant endpoints are more specific than "/t/".
+	for _, p := range op.Patterns {
+		mux.Handle(p, limited(provider))
+	}
 	mux.Handle("/sso/", limited(login))
 	mux.Handle("/login", limited(login))
 	mux.Handle("/logout", login)

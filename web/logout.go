@@ -93,14 +93,21 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := ""
+	var ended *gatehouse.Session
 	if t != nil {
-		if sess, _, err := s.sessions.Current(ctx, r, t.ID); err == nil && sess.ConnectionID != "" {
-			next = s.idpLogout(ctx, w, t, sess)
+		if sess, _, err := s.sessions.Current(ctx, r, t.ID); err == nil {
+			ended = sess
+			if sess.ConnectionID != "" {
+				next = s.idpLogout(ctx, w, t, sess)
+			}
 		}
 	}
 	if err := s.sessions.End(ctx, w, r); err != nil {
 		s.fail(w, r, t, err)
 		return
+	}
+	if ended != nil && s.onLogout != nil {
+		s.onLogout(ctx, ended)
 	}
 	if next != "" {
 		w.Header().Set("Cache-Control", "no-store")

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/httperr"
 )
 
 //go:embed templates/*.html
@@ -96,27 +97,9 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, status int, name
 	_, _ = w.Write(b.Bytes())
 }
 
-// statusOf maps an error code to the HTTP status of its page: the one
-// place the web side does it.
-func statusOf(err error) int {
-	switch gatehouse.ErrorCode(err) {
-	case gatehouse.EINVALID:
-		return http.StatusBadRequest
-	case gatehouse.EUNAUTHORIZED:
-		return http.StatusUnauthorized
-	case gatehouse.EFORBIDDEN:
-		return http.StatusForbidden
-	case gatehouse.ENOTFOUND:
-		return http.StatusNotFound
-	case gatehouse.ECONFLICT:
-		return http.StatusConflict
-	case gatehouse.EPRECONDITION:
-		return http.StatusPreconditionFailed
-	case gatehouse.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
+// statusOf maps an error to the HTTP status of its page through the one
+// shared table.
+func statusOf(err error) int { return httperr.Status(err) }
 
 var titles = map[int]string{
 	http.StatusBadRequest:          "Sign-in failed",

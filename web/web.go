@@ -41,6 +41,9 @@ type Config struct {
 	// OnLogin runs after a session was started, before the redirect. It
 	// may return another local path to go to (validated like ReturnTo).
 	OnLogin func(ctx context.Context, r *http.Request, ev LoginEvent) (redirect string, err error)
+	// OnLogout runs after a browser session was ended by sign-out, so the
+	// OpenID provider can send back-channel logout to apps.
+	OnLogout func(ctx context.Context, sess *gatehouse.Session)
 	// CanTest decides who may run a "test connection" login (which shows
 	// the claims received and the provisioning preview, and creates
 	// nothing). Default: a signed-in tenant admin (a member of one of the
@@ -74,6 +77,7 @@ type Server struct {
 	env       connector.Env
 	sessions  *session.Manager
 	onLogin   func(context.Context, *http.Request, LoginEvent) (string, error)
+	onLogout  func(context.Context, *gatehouse.Session)
 	canTest   func(*http.Request, *gatehouse.Tenant) bool
 	handler   http.Handler
 
@@ -108,7 +112,7 @@ func NewServer(cfg Config) (*Server, error) {
 		store: cfg.Store, keyring: cfg.Keyring, resolver: cfg.Resolver,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"), basePath: strings.TrimRight(u.Path, "/"),
 		dev: cfg.Dev, log: cfg.Logger, clock: cfg.Clock, env: cfg.ConnectorEnv,
-		sessions: cfg.Sessions, onLogin: cfg.OnLogin, canTest: cfg.CanTest,
+		sessions: cfg.Sessions, onLogin: cfg.OnLogin, onLogout: cfg.OnLogout, canTest: cfg.CanTest,
 		open: map[string]openConnector{},
 	}
 	if s.log == nil {
