@@ -21,37 +21,31 @@ func (s *Server) discovery(endpoint, id string) (*result, error) {
 		}
 		return ok(s.spConfig())
 	case "resourcetypes":
-		all := []*resourceType{userType, groupType}
-		if id != "" {
-			for _, rt := range all {
-				if strings.EqualFold(rt.Name, id) {
-					return ok(s.resourceTypeDoc(rt))
-				}
-			}
-			return nil, notFound
-		}
-		var list []any
-		for _, rt := range all {
-			list = append(list, s.resourceTypeDoc(rt))
-		}
-		return ok(s.listResponse(list, len(list), 0).doc)
+		return lookupOrList(id, []*resourceType{userType, groupType},
+			func(rt *resourceType) string { return rt.Name }, s.resourceTypeDoc, s.listResponse)
 	case "schemas":
-		all := []*schemaDef{userSchema, enterpriseSchema, groupSchema}
-		if id != "" {
-			for _, sc := range all {
-				if strings.EqualFold(sc.ID, id) {
-					return ok(s.schemaDoc(sc))
-				}
-			}
-			return nil, notFound
-		}
-		var list []any
-		for _, sc := range all {
-			list = append(list, s.schemaDoc(sc))
-		}
-		return ok(s.listResponse(list, len(list), 0).doc)
+		return lookupOrList(id, []*schemaDef{userSchema, enterpriseSchema, groupSchema},
+			func(sc *schemaDef) string { return sc.ID }, s.schemaDoc, s.listResponse)
 	}
 	return nil, notFound
+}
+
+// lookupOrList answers one discovery document by id, or the list of all.
+func lookupOrList[T any](id string, all []T, key func(T) string, doc func(T) map[string]any,
+	list func([]any, int, int) *result) (*result, error) {
+	if id != "" {
+		for _, x := range all {
+			if strings.EqualFold(key(x), id) {
+				return &result{status: http.StatusOK, doc: doc(x)}, nil
+			}
+		}
+		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "Not found.")
+	}
+	docs := make([]any, 0, len(all))
+	for _, x := range all {
+		docs = append(docs, doc(x))
+	}
+	return list(docs, len(docs), 0), nil
 }
 
 func (s *Server) spConfig() map[string]any {

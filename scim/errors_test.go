@@ -78,8 +78,8 @@ func TestWireFormats(t *testing.T) {
 	id := e.createUser("golden@acme.com", map[string]any{
 		"schemas":    []string{scim.SchemaUser, scim.SchemaEnterprise},
 		"externalId": "ext-1", "displayName": "Golden User",
-		"name":   map[string]any{"givenName": "Golden", "familyName": "User"},
-		"emails": []any{map[string]any{"value": "golden@acme.com", "type": "work", "primary": true}},
+		"name":                map[string]any{"givenName": "Golden", "familyName": "User"},
+		"emails":              []any{map[string]any{"value": "golden@acme.com", "type": "work", "primary": true}},
 		scim.SchemaEnterprise: map[string]any{"employeeNumber": "1", "manager": map[string]any{"value": "usr_boss"}},
 	})
 	gid := e.do("POST", "/scim/v2/Groups", map[string]any{"displayName": "Golden", "members": []any{map[string]any{"value": id}}}).want(t, 201).str("id")

@@ -47,7 +47,10 @@ func TestGroupsKeepManualMemberships(t *testing.T) {
 			t.Errorf("after PUT with no members: %v", memberIDs(r))
 		}
 		var all []*gatehouse.Membership
-		e.view(func(tx gatehouse.Tx) (err error) { all, err = tx.ListGroupMembers(e.ctx, e.tenant.ID, admins.ID, ""); return err })
+		e.view(func(tx gatehouse.Tx) (err error) {
+			all, err = tx.ListGroupMembers(e.ctx, e.tenant.ID, admins.ID, "")
+			return err
+		})
 		if len(all) != 1 || all[0].UserID != c || all[0].ManagedBy != gatehouse.ManagedByAdmin {
 			t.Errorf("memberships after SCIM replaced everything: %+v", all)
 		}

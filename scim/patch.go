@@ -237,13 +237,7 @@ func patchComplex(container map[string]any, a, sub *attrDef, op string, value an
 // patchMulti handles a multi-valued attribute without a filter.
 func patchMulti(container map[string]any, a, sub *attrDef, op string, value any) error {
 	list, _ := container[a.Name].([]any)
-	set := func(l []any) {
-		if len(l) > 0 {
-			container[a.Name] = l
-		} else {
-			delete(container, a.Name)
-		}
-	}
+	set := func(l []any) { setList(container, a.Name, l) }
 	if sub != nil {
 		// "emails.value" without a filter addresses every element.
 		if op == "remove" {
@@ -321,6 +315,15 @@ func patchMulti(container map[string]any, a, sub *attrDef, op string, value any)
 	return nil
 }
 
+// setList stores a multi-valued attribute; an empty one is absent.
+func setList(container map[string]any, name string, l []any) {
+	if len(l) > 0 {
+		container[name] = l
+	} else {
+		delete(container, name)
+	}
+}
+
 func isPrimary(v any) bool {
 	m, _ := v.(map[string]any)
 	p, _ := m["primary"].(bool)
@@ -379,13 +382,7 @@ func patchFiltered(container map[string]any, a, sub *attrDef, f *filter.Expr, op
 			kept = append(kept, it)
 		}
 	}
-	set := func(l []any) {
-		if len(l) > 0 {
-			container[a.Name] = l
-		} else {
-			delete(container, a.Name)
-		}
-	}
+	set := func(l []any) { setList(container, a.Name, l) }
 	if op == "remove" {
 		// Removing what is not there is not an error: a retried removal
 		// (or Okta removing a member already gone) succeeds.

@@ -279,30 +279,55 @@ func pageClause(w *where, q gatehouse.Query) string {
 	return " LIMIT " + w.arg(limit) + " OFFSET " + w.arg(offset)
 }
 
-func (t *tx) QueryUsers(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.User, int, error) {
+// querySpec describes one queryable table for queryPage.
+type querySpec[T any] struct {
+	from    string // table, with its alias if any
+	alias   string // name membership subqueries use for the row
+	columns string
+	cols    map[string]column
+	scan    func(scanner) (T, error)
+	base    []string // conditions besides the tenant
+}
+
+// queryPage counts the rows of spec matching q in the tenant and reads
+// one page of them.
+func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Query, spec querySpec[T]) ([]T, int, error) {
 	w := &where{}
 	w.add(`tenant_id = ?`, tenantID)
-	w.add(`deleted_at IS NULL`)
-	order, err := compileQuery(w, "users", userColumnsByAttr, q)
+	for _, c := range spec.base {
+		w.add(c)
+	}
+	order, err := compileQuery(w, spec.alias, spec.cols, q)
 	if err != nil {
 		return nil, 0, err
 	}
 	var total int
-	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM users`+w.String(), w.args...); err != nil {
+	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM `+spec.from+w.String(), w.args...); err != nil {
 		return nil, 0, err
 	}
-	list := []*gatehouse.User{}
+	list := []T{}
 	if q.Limit <= 0 || q.Offset >= total {
 		return list, total, nil
 	}
 	page := pageClause(w, q)
 	err = t.each(ctx, func(sc scanner) error {
-		u, err := scanUser(sc)
+		v, err := spec.scan(sc)
 		if err == nil {
-			list = append(list, u)
+			list = append(list, v)
 		}
 		return err
-	}, `SELECT `+userColumns+` FROM users`+w.String()+order+page, w.args...)
+	}, `SELECT `+spec.columns+` FROM `+spec.from+w.String()+order+page, w.args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	return list, total, nil
+}
+
+func (t *tx) QueryUsers(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.User, int, error) {
+	list, total, err := queryPage(ctx, t, tenantID, q, querySpec[*gatehouse.User]{
+		from: "users", alias: "users", columns: userColumns, cols: userColumnsByAttr, scan: scanUser,
+		base: []string{`deleted_at IS NULL`},
+	})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -313,30 +338,7 @@ func (t *tx) QueryUsers(ctx context.Context, tenantID string, q gatehouse.Query)
 }
 
 func (t *tx) QueryGroups(ctx context.Context, tenantID string, q gatehouse.Query) ([]*gatehouse.Group, int, error) {
-	w := &where{}
-	w.add(`tenant_id = ?`, tenantID)
-	order, err := compileQuery(w, "g", groupColumnsByAttr, q)
-	if err != nil {
-		return nil, 0, err
-	}
-	var total int
-	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM groups g`+w.String(), w.args...); err != nil {
-		return nil, 0, err
-	}
-	list := []*gatehouse.Group{}
-	if q.Limit <= 0 || q.Offset >= total {
-		return list, total, nil
-	}
-	page := pageClause(w, q)
-	err = t.each(ctx, func(sc scanner) error {
-		g, err := scanGroup(sc)
-		if err == nil {
-			list = append(list, g)
-		}
-		return err
-	}, `SELECT `+groupColumns+` FROM groups g`+w.String()+order+page, w.args...)
-	if err != nil {
-		return nil, 0, err
-	}
-	return list, total, nil
+	return queryPage(ctx, t, tenantID, q, querySpec[*gatehouse.Group]{
+		from: "groups g", alias: "g", columns: groupColumns, cols: groupColumnsByAttr, scan: scanGroup,
+	})
 }
