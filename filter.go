@@ -1,7 +1,5 @@
 package gatehouse
 
-import "time"
-
 // Filter is a storage-neutral query predicate over domain attribute names,
 // built by protocol code (SCIM filters) and translated by the store into
 // parameterized SQL. Attribute names come from a fixed list (the User*/
@@ -100,9 +98,4 @@ func FilterAll(fs ...*Filter) *Filter {
 		return kept[0]
 	}
 	return &Filter{Op: FilterAnd, Children: kept}
-}
-
-// FilterTime is a convenience for a time comparison.
-func FilterTime(op, attr string, t time.Time) *Filter {
-	return &Filter{Op: op, Attr: attr, Value: t}
 }
