@@ -2,7 +2,6 @@ package console
 
 import (
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -50,13 +49,6 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request, k *call) err
 	if err != nil {
 		return err
 	}
-	if next != "" {
-		more := url.Values{}
-		for key, vals := range q {
-			more[key] = vals
-		}
-		more.Set("cursor", next)
-		d.More = more.Encode()
-	}
+	d.More = nextPage(q, next)
 	return c.render(w, r, k, http.StatusOK, "audit", "Audit log", "audit", &view{Form: q, D: d})
 }

@@ -273,17 +273,7 @@ func (c *Console) connectionCreate(w http.ResponseWriter, r *http.Request, k *ca
 }
 
 func (c *Console) getConnection(r *http.Request, k *call) (*gatehouse.Connection, error) {
-	ctx := r.Context()
-	var conn *gatehouse.Connection
-	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		conn, err = tx.GetConnection(ctx, k.t.ID, r.PathValue("id"))
-		return err
-	})
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no such connection in %s.", k.t.Name)
-	}
-	return conn, err
+	return fetch(c, r, k, "connection", gatehouse.Tx.GetConnection)
 }
 
 func (c *Console) connectionPage(w http.ResponseWriter, r *http.Request, k *call) error {
@@ -390,15 +380,11 @@ func (c *Console) renderConnection(w http.ResponseWriter, r *http.Request, k *ca
 		return err
 	}
 	v.D = d
-	status := http.StatusOK
-	if v.Err != "" {
-		status = http.StatusUnprocessableEntity
-	}
 	v.Flash = flashText(r.URL.Query().Get("m"))
 	if section != "" {
 		v.Flash = ""
 	}
-	return c.render(w, r, k, status, "connection", conn.Name, "connections", v)
+	return c.render(w, r, k, http.StatusOK, "connection", conn.Name, "connections", v)
 }
 
 // describeValue shows one Describe value as text.

@@ -42,11 +42,7 @@ func (c *Console) renderGroups(w http.ResponseWriter, r *http.Request, k *call, 
 		return err
 	}
 	v.D = rows
-	status := http.StatusOK
-	if v.Err != "" {
-		status = http.StatusUnprocessableEntity
-	}
-	return c.render(w, r, k, status, "groups", "Groups", "groups", v)
+	return c.render(w, r, k, http.StatusOK, "groups", "Groups", "groups", v)
 }
 
 func (c *Console) groupCreate(w http.ResponseWriter, r *http.Request, k *call) error {
@@ -89,10 +85,7 @@ type groupData struct {
 
 func (c *Console) loadGroup(ctx context.Context, tx gatehouse.Tx, k *call, id string) (*gatehouse.Group, error) {
 	g, err := tx.GetGroup(ctx, k.t.ID, id)
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no such group in %s.", k.t.Name)
-	}
-	return g, err
+	return g, notFound(err, "group", k)
 }
 
 // groupPage lists a group's members with who manages each membership:
@@ -132,13 +125,7 @@ func (c *Console) groupPage(w http.ResponseWriter, r *http.Request, k *call) err
 }
 
 func (c *Console) groupDeleteConfirm(w http.ResponseWriter, r *http.Request, k *call) error {
-	ctx := r.Context()
-	var g *gatehouse.Group
-	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		g, err = c.loadGroup(ctx, tx, k, r.PathValue("id"))
-		return err
-	})
+	g, err := fetch(c, r, k, "group", gatehouse.Tx.GetGroup)
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, k *call, status
 		v = &view{}
 	}
 	v.Title, v.Nav, v.P, v.Tenant, v.CSRF, v.Base = title, nav, k.p, k.t, k.p.csrf, c.base
+	if status == http.StatusOK && v.Err != "" {
+		// A form shown again with its error.
+		status = http.StatusUnprocessableEntity
+	}
 	if v.Flash == "" {
 		v.Flash = flashText(r.URL.Query().Get("m"))
 	}
@@ -226,6 +230,20 @@ func (c *Console) handleStatic(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "public, max-age=3600")
 	_, _ = w.Write(data)
+}
+
+// nextPage is the query of the next page of a filtered list: the same
+// filters and the store's cursor; "" on the last page.
+func nextPage(q url.Values, cursor string) string {
+	if cursor == "" {
+		return ""
+	}
+	more := url.Values{}
+	for key, vals := range q {
+		more[key] = vals
+	}
+	more.Set("cursor", cursor)
+	return more.Encode()
 }
 
 // splitList reads a list field: one item per line or separated by commas

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"crypto/hmac"
 	"errors"
 	"net/http"
@@ -241,6 +242,27 @@ func (c *Console) redirect(w http.ResponseWriter, r *http.Request, path, flash s
 	}
 	http.Redirect(w, r, c.base+path, http.StatusSeeOther)
 	return nil
+}
+
+// notFound words a missing object of the tenant for the page.
+func notFound(err error, what string, k *call) error {
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no such %s in %s.", what, k.t.Name)
+	}
+	return err
+}
+
+// fetch reads one object of the call's tenant, by the {id} of the path,
+// with a Tx method expression (gatehouse.Tx.GetApp).
+func fetch[T any](c *Console, r *http.Request, k *call, what string, get func(tx gatehouse.Tx, ctx context.Context, tenantID, id string) (T, error)) (T, error) {
+	ctx := r.Context()
+	var out T
+	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
+		var err error
+		out, err = get(tx, ctx, k.t.ID, r.PathValue("id"))
+		return err
+	})
+	return out, notFound(err, what, k)
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }

@@ -43,11 +43,7 @@ func (c *Console) renderSCIM(w http.ResponseWriter, r *http.Request, k *call, v 
 		return err
 	}
 	v.D = d
-	status := http.StatusOK
-	if v.Err != "" {
-		status = http.StatusUnprocessableEntity
-	}
-	return c.render(w, r, k, status, "scim", "SCIM provisioning", "scim", v)
+	return c.render(w, r, k, http.StatusOK, "scim", "SCIM provisioning", "scim", v)
 }
 
 // scimCreate makes a SCIM token and shows it once, on the answer to the
@@ -124,11 +120,7 @@ func (c *Console) renderApps(w http.ResponseWriter, r *http.Request, k *call, v 
 		return err
 	}
 	v.D = d
-	status := http.StatusOK
-	if v.Err != "" {
-		status = http.StatusUnprocessableEntity
-	}
-	return c.render(w, r, k, status, "apps", "Apps", "apps", v)
+	return c.render(w, r, k, http.StatusOK, "apps", "Apps", "apps", v)
 }
 
 // appCreate registers an OIDC client: a confidential one gets a client
@@ -176,17 +168,7 @@ func (c *Console) appCreate(w http.ResponseWriter, r *http.Request, k *call) err
 }
 
 func (c *Console) loadApp(r *http.Request, k *call) (*gatehouse.App, error) {
-	ctx := r.Context()
-	var a *gatehouse.App
-	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		a, err = tx.GetApp(ctx, k.t.ID, r.PathValue("id"))
-		return err
-	})
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no such app in %s.", k.t.Name)
-	}
-	return a, err
+	return fetch(c, r, k, "app", gatehouse.Tx.GetApp)
 }
 
 func (c *Console) appPage(w http.ResponseWriter, r *http.Request, k *call) error {

@@ -61,14 +61,7 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, k *call) err
 	if err != nil {
 		return err
 	}
-	if d.Next != "" {
-		more := url.Values{}
-		for key, vals := range q {
-			more[key] = vals
-		}
-		more.Set("cursor", d.Next)
-		d.More = more.Encode()
-	}
+	d.More = nextPage(q, d.Next)
 	v.D = d
 	return c.render(w, r, k, http.StatusOK, "users", "Users", "users", v)
 }
@@ -91,10 +84,7 @@ type userData struct {
 
 func (c *Console) loadUser(ctx context.Context, tx gatehouse.Tx, k *call, id string) (*gatehouse.User, error) {
 	u, err := tx.GetUser(ctx, k.t.ID, id)
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no such user in %s.", k.t.Name)
-	}
-	return u, err
+	return u, notFound(err, "user", k)
 }
 
 func (c *Console) userPage(w http.ResponseWriter, r *http.Request, k *call) error {
@@ -234,13 +224,7 @@ func (c *Console) userApprove(w http.ResponseWriter, r *http.Request, k *call) e
 }
 
 func (c *Console) userDeactivateConfirm(w http.ResponseWriter, r *http.Request, k *call) error {
-	ctx := r.Context()
-	var u *gatehouse.User
-	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		u, err = c.loadUser(ctx, tx, k, r.PathValue("id"))
-		return err
-	})
+	u, err := fetch(c, r, k, "user", gatehouse.Tx.GetUser)
 	if err != nil {
 		return err
 	}
