@@ -175,6 +175,8 @@ type Tx interface {
 	AppendOutbox(ctx context.Context, e *OutboxEvent) error
 	ListPendingOutbox(ctx context.Context, limit int) ([]*OutboxEvent, error)
 	MarkOutboxDelivered(ctx context.Context, id string, at time.Time) error
+	// Webhooks and their deliveries (webhook.go).
+	WebhookTx
 
 	// OpenID Connect provider state (package op); see opstate.go.
 	CreateOPAuthRequest(ctx context.Context, r *OPAuthRequest) error
