@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-sso/gatehouse/outbound"
 )
 
 // Config is the server's configuration.
@@ -174,30 +176,9 @@ func DerivePublicURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// ParsePrefixes parses comma-separated CIDRs or bare IPs.
-func ParsePrefixes(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if !strings.Contains(f, "/") {
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%q is not a CIDR or IP address", f)
-			}
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR: %v", f, err)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
+// ParsePrefixes parses comma-separated CIDRs or bare IPs (the outbound
+// package's syntax, shared by every list of networks).
+func ParsePrefixes(s string) ([]netip.Prefix, error) { return outbound.ParsePrefixes(s) }
 
 // PublicURLIsLoopback reports whether the public URL's host is loopback, in
 // which case outbound requests to loopback are allowed by default.

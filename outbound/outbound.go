@@ -305,8 +305,18 @@ func CheckURL(raw string, p Policy) error {
 // ParseAllow parses GATEHOUSE_OUTBOUND_ALLOW: comma-separated CIDRs (a bare
 // address means that one address). Empty means none.
 func ParseAllow(env string) ([]netip.Prefix, error) {
+	out, err := ParsePrefixes(env)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvAllow, err)
+	}
+	return out, nil
+}
+
+// ParsePrefixes parses comma-separated CIDRs or bare addresses, the syntax
+// of every list of networks in the configuration.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
-	for _, f := range strings.Split(env, ",") {
+	for _, f := range strings.Split(list, ",") {
 		f = strings.TrimSpace(f)
 		if f == "" {
 			continue
@@ -314,7 +324,7 @@ func ParseAllow(env string) ([]netip.Prefix, error) {
 		if !strings.Contains(f, "/") {
 			a, err := netip.ParseAddr(f)
 			if err != nil {
-				return nil, fmt.Errorf("%s: %q is not a CIDR or an IP address", EnvAllow, f)
+				return nil, fmt.Errorf("%q is not a CIDR or an IP address", f)
 			}
 			a = a.Unmap()
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
@@ -322,10 +332,10 @@ func ParseAllow(env string) ([]netip.Prefix, error) {
 		}
 		pf, err := netip.ParsePrefix(f)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %q is not a CIDR (want e.g. 10.1.0.0/16)", EnvAllow, f)
+			return nil, fmt.Errorf("%q is not a CIDR (want e.g. 10.1.0.0/16)", f)
 		}
 		if pf.Addr().Is4In6() {
-			return nil, fmt.Errorf("%s: %q: write IPv4 networks in IPv4 form", EnvAllow, f)
+			return nil, fmt.Errorf("%q: write IPv4 networks in IPv4 form", f)
 		}
 		out = append(out, pf.Masked())
 	}

@@ -138,4 +138,3 @@ func containsPrefix(paths []string, prefix string) bool {
 	}
 	return false
 }
-

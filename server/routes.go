@@ -12,6 +12,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/api"
 	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/connector/mock"
+	"github.com/gatehouse-sso/gatehouse/connector/oauth2"
 	"github.com/gatehouse-sso/gatehouse/connector/oidc"
 	"github.com/gatehouse-sso/gatehouse/connector/saml"
 	"github.com/gatehouse-sso/gatehouse/console"
@@ -29,6 +30,7 @@ import (
 // DevOnly: connector.Lookup hides it unless GATEHOUSE_DEV=1.
 func registerConnectors() {
 	oidc.Register()
+	oauth2.Register()
 	saml.Register()
 	mock.Register()
 }
