@@ -1,0 +1,183 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Flow is one timed unit of work; i numbers it from 0 (it indexes what
+// the setup step prepared).
+type Flow func(ctx context.Context, i int) error
+
+// RunConfig bounds a run.
+type RunConfig struct {
+	Concurrency int
+	N           int           // at most this many flows (0: no count bound)
+	Duration    time.Duration // at most this long
+	// PIDs whose CPU time and RSS are measured across the timed window.
+	PIDs []int
+}
+
+// Result of a timed run.
+type Result struct {
+	Scenario    string
+	Flows       int
+	Errors      int
+	FirstErrors []string
+	Elapsed     time.Duration
+	P50         time.Duration
+	P90         time.Duration
+	P99         time.Duration
+	Max         time.Duration
+	// ServerCPU is the measured processes' CPU time over the window.
+	ServerCPU time.Duration
+	RSS       int64 // sum of the processes' RSS at the end
+	Notes     []string
+}
+
+// PerSecond is completed flows per second.
+func (r *Result) PerSecond() float64 { return float64(r.Flows) / r.Elapsed.Seconds() }
+
+// CPUPerFlow is Gatehouse's CPU time per completed flow, in milliseconds.
+func (r *Result) CPUPerFlow() float64 {
+	if r.Flows == 0 {
+		return 0
+	}
+	return float64(r.ServerCPU.Microseconds()) / 1000 / float64(r.Flows)
+}
+
+func (r *Result) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-16s flows=%d errors=%d elapsed=%.2fs rate=%.0f/s p50=%s p90=%s p99=%s max=%s gatehouse_cpu=%.3fms/flow rss=%.1fMB",
+		r.Scenario, r.Flows, r.Errors, r.Elapsed.Seconds(), r.PerSecond(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max),
+		r.CPUPerFlow(), float64(r.RSS)/(1<<20))
+	for _, e := range r.FirstErrors {
+		fmt.Fprintf(&b, "\n  error: %s", e)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "\n  note: %s", n)
+	}
+	return b.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
+
+// Run runs flow from Concurrency workers until N flows were started or
+// Duration passed, and measures each flow's latency and the servers' CPU.
+func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, error) {
+	if cfg.Concurrency < 1 {
+		cfg.Concurrency = 1
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	defer cancel()
+	before := make([]ProcStat, len(cfg.PIDs))
+	for i, pid := range cfg.PIDs {
+		st, err := ReadProc(pid)
+		if err != nil {
+			return nil, err
+		}
+		before[i] = st
+	}
+	var (
+		next    atomic.Int64
+		mu      sync.Mutex
+		lat     []time.Duration
+		errs    int
+		firstEr []string
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < cfg.Concurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := make([]time.Duration, 0, 1024)
+			var myErrs int
+			var myFirst []string
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if cfg.N > 0 && i >= cfg.N {
+					break
+				}
+				t0 := time.Now()
+				err := flow(ctx, i)
+				d := time.Since(t0)
+				if err != nil {
+					if ctx.Err() != nil {
+						break // cut off by the deadline: neither done nor failed
+					}
+					myErrs++
+					if len(myFirst) < 3 {
+						myFirst = append(myFirst, err.Error())
+					}
+					continue
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += myErrs
+			for _, e := range myFirst {
+				if len(firstEr) < 5 && !slices.Contains(firstEr, e) {
+					firstEr = append(firstEr, e)
+				}
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	res := &Result{Scenario: name, Flows: len(lat), Errors: errs, FirstErrors: firstEr, Elapsed: elapsed}
+	for i, pid := range cfg.PIDs {
+		st, err := ReadProc(pid)
+		if err != nil {
+			return nil, err
+		}
+		res.ServerCPU += st.CPU - before[i].CPU
+		res.RSS += st.RSS
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(float64(len(lat))*p))]
+	}
+	res.P50, res.P90, res.P99 = pct(0.50), pct(0.90), pct(0.99)
+	if len(lat) > 0 {
+		res.Max = lat[len(lat)-1]
+	}
+	return res, nil
+}
+
+// Parallel runs fn(i) for i in [0, n) on workers goroutines (setup steps).
+func Parallel(n, workers int, fn func(i int) error) error {
+	var next atomic.Int64
+	var first error
+	var once sync.Once
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
