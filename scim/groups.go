@@ -141,7 +141,7 @@ func (s *Server) createGroup(ctx context.Context, c *caller, raw map[string]any,
 	}
 	var g *gatehouse.Group
 	var members []string
-	err = s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err = s.update(ctx, precond{}, func(tx gatehouse.Tx) error {
 		g = &gatehouse.Group{TenantID: c.tenantID, Source: gatehouse.SourceSCIM}
 		want, err := groupFromDoc(doc, g)
 		if err != nil {
@@ -159,9 +159,6 @@ func (s *Server) createGroup(ctx context.Context, c *caller, raw map[string]any,
 			details["previous_source"] = existing.Source
 			existing.ExternalID, existing.Source = g.ExternalID, gatehouse.SourceSCIM
 			if err := tx.UpdateGroup(ctx, existing); err != nil {
-				if gatehouse.IsCode(err, gatehouse.EPRECONDITION) {
-					return gatehouse.Errorf(gatehouse.ECONFLICT, "This group was provisioned concurrently.")
-				}
 				return err
 			}
 			g, action, event = existing, "scim.group.adopted", "group.updated"
@@ -219,7 +216,7 @@ func (s *Server) getGroup(ctx context.Context, c *caller, id string, pc precond,
 func (s *Server) modifyGroup(ctx context.Context, c *caller, id string, patch bool, raw map[string]any, pc precond, proj projection) (*result, error) {
 	var g *gatehouse.Group
 	var members []string
-	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err := s.update(ctx, pc, func(tx gatehouse.Tx) error {
 		cur, err := tx.GetGroup(ctx, c.tenantID, id)
 		if err != nil {
 			return err
@@ -276,7 +273,7 @@ func (s *Server) modifyGroup(ctx context.Context, c *caller, id string, patch bo
 }
 
 func (s *Server) deleteGroup(ctx context.Context, c *caller, id string, pc precond) (*result, error) {
-	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err := s.update(ctx, pc, func(tx gatehouse.Tx) error {
 		g, err := tx.GetGroup(ctx, c.tenantID, id)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package scim_test
 import (
 	"reflect"
 	"sort"
+	"sync"
 	"testing"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -114,6 +115,35 @@ func TestOutboxEvents(t *testing.T) {
 		}
 		if want := []string{"user.created", "user.deactivated", "user.deleted"}; !reflect.DeepEqual(types, want) {
 			t.Errorf("outbox %v, want %v", types, want)
+		}
+	})
+}
+
+// Entra adds members to one group in parallel PATCHes: each must succeed
+// (no 412 for a client that sent no If-Match, no 500) and none be lost.
+func TestConcurrentGroupPatches(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		gid := e.do("POST", "/scim/v2/Groups", map[string]any{"displayName": "Parallel"}).want(t, 201).str("id")
+		const n = 10
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = e.createUser("p"+string(rune('a'+i))+"@acme.com", nil)
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r := e.do("PATCH", "/scim/v2/Groups/"+gid, ops(map[string]any{"op": "Add", "path": "members", "value": []any{map[string]any{"value": ids[i]}}}))
+				if r.status != 200 {
+					t.Errorf("parallel PATCH: %d %s", r.status, r.raw)
+				}
+			}(i)
+		}
+		wg.Wait()
+		r := e.do("GET", "/scim/v2/Groups/"+gid, nil).want(t, 200)
+		if got := memberIDs(r); !sameSet(got, ids) {
+			t.Errorf("members %v, want all %d", got, n)
 		}
 	})
 }

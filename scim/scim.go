@@ -12,6 +12,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -380,6 +381,36 @@ func (s *Server) meta(rt *resourceType, id string, created, updated time.Time, v
 		"lastModified": updated.UTC().Format(time.RFC3339Nano),
 		"location":     s.location(rt, id),
 		"version":      etag(version),
+	}
+}
+
+// maxVersionRetries bounds how often a change is re-run after losing a
+// race with another change of the same resource. Each round lets at least
+// one of the competing requests through, so this is also how many
+// simultaneous changes of one resource are sure to succeed.
+const maxVersionRetries = 25
+
+// update runs fn in a transaction. When the request carried no
+// precondition and fn lost an optimistic-concurrency race (another request
+// changed the resource between our read and our write: EPRECONDITION from
+// the store, e.g. Entra adding members to one group in parallel PATCHes),
+// fn runs again on the fresh state instead of answering 412 to a client
+// that never asked for a condition.
+func (s *Server) update(ctx context.Context, pc precond, fn func(tx gatehouse.Tx) error) error {
+	for attempt := 1; ; attempt++ {
+		err := s.store.Update(ctx, fn)
+		if !gatehouse.IsCode(err, gatehouse.EPRECONDITION) || pc.ifMatch != "" || pc.ifNoneMatch != "" {
+			return err
+		}
+		if attempt == maxVersionRetries {
+			return &gatehouse.Error{Code: gatehouse.ECONFLICT, Message: "The resource is being changed by other requests; try again.", Err: err}
+		}
+		// A short random pause spreads the losers out.
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(rand.IntN(attempt*1000)+100) * time.Microsecond):
+		}
 	}
 }
 

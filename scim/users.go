@@ -194,7 +194,7 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 	}
 	var u *gatehouse.User
 	status := http.StatusCreated
-	err = s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err = s.update(ctx, precond{}, func(tx gatehouse.Tx) error {
 		u = &gatehouse.User{TenantID: c.tenantID, Source: gatehouse.SourceSCIM}
 		if err := userFromDoc(doc, u); err != nil {
 			return err
@@ -211,9 +211,6 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 				return err
 			}
 			if err := tx.UpdateUser(ctx, existing); err != nil {
-				if gatehouse.IsCode(err, gatehouse.EPRECONDITION) {
-					return gatehouse.Errorf(gatehouse.ECONFLICT, "This userName was provisioned concurrently.")
-				}
 				return err
 			}
 			if err := s.endSessionsIfDeactivated(ctx, tx, wasActive, existing); err != nil {
@@ -323,7 +320,7 @@ func (s *Server) getUser(ctx context.Context, c *caller, id string, pc precond, 
 func (s *Server) modifyUser(ctx context.Context, c *caller, id string, patch bool, raw map[string]any, pc precond, proj projection) (*result, error) {
 	var u *gatehouse.User
 	var groups []*gatehouse.Membership
-	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err := s.update(ctx, pc, func(tx gatehouse.Tx) error {
 		cur, err := tx.GetUser(ctx, c.tenantID, id)
 		if err != nil {
 			return err
@@ -400,7 +397,7 @@ func userChanges(a, b *gatehouse.User) []string {
 func userUnchanged(a, b *gatehouse.User) bool { return len(userChanges(a, b)) == 0 }
 
 func (s *Server) deleteUser(ctx context.Context, c *caller, id string, pc precond) (*result, error) {
-	err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+	err := s.update(ctx, pc, func(tx gatehouse.Tx) error {
 		u, err := tx.GetUser(ctx, c.tenantID, id)
 		if err != nil {
 			return err
