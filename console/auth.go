@@ -320,7 +320,11 @@ func (c *Console) handleSigninSSO(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, nil, err)
 		return
 	}
-	http.Redirect(w, r, c.base+"/t/"+t.Slug+"/", http.StatusSeeOther)
+	// This request ends a redirect chain that started at the IdP, another
+	// site: browsers withhold SameSite=Strict cookies for the whole chain,
+	// so a redirect would arrive without the cookie just set. A page that
+	// moves on by itself starts a same-site navigation that carries it.
+	c.renderView(w, http.StatusOK, "signedin", &view{Title: "Signed in", Form: map[string][]string{"next": {c.base + "/t/" + t.Slug + "/"}}})
 }
 
 // handleSignout: POST /console/signout (CSRF-checked like every form).

@@ -4,7 +4,8 @@
 // real test provider, tests it (nothing created), a new user signs in and is
 // created just in time (in a second browser context), the operator finds
 // them, edits their groups, creates a SCIM token (shown once) and sees the
-// user.jit_created event in the audit log. Screenshots of the main pages go
+// user.jit_created event in the audit log; then that user, made an admin,
+// signs in to the console through the organization's SSO. Screenshots of the main pages go
 // to $ARTIFACTS.
 //
 // Environment: GATEHOUSE_URL, GATEHOUSE_TOKEN, OP_ISSUER, OP_CLIENT_ID,
@@ -93,7 +94,7 @@ try {
   log('adds an OIDC connection (discovery checked live)');
   await page.goto(`${base}/console/t/acme/connections`);
   await page.getByRole('link', { name: 'Add connection' }).first().click();
-  await page.getByRole('link', { name: /OpenID Connect/ }).click();
+  await page.getByRole('link', { name: /^OpenID Connect/ }).click();
   await page.getByLabel(/^Name/).fill('Test IdP');
   await page.getByLabel('Issuer URL').fill(`${base}/not-an-issuer`);
   await page.getByLabel('Client ID').fill(clientId);
@@ -179,7 +180,26 @@ try {
   await page.keyboard.press('Tab');
   expect(await page.evaluate(() => document.activeElement?.className) === 'skip', 'the skip link focused first');
 
+  log('the operator makes Engineering an admin group');
+  await page.getByRole('navigation', { name: 'Tenant' }).getByRole('link', { name: 'Settings' }).click();
+  await page.getByLabel('Admin groups').fill('Engineering');
+  await page.getByRole('button', { name: 'Save' }).click();
+  await expectText(page, 'Saved.');
   await admin.close();
+
+  log('the new user, now an admin, signs in to the console through the organization');
+  const tenantAdmin = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const ta = await tenantAdmin.newPage();
+  ta.setDefaultTimeout(15000);
+  await ta.goto(`${base}/console/signin`);
+  await ta.getByLabel(/Organization short name/).fill(userEmail);
+  await ta.getByRole('button', { name: 'Continue' }).click();
+  await ta.getByRole('heading', { name: 'Acme' }).waitFor();
+  expect(ta.url().endsWith('/console/t/acme/'), `the tenant dashboard, got ${ta.url()}`);
+  expect(await ta.getByRole('link', { name: 'All tenants' }).count() === 0, 'no operator navigation for a tenant admin');
+  const other = await ta.goto(`${base}/console/tenants`);
+  expect(other.status() === 404, `the operator's pages hidden from a tenant admin, got ${other.status()}`);
+  await tenantAdmin.close();
   console.log('OK');
 } catch (err) {
   console.error(`FAILED at step "${step}": ${err.stack || err}`);
