@@ -254,13 +254,37 @@ func TestJITReconciliation(t *testing.T) {
 		}
 		// Once adopted, a second POST is a conflict, not a second adoption.
 		e.do("POST", "/scim/v2/Users", map[string]any{"userName": "ana@acme.com", "externalId": "aad-9"}).wantError(t, 409, "uniqueness")
+		// Simultaneous pushes of one JIT user adopt it once: one 201, the
+		// rest 409, never a duplicate.
+		jit3 := &gatehouse.User{TenantID: e.tenant.ID, Email: "dee@acme.com", Username: "dee", Source: gatehouse.SourceJIT, Status: gatehouse.StatusActive}
+		e.update(func(tx gatehouse.Tx) error { return tx.CreateUser(e.ctx, jit3) })
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		count := map[int]int{}
+		for i := 0; i < 10; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				r := e.do("POST", "/scim/v2/Users", map[string]any{"userName": "dee@acme.com", "externalId": "aad-dee-" + itoa(i)})
+				mu.Lock()
+				count[r.status]++
+				mu.Unlock()
+				if r.status == 201 && r.str("id") != jit3.ID {
+					t.Errorf("concurrent adoption created %s", r.str("id"))
+				}
+			}(i)
+		}
+		wg.Wait()
+		if count[201] != 1 || count[409] != 9 {
+			t.Errorf("concurrent adoption statuses %v", count)
+		}
 		var total int
 		e.view(func(tx gatehouse.Tx) (err error) {
 			total, err = tx.CountUsers(e.ctx, e.tenant.ID, gatehouse.UserFilter{})
 			return err
 		})
-		if total != 2 {
-			t.Errorf("%d users, want 2 (no duplicates)", total)
+		if total != 3 {
+			t.Errorf("%d users, want 3 (no duplicates)", total)
 		}
 	})
 }
