@@ -545,3 +545,29 @@ func TestApprovePending(t *testing.T) {
 		t.Fatalf("second approval: %d", a.code)
 	}
 }
+
+// TestConnectionSettings: the settings form re-runs the connector's
+// validation and keeps what it does not send (a secret stays stored).
+func TestConnectionSettings(t *testing.T) {
+	gh, c := operator(t)
+	connID := setupAcme(t, c)
+	page := "/console/t/acme/connections/" + connID
+	want(t, c.get("/console/t/acme/connections/new?type=oauth2"), http.StatusOK, "Authorization endpoint", "Subject claim path")
+	want(t, c.post(page, page, url.Values{"name": {"Staging IdP"}, "users": {`[{"subject":"zoe","email":"zoe@acme.com"}]`}}), http.StatusSeeOther)
+	a := c.get(page)
+	want(t, a, http.StatusOK, "Staging IdP", "zoe@acme.com", `<span class="badge off">disabled</span>`)
+	a = c.post(page, page, url.Values{"name": {"Staging IdP"}, "enabled": {"on"}, "users": {`not json`}})
+	want(t, a, http.StatusUnprocessableEntity, `id="e-users"`)
+	want(t, c.post(page, page+"/mapping", url.Values{"email": {"mail"}, "expressions": {"username = claims.email.split('@')[0]"}}), http.StatusSeeOther)
+	_ = gh.Store.View(context.Background(), func(tx gatehouse.Tx) error {
+		ten, _ := tx.GetTenantBySlug(context.Background(), "acme")
+		cn, err := tx.GetConnection(context.Background(), ten.ID, connID)
+		if err != nil || cn.Name != "Staging IdP" || cn.Enabled || cn.Mapping.Email != "mail" || cn.Mapping.Expressions["username"] == "" {
+			t.Errorf("connection after the forms: %+v %v", cn, err)
+		}
+		return nil
+	})
+	if n := auditActions(t, gh, "acme", "connection.updated"); n != 2 {
+		t.Errorf("connection.updated events: %d", n)
+	}
+}

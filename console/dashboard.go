@@ -224,7 +224,8 @@ func barChart(days []dayCount) string {
 			x, y(d.SignIns), bw, float64(h-bottom)-y(d.SignIns), d.Day, d.SignIns)
 		fmt.Fprintf(&b, `<rect class="s2" x="%.1f" y="%.1f" width="%.1f" height="%.1f"><title>%s: %d created just in time</title></rect>`,
 			x+bw, y(d.Creation), bw, float64(h-bottom)-y(d.Creation), d.Day, d.Creation)
-		if i%2 == 0 || len(days) <= 7 {
+		// Every other day is labelled, counting back from today.
+		if (len(days)-1-i)%2 == 0 || len(days) <= 7 {
 			fmt.Fprintf(&b, `<text class="axis" x="%.1f" y="%d" text-anchor="middle">%s</text>`, x+bw, h-bottom+16, d.Day[5:])
 		}
 	}
