@@ -523,3 +523,24 @@ func sortedKeys(m map[string]any) []string {
 	sort.Strings(k)
 	return k
 }
+
+func TestProjectionOfExtension(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		id := e.createUser("proj@acme.com", map[string]any{"title": "CTO",
+			scim.SchemaEnterprise: map[string]any{"department": "R&D", "employeeNumber": "9"}})
+		r := e.do("GET", "/scim/v2/Users/"+id+"?attributes="+url.QueryEscape(scim.SchemaEnterprise+":department,title"), nil).want(t, 200)
+		ent, _ := r.doc[scim.SchemaEnterprise].(map[string]any)
+		if len(ent) != 1 || ent["department"] != "R&D" || r.doc["title"] != "CTO" || r.doc["userName"] != nil {
+			t.Errorf("attributes with a URN: %s", r.raw)
+		}
+		r = e.do("GET", "/scim/v2/Users/"+id+"?excludedAttributes="+url.QueryEscape(scim.SchemaEnterprise+",name"), nil).want(t, 200)
+		if r.doc[scim.SchemaEnterprise] != nil || r.doc["userName"] != "proj@acme.com" {
+			t.Errorf("excluding the extension: %s", r.raw)
+		}
+		// POST honours attributes too.
+		r = e.do("POST", "/scim/v2/Users?attributes=userName", map[string]any{"userName": "proj2@acme.com"}).want(t, 201)
+		if r.doc["meta"] != nil || r.doc["userName"] != "proj2@acme.com" || r.doc["id"] == nil {
+			t.Errorf("POST with attributes: %s", r.raw)
+		}
+	})
+}
