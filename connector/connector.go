@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,4 +140,31 @@ func Names(dev bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// ConfigureSealed runs t.Configure over c with c's sealed secrets opened
+// and seals the secrets it returns to the connection id (aad), so the
+// ciphertext cannot be moved to another connection. It sets c.Config and
+// c.Secrets (nil when the protocol keeps none). Configure may fetch
+// discovery or metadata over the network: call it outside transactions.
+func ConfigureSealed(ctx context.Context, env Env, t *Type, c *gatehouse.Connection, sealer gatehouse.Sealer, in map[string]json.RawMessage) error {
+	var old json.RawMessage
+	if len(c.Secrets) > 0 {
+		pt, err := sealer.Open(c.Secrets, []byte(c.ID))
+		if err != nil {
+			return err
+		}
+		old = pt
+	}
+	cfg, secrets, err := t.Configure(ctx, env, c, old, in)
+	if err != nil {
+		return err
+	}
+	c.Config = cfg
+	if s := strings.TrimSpace(string(secrets)); s == "" || s == "null" {
+		c.Secrets = nil
+		return nil
+	}
+	c.Secrets, err = sealer.Seal(secrets, []byte(c.ID))
+	return err
 }
