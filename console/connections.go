@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -215,29 +214,10 @@ func protocolInput(typ string, f url.Values) (map[string]json.RawMessage, error)
 	return in, nil
 }
 
-// configure runs the protocol's Configure over conn (it may fetch
-// discovery or metadata over the network: call it outside transactions)
-// and seals the secrets it returns to the connection id, as the API does.
+// configure runs the protocol's Configure over conn and seals its
+// secrets, as the API does (connector.ConfigureSealed).
 func (c *Console) configure(ctx context.Context, t *connector.Type, conn *gatehouse.Connection, in map[string]json.RawMessage) error {
-	var old json.RawMessage
-	if len(conn.Secrets) > 0 {
-		pt, err := c.cfg.Keyring.Open(conn.Secrets, []byte(conn.ID))
-		if err != nil {
-			return err
-		}
-		old = pt
-	}
-	cfg, secrets, err := t.Configure(ctx, c.env, conn, old, in)
-	if err != nil {
-		return err
-	}
-	conn.Config = cfg
-	if len(secrets) == 0 || bytes.Equal(bytes.TrimSpace(secrets), []byte("null")) {
-		conn.Secrets = nil
-		return nil
-	}
-	conn.Secrets, err = c.cfg.Keyring.Seal(secrets, []byte(conn.ID))
-	return err
+	return connector.ConfigureSealed(ctx, c.env, t, conn, c.cfg.Keyring, in)
 }
 
 func (c *Console) connectionCreate(w http.ResponseWriter, r *http.Request, k *call) error {

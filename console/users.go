@@ -141,12 +141,10 @@ func (c *Console) userPage(w http.ResponseWriter, r *http.Request, k *call) erro
 	return c.render(w, r, k, http.StatusOK, "user", name, "users", &view{D: d})
 }
 
-// userGroups sets the user's manual (admin-managed) memberships to the
-// checked groups. Memberships SCIM or an IdP's group sync manage are not
-// touched: their manager would put them back.
-func (c *Console) userGroups(w http.ResponseWriter, r *http.Request, k *call) error {
+// changeUser runs change on the user {id} in one write transaction and
+// returns the user's id.
+func (c *Console) changeUser(r *http.Request, k *call, change func(tx gatehouse.Tx, u *gatehouse.User) error) (string, error) {
 	ctx := r.Context()
-	want := r.PostForm["group"]
 	var uid string
 	err := c.store.Update(ctx, func(tx gatehouse.Tx) error {
 		u, err := c.loadUser(ctx, tx, k, r.PathValue("id"))
@@ -154,6 +152,18 @@ func (c *Console) userGroups(w http.ResponseWriter, r *http.Request, k *call) er
 			return err
 		}
 		uid = u.ID
+		return change(tx, u)
+	})
+	return uid, err
+}
+
+// userGroups sets the user's manual (admin-managed) memberships to the
+// checked groups. Memberships SCIM or an IdP's group sync manage are not
+// touched: their manager would put them back.
+func (c *Console) userGroups(w http.ResponseWriter, r *http.Request, k *call) error {
+	ctx := r.Context()
+	want := r.PostForm["group"]
+	uid, err := c.changeUser(r, k, func(tx gatehouse.Tx, u *gatehouse.User) error {
 		ms, err := tx.ListUserMemberships(ctx, k.t.ID, u.ID)
 		if err != nil {
 			return err
@@ -249,13 +259,7 @@ func (c *Console) userReactivate(w http.ResponseWriter, r *http.Request, k *call
 // transaction) or reactivates a user.
 func (c *Console) setUserStatus(w http.ResponseWriter, r *http.Request, k *call, status string) error {
 	ctx := r.Context()
-	var uid string
-	err := c.store.Update(ctx, func(tx gatehouse.Tx) error {
-		u, err := c.loadUser(ctx, tx, k, r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		uid = u.ID
+	uid, err := c.changeUser(r, k, func(tx gatehouse.Tx, u *gatehouse.User) error {
 		if u.Status == status {
 			return nil
 		}
