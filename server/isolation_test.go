@@ -417,7 +417,9 @@ func testTenantIsolation(t *testing.T, engine string) {
 			cookies               []*http.Cookie
 			check                 func(status int, hdr http.Header, body string) bool
 		}
-		refusal := func(status int, _ http.Header, _ string) bool { return status == 400 || status == 401 || status == 403 || status == 404 }
+		refusal := func(status int, _ http.Header, _ string) bool {
+			return status == 400 || status == 401 || status == 403 || status == 404
+		}
 		var cases []opCase
 		add := func(pattern, method, path string, hdr http.Header, body []byte, cookies []*http.Cookie, check func(int, http.Header, string) bool) {
 			cases = append(cases, opCase{pattern, method, path, hdr, body, cookies, check})
@@ -430,9 +432,13 @@ func testTenantIsolation(t *testing.T, engine string) {
 		add("/t/{tenant}/authorize/resume", "GET", "/authorize/resume?id=whatever", nil, nil, a.sessionCookie, refusal)
 		// A's client credentials and A's refresh token at B's token endpoint.
 		h, bd := form(url.Values{"grant_type": {"client_credentials"}}, a.app.ClientID, a.app.ClientSecret)
-		add("/t/{tenant}/token", "POST", "/token", h, bd, nil, func(s int, _ http.Header, body string) bool { return s == 401 && strings.Contains(body, "invalid_client") })
+		add("/t/{tenant}/token", "POST", "/token", h, bd, nil, func(s int, _ http.Header, body string) bool {
+			return s == 401 && strings.Contains(body, "invalid_client")
+		})
 		h, bd = form(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {a.refresh}}, b.app.ClientID, b.app.ClientSecret)
-		add("/t/{tenant}/token", "POST", "/token", h, bd, nil, func(s int, _ http.Header, body string) bool { return s == 400 && strings.Contains(body, "invalid_grant") })
+		add("/t/{tenant}/token", "POST", "/token", h, bd, nil, func(s int, _ http.Header, body string) bool {
+			return s == 400 && strings.Contains(body, "invalid_grant")
+		})
 		// A's access token at B's userinfo.
 		add("/t/{tenant}/userinfo", "GET", "/userinfo", http.Header{"Authorization": {"Bearer " + a.access}}, nil, nil, func(s int, _ http.Header, _ string) bool { return s == 401 })
 		// B's client introspecting A's token: inactive; A's client at B: 401.
