@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/connector/saml/samltest"
 	"github.com/gatehouse-sso/gatehouse/console"
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 )
 
 // client is a browser that does not follow redirects, so each answer can
@@ -111,8 +112,10 @@ func want(t *testing.T, a answer, code int, contains ...string) {
 }
 
 // operator starts an instance and signs its operator in.
-func operator(t *testing.T) (*servertest.Instance, *client) {
-	gh := servertest.Start(t, servertest.Options{Dev: true})
+func operator(t *testing.T) (*servertest.Instance, *client) { return operatorOn(t, "sqlite") }
+
+func operatorOn(t *testing.T, engine string) (*servertest.Instance, *client) {
+	gh := servertest.Start(t, servertest.Options{Dev: true, Engine: engine})
 	c := newClient(t, gh.URL, false)
 	a := c.post("/console/signin", "/console/signin", url.Values{"token": {servertest.AdminToken}})
 	if a.code != http.StatusSeeOther || a.location != "/console/" {
@@ -386,7 +389,13 @@ func contains(list []string, s string) bool {
 // IdP: tenant, connection, test connection (nothing created), JIT on, a
 // just-in-time user, their groups, a SCIM token shown once, the audit log.
 func TestJourney(t *testing.T) {
-	gh, c := operator(t)
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) { journey(t, engine) })
+	}
+}
+
+func journey(t *testing.T, engine string) {
+	gh, c := operatorOn(t, engine)
 	want(t, c.post("/console/tenants/new", "/console/tenants", url.Values{"slug": {"acme"}, "name": {"Acme"}, "domains": {"acme.com"}}), http.StatusSeeOther)
 	want(t, c.get("/console/t/acme/"), http.StatusOK, "What to do next", "Add connection", `<svg class="chart"`)
 	want(t, c.post("/console/t/acme/groups", "/console/t/acme/groups", url.Values{"name": {"Everyone"}}), http.StatusSeeOther)
