@@ -98,6 +98,12 @@ func (c *Connector) VerifyResponse(ctx context.Context, flow *connector.Flow, do
 	if err := checkXML(doc); err != nil {
 		return nil, refuseKind(err)
 	}
+	return c.verifyDocument(ctx, flow, doc)
+}
+
+// verifyDocument is VerifyResponse after the lexical and structural checks
+// (separate so tests can show the signature checks hold on their own).
+func (c *Connector) verifyDocument(ctx context.Context, flow *connector.Flow, doc []byte) (*gatehouse.Identity, error) {
 	if c.env.Replay == nil {
 		return nil, refuse(ErrNoReplayCache, "Internal error.", nil)
 	}

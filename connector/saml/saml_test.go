@@ -288,6 +288,33 @@ func TestSecurityTable(t *testing.T) {
 			o.SignWith = attacker
 			return doc(o)
 		}, ErrSignature},
+		{"encrypted assertion, nothing signed", func() []byte {
+			o := f.opts()
+			o.EncryptTo = f.c.(*Connector).encryption[0].cert
+			return doc(o)
+		}, ErrSignature},
+		{"encrypted assertion signed by the attacker", func() []byte {
+			o := signedAssertion()
+			o.SignWith, o.EncryptTo = attacker, f.c.(*Connector).encryption[0].cert
+			return doc(o)
+		}, ErrSignature},
+		{"response signed by the IdP, assertion by the attacker", func() []byte {
+			o := f.opts()
+			o.SignWith, o.SignAssertion = attacker, true
+			a := f.idp.Assertion(&o)
+			a = f.idp.Sign(a, &o)
+			d := f.idp.Response(samltest.Options{Now: o.Now, ACS: o.ACS, Audience: o.Audience, InResponseTo: o.InResponseTo, NameID: "x"})
+			root := d.Root()
+			for _, ch := range root.ChildElements() {
+				if ch.Tag == "Assertion" {
+					root.RemoveChild(ch)
+				}
+			}
+			root.AddChild(a)
+			signed := f.idp.Sign(root, nil)
+			d.SetRoot(signed)
+			return samltest.Bytes(d)
+		}, ErrSignature},
 		{"wrong audience", func() []byte { o := signedBoth(f.opts()); o.Audience = "https://other.example.com/sp"; return doc(o) }, ErrAudience},
 		{"wrong recipient", func() []byte {
 			o := signedBoth(f.opts())
@@ -677,5 +704,29 @@ func TestMetadataURLRefresh(t *testing.T) {
 	defer mu.Unlock()
 	if fetches != 3 { // Configure, first use, refresh
 		t.Fatalf("fetches = %d", fetches)
+	}
+}
+
+// TestXSWWithoutStructuralChecks: the signature wrapping variants are
+// refused by the single-assertion rule before any signature is looked at;
+// this shows the second line holds too. With the pre-parse checks skipped,
+// each variant is refused or yields the identity the IdP signed, never the
+// attacker's.
+func TestXSWWithoutStructuralChecks(t *testing.T) {
+	f := newFixture(t, nil)
+	sp := f.c.(*Connector)
+	for n := 1; n <= 8; n++ {
+		o := f.opts()
+		if n <= 2 {
+			o.SignResponse = true
+		} else {
+			o.SignAssertion = true
+		}
+		doc := samltest.Bytes(samltest.XSW(n, f.idp.Response(o), "evil@attacker.com"))
+		id, err := sp.verifyDocument(context.Background(), f.flow, doc)
+		if err == nil && id.Subject != "00u1ana" {
+			t.Fatalf("XSW%d: accepted the attacker's identity %+v", n, id)
+		}
+		t.Logf("XSW%d: %v", n, err)
 	}
 }
