@@ -108,8 +108,8 @@ func primaryEmailOf(emails []any) string {
 
 // userFromDoc applies a full canonical User document to u: what the
 // document lacks is cleared (PUT replaces, RFC 7644 §3.5.1), except
-// `active`, which stays true when absent so a client that omits it cannot
-// lock a user out by accident.
+// `active`: when absent the status stays as it is (a new user is active),
+// so a client that omits it neither locks a user out nor revives one.
 func userFromDoc(doc map[string]any, u *gatehouse.User) error {
 	userName := strings.TrimSpace(getString(doc, "userName"))
 	if userName == "" {
@@ -132,15 +132,20 @@ func userFromDoc(doc map[string]any, u *gatehouse.User) error {
 	name := getMap(doc, "name")
 	u.GivenName = getString(name, "givenName")
 	u.FamilyName = getString(name, "familyName")
-	active, ok := doc["active"].(bool)
-	if !ok {
-		active = true
-	}
-	if active {
+	active, present := doc["active"].(bool)
+	switch {
+	case !present:
+		// Absent: a new user is active; an existing one keeps its status.
+		if u.Status == "" {
+			u.Status = gatehouse.StatusActive
+		}
+	case active:
 		u.Status = gatehouse.StatusActive
-	} else {
+	case u.Status == "" || u.Status == gatehouse.StatusActive:
 		u.Status = gatehouse.StatusDeactivated
 	}
+	// active false on a pending user (awaiting an admin's approval) leaves
+	// it pending: both are "not active" to SCIM.
 	extras := map[string]any{}
 	for k, v := range doc {
 		if !userOwned[k] {

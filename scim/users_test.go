@@ -524,6 +524,29 @@ func sortedKeys(m map[string]any) []string {
 	return k
 }
 
+func TestActiveAndPendingStatus(t *testing.T) {
+	engines(t, func(t *testing.T, e *env) {
+		pending := &gatehouse.User{TenantID: e.tenant.ID, Username: "pend", Email: "pend@acme.com", Source: gatehouse.SourceJIT, Status: gatehouse.StatusPending}
+		e.update(func(tx gatehouse.Tx) error { return tx.CreateUser(e.ctx, pending) })
+		// A PATCH that does not touch active leaves a pending user pending.
+		e.do("PATCH", "/scim/v2/Users/"+pending.ID, ops(map[string]any{"op": "replace", "path": "displayName", "value": "P"})).want(t, 200)
+		if u := e.getUser(pending.ID); u.Status != gatehouse.StatusPending {
+			t.Errorf("pending became %s", u.Status)
+		}
+		// A PUT without active keeps a deactivated user deactivated.
+		id := e.createUser("off@acme.com", map[string]any{"active": false})
+		e.do("PUT", "/scim/v2/Users/"+id, map[string]any{"userName": "off@acme.com", "displayName": "Off"}).want(t, 200)
+		if u := e.getUser(id); u.Status != gatehouse.StatusDeactivated {
+			t.Errorf("PUT without active revived the user: %s", u.Status)
+		}
+		// The IdP activating a pending user approves it.
+		e.do("PATCH", "/scim/v2/Users/"+pending.ID, ops(map[string]any{"op": "replace", "path": "active", "value": true})).want(t, 200)
+		if u := e.getUser(pending.ID); u.Status != gatehouse.StatusActive {
+			t.Errorf("active true left %s", u.Status)
+		}
+	})
+}
+
 func TestProjectionOfExtension(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
 		id := e.createUser("proj@acme.com", map[string]any{"title": "CTO",
