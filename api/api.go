@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/connector"
+	"github.com/gatehouse-sso/gatehouse/outbound"
 	"github.com/gatehouse-sso/gatehouse/secret"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	ConnectorEnv connector.Env
 	// Provisioner approves pending users; nil uses a plain status change.
 	Provisioner Provisioner
+	// OutboundPolicy checks webhook URLs when they are set (the zero
+	// policy: public https only).
+	OutboundPolicy outbound.Policy
 	// MaxBodyBytes limits request bodies; zero means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
@@ -142,6 +146,14 @@ func routes() []route {
 		{"POST", t + "/keys/rotate", accessWrite, (*server).rotateKeys},
 
 		{"GET", t + "/audit", accessRead, (*server).listAudit},
+
+		{"POST", t + "/webhooks", accessWrite, (*server).createWebhook},
+		{"GET", t + "/webhooks", accessRead, (*server).listWebhooks},
+		{"GET", t + "/webhooks/{id}", accessRead, (*server).getWebhook},
+		{"PATCH", t + "/webhooks/{id}", accessWrite, (*server).updateWebhook},
+		{"DELETE", t + "/webhooks/{id}", accessWrite, (*server).deleteWebhook},
+		{"POST", t + "/webhooks/{id}/rotate-secret", accessWrite, (*server).rotateWebhookSecret},
+		{"GET", t + "/webhooks/{id}/deliveries", accessRead, (*server).listDeliveries},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 // fixtures are objects of tenant "beta" that the routes' {id} and
 // {user_id} point at.
 type fixtures struct {
-	user, group, conn, app, apiToken, scimToken string
+	user, group, conn, app, apiToken, scimToken, webhook string
 }
 
 func (e *env) fixtures(slug string) fixtures {
@@ -26,6 +26,7 @@ func (e *env) fixtures(slug string) fixtures {
 	f.app = e.must(201, "POST", base+"/apps", rootToken, map[string]any{"name": "Wiki", "redirect_uris": []string{"https://wiki.example/cb"}})["id"].(string)
 	f.apiToken = e.must(201, "POST", base+"/api-tokens", rootToken, map[string]any{"name": "spare", "role": "tenant_viewer"})["id"].(string)
 	f.scimToken = e.must(201, "POST", base+"/scim-tokens", rootToken, map[string]any{"name": "spare"})["id"].(string)
+	f.webhook = e.must(201, "POST", base+"/webhooks", rootToken, map[string]any{"url": "https://hooks.example/in"})["id"].(string)
 	// The fixture user waits for approval, so the approve route succeeds.
 	ctx := context.Background()
 	err := e.store.Update(ctx, func(tx gatehouse.Tx) error {
@@ -51,7 +52,7 @@ func (f fixtures) path(rt route, slug string) string {
 	p := strings.ReplaceAll(rt.path, "{tenant}", slug)
 	p = strings.ReplaceAll(p, "{user_id}", f.user)
 	id := map[string]string{"/users/": f.user, "/groups/": f.group, "/connections/": f.conn, "/apps/": f.app,
-		"/api-tokens/": f.apiToken, "/scim-tokens/": f.scimToken}
+		"/api-tokens/": f.apiToken, "/scim-tokens/": f.scimToken, "/webhooks/": f.webhook}
 	for seg, v := range id {
 		if strings.Contains(p, seg+"{id}") {
 			p = strings.Replace(p, "{id}", v, 1)
@@ -87,6 +88,10 @@ func validBody(rt route) any {
 		return map[string]any{"name": "more", "role": "tenant_admin"}
 	case "POST /tenants/{tenant}/scim-tokens":
 		return map[string]any{"name": "more"}
+	case "POST /tenants/{tenant}/webhooks":
+		return map[string]any{"url": "https://hooks.example/more", "events": []string{"user.*"}}
+	case "PATCH /tenants/{tenant}/webhooks/{id}":
+		return map[string]any{"enabled": false}
 	}
 	return nil
 }

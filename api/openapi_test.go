@@ -115,6 +115,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"SigningKey": keyJSON{},
 		"JITPolicy":  gatehouse.JITPolicy{}, "AttributeMapping": gatehouse.AttributeMapping{},
 		"AuditEvent": gatehouse.AuditEvent{}, "Error": errorBody{},
+		"WebhookInput": webhookInput{}, "Webhook": webhookJSON{}, "WebhookDelivery": deliveryJSON{},
 	} {
 		var schema struct {
 			Properties map[string]json.RawMessage `json:"properties"`

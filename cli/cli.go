@@ -54,6 +54,9 @@ Commands:
   connections list | get <id> | delete <id>
   apps list | get <id> | delete <id> | rotate-secret <id>
   audit [--action A] [--limit N]
+  webhooks list | get <id> | delete <id> | rotate-secret <id> | deliveries <id>
+  webhooks create --endpoint URL [--event TYPE]... [--enabled=false]
+  webhooks update <id> [--endpoint URL] [--event TYPE]... [--enabled=true|false]
   api <METHOD> <PATH> [BODY|@FILE|-]      any admin API request, e.g. api GET /api/v1/tenants
 
 Settings: --url (or GATEHOUSE_URL, default ` + DefaultURL + `), --token (or GATEHOUSE_TOKEN),
@@ -188,6 +191,8 @@ func (c *client) run(ctx context.Context, args []string) error {
 		return c.objects(ctx, args, "apps", appCols)
 	case "audit":
 		return c.audit(ctx, args)
+	case "webhooks":
+		return c.webhooks(ctx, args)
 	case "api":
 		return c.raw(ctx, args)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/session"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 	"github.com/gatehouse-sso/gatehouse/web"
+	"github.com/gatehouse-sso/gatehouse/webhook"
 )
 
 // registerConnectors makes every protocol available. The mock type is
@@ -46,16 +47,14 @@ func (r replay) UseOnce(ctx context.Context, key string, expires time.Time) erro
 // routes builds the application routes on an opened store.
 func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	registerConnectors()
+	policy := outbound.Policy{Allow: s.cfg.OutboundAllow, AllowLoopback: s.cfg.PublicURLIsLoopback()}
 	env := connector.Env{
-		PublicURL: s.cfg.PublicURL,
-		HTTPClient: outbound.NewClient(outbound.Policy{
-			Allow:         s.cfg.OutboundAllow,
-			AllowLoopback: s.cfg.PublicURLIsLoopback(),
-		}),
-		Clock:  s.clock,
-		Replay: replay{st},
-		Logger: s.log,
-		Dev:    s.cfg.Dev,
+		PublicURL:  s.cfg.PublicURL,
+		HTTPClient: outbound.NewClient(policy),
+		Clock:      s.clock,
+		Replay:     replay{st},
+		Logger:     s.log,
+		Dev:        s.cfg.Dev,
 	}
 	resolver := provision.New(st, provision.Options{Clock: s.clock, Logger: s.log, RequestID: web.RequestIDFromContext})
 	sessions, err := session.New(session.Config{Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Clock: s.clock, Logger: s.log})
@@ -81,7 +80,7 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	}
 	admin := api.New(api.Config{
 		Store: st, Keyring: s.keyring, SuperuserTokenDigest: s.adminDigest, PublicURL: s.cfg.PublicURL,
-		Dev: s.cfg.Dev, Logger: s.log, Clock: s.clock, ConnectorEnv: env, Provisioner: resolver,
+		Dev: s.cfg.Dev, Logger: s.log, Clock: s.clock, ConnectorEnv: env, Provisioner: resolver, OutboundPolicy: policy,
 	})
 	// The console runs "test connection" logins through the login handler.
 	tester, _ := login.(console.Tester)
@@ -117,7 +116,17 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	mux.Handle("/logout", login)
 	mux.Handle("/console", cons)
 	mux.Handle("/console/", cons)
+	s.startWebhooks(webhook.New(webhook.Options{Store: st, Sealer: s.keyring, Client: env.HTTPClient, Clock: s.clock, Logger: s.log}))
 	return mux, nil
+}
+
+// startWebhooks runs the webhook delivery worker until Close. Every replica
+// runs one; they share the work through leases in the database.
+func (s *Server) startWebhooks(w *webhook.Worker) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	s.stopWebhooks = func() { cancel(); <-done }
 }
 
 // tenantKey is the rate-limit key of a tenant: the tenant in /t/{tenant}/,

@@ -40,6 +40,8 @@ type Server struct {
 
 	store atomic.Pointer[sqlstore.Store]
 	app   atomic.Pointer[http.Handler]
+	// stopWebhooks stops the webhook delivery worker and waits for it.
+	stopWebhooks func()
 }
 
 // New loads the root key and the superuser token. It does not touch the
@@ -154,6 +156,9 @@ func (s *Server) MetricsHandler() http.Handler {
 
 // Close closes the store.
 func (s *Server) Close() error {
+	if s.stopWebhooks != nil {
+		s.stopWebhooks()
+	}
 	if st := s.store.Load(); st != nil {
 		return st.Close()
 	}

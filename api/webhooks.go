@@ -1,0 +1,267 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/outbound"
+	"github.com/gatehouse-sso/gatehouse/webhook"
+)
+
+// webhookJSON is a webhook as the API shows it; Secret only in the answer
+// that created it or rotated it.
+type webhookJSON struct {
+	ID        string    `json:"id"`
+	URL       string    `json:"url"`
+	Events    []string  `json:"events"`
+	Enabled   bool      `json:"enabled"`
+	Secret    string    `json:"secret,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func webhookOut(w *gatehouse.Webhook) webhookJSON {
+	return webhookJSON{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), Enabled: w.Enabled, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+}
+
+// webhookInput is the body of POST and PATCH on webhooks; nil means absent.
+type webhookInput struct {
+	URL     *string   `json:"url"`
+	Events  *[]string `json:"events"`
+	Enabled *bool     `json:"enabled"`
+}
+
+// deliveryJSON is one delivery attempt record.
+type deliveryJSON struct {
+	ID            string     `json:"id"`
+	EventID       string     `json:"event_id"`
+	EventType     string     `json:"event_type"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	LastAttemptAt *time.Time `json:"last_attempt_at"`
+	LastStatus    int        `json:"last_status"`
+	LastError     string     `json:"last_error"`
+	CreatedAt     time.Time  `json:"created_at"`
+	DeliveredAt   *time.Time `json:"delivered_at"`
+}
+
+func deliveryOut(d *gatehouse.WebhookDelivery) deliveryJSON {
+	out := deliveryJSON{ID: d.ID, EventID: d.EventID, EventType: d.EventType, Status: d.Status, Attempts: d.Attempts,
+		LastAttemptAt: d.LastAttemptAt, LastStatus: d.LastStatus, LastError: d.LastError, CreatedAt: d.CreatedAt, DeliveredAt: d.DeliveredAt}
+	if d.Status == gatehouse.DeliveryPending {
+		next := d.NextAttemptAt
+		out.NextAttemptAt = &next
+	}
+	return out
+}
+
+// eventPatternRE: "*", an event type ("user.created") or a prefix
+// pattern ("group.*").
+var eventPatternRE = regexp.MustCompile(`^(\*|[a-z][a-z_]*(\.[a-z][a-z_]*)*(\.\*)?)$`)
+
+// maxWebhooks bounds a tenant's endpoints: every event is sent to each.
+const maxWebhooks = 20
+
+func (s *server) applyWebhook(in *webhookInput, w *gatehouse.Webhook) error {
+	if in.URL != nil {
+		u := strings.TrimSpace(*in.URL)
+		if len(u) > 2048 {
+			return gatehouse.FieldError("url", "url must be at most 2048 characters.")
+		}
+		// The same policy the sender dials with: https (plain http only
+		// to loopback), no credentials, no address the policy blocks.
+		// Host names are checked again when each delivery dials.
+		if err := outbound.CheckURL(u, s.cfg.OutboundPolicy); err != nil {
+			return &gatehouse.Error{Code: gatehouse.EINVALID, Field: "url", Message: "url is not allowed: " + err.Error() + ".", Err: err}
+		}
+		w.URL = u
+	}
+	if in.Events != nil {
+		events := []string{}
+		for _, e := range *in.Events {
+			e = strings.TrimSpace(e)
+			if !eventPatternRE.MatchString(e) || len(e) > 100 {
+				return gatehouse.FieldError("events", "%q is not an event type (user.created), a pattern (user.*) or *.", e)
+			}
+			if !slices.Contains(events, e) {
+				events = append(events, e)
+			}
+		}
+		if len(events) == 0 {
+			return gatehouse.FieldError("events", "events must name at least one event type, pattern or *.")
+		}
+		w.Events = events
+	}
+	if in.Enabled != nil {
+		w.Enabled = *in.Enabled
+	}
+	return nil
+}
+
+// sealWebhookSecret makes a new signing secret and seals it to the webhook.
+func (s *server) sealWebhookSecret(w *gatehouse.Webhook) (string, error) {
+	sec := webhook.NewSecret()
+	sealed, err := s.cfg.Keyring.Seal([]byte(sec), []byte(w.ID))
+	if err != nil {
+		return "", err
+	}
+	w.Secret = sealed
+	return sec, nil
+}
+
+func (s *server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in webhookInput
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	if in.URL == nil {
+		return gatehouse.FieldError("url", "url is required.")
+	}
+	if in.Events == nil {
+		in.Events = &[]string{"*"}
+	}
+	wh := &gatehouse.Webhook{ID: gatehouse.NewID("whk"), TenantID: c.tenant.ID, Enabled: true}
+	if err := s.applyWebhook(&in, wh); err != nil {
+		return err
+	}
+	sec, err := s.sealWebhookSecret(wh)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	err = s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		existing, err := tx.ListWebhooks(ctx, c.tenant.ID)
+		if err != nil {
+			return err
+		}
+		if len(existing) >= maxWebhooks {
+			return gatehouse.Errorf(gatehouse.ECONFLICT, "A tenant may have at most %d webhooks.", maxWebhooks)
+		}
+		if err := tx.CreateWebhook(ctx, wh); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "webhook.created", "webhook", wh.ID, map[string]any{"url": wh.URL, "events": wh.Events})
+	})
+	if err != nil {
+		return err
+	}
+	out := webhookOut(wh)
+	out.Secret = sec
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request, c *call) error {
+	var list []*gatehouse.Webhook
+	err := s.store.View(r.Context(), func(tx gatehouse.Tx) (err error) {
+		list, err = tx.ListWebhooks(r.Context(), c.tenant.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeList(w, list, webhookOut)
+	return nil
+}
+
+func (s *server) getWebhook(w http.ResponseWriter, r *http.Request, c *call) error {
+	var wh *gatehouse.Webhook
+	err := s.store.View(r.Context(), func(tx gatehouse.Tx) (err error) {
+		wh, err = tx.GetWebhook(r.Context(), c.tenant.ID, r.PathValue("id"))
+		return notFound(err, "Webhook")
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, webhookOut(wh))
+	return nil
+}
+
+// changeWebhook reads the webhook {id}, lets change modify it and writes
+// it back with an audit event, in one transaction.
+func (s *server) changeWebhook(w http.ResponseWriter, r *http.Request, c *call, action string, change func(wh *gatehouse.Webhook) (map[string]any, error)) (*gatehouse.Webhook, error) {
+	ctx := r.Context()
+	var wh *gatehouse.Webhook
+	err := s.store.Update(ctx, func(tx gatehouse.Tx) (err error) {
+		if wh, err = tx.GetWebhook(ctx, c.tenant.ID, r.PathValue("id")); err != nil {
+			return notFound(err, "Webhook")
+		}
+		details, err := change(wh)
+		if err != nil {
+			return err
+		}
+		if err := tx.UpdateWebhook(ctx, wh); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "webhook", wh.ID, details)
+	})
+	return wh, err
+}
+
+func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request, c *call) error {
+	var in webhookInput
+	if err := s.decode(w, r, &in); err != nil {
+		return err
+	}
+	wh, err := s.changeWebhook(w, r, c, "webhook.updated", func(wh *gatehouse.Webhook) (map[string]any, error) {
+		if err := s.applyWebhook(&in, wh); err != nil {
+			return nil, err
+		}
+		return map[string]any{"url": wh.URL, "events": wh.Events, "enabled": wh.Enabled}, nil
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, webhookOut(wh))
+	return nil
+}
+
+func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, c *call) error {
+	var sec string
+	wh, err := s.changeWebhook(w, r, c, "webhook.secret_rotated", func(wh *gatehouse.Webhook) (_ map[string]any, err error) {
+		sec, err = s.sealWebhookSecret(wh)
+		return nil, err
+	})
+	if err != nil {
+		return err
+	}
+	out := webhookOut(wh)
+	out.Secret = sec
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *server) deleteWebhook(w http.ResponseWriter, r *http.Request, c *call) error {
+	return s.deleteByID(w, r, c, "webhook.deleted", "webhook", "Webhook",
+		func(tx gatehouse.Tx, id string) error { return tx.DeleteWebhook(r.Context(), c.tenant.ID, id) })
+}
+
+func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, c *call) error {
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	var ds []*gatehouse.WebhookDelivery
+	var next string
+	err = s.store.View(r.Context(), func(tx gatehouse.Tx) error {
+		if _, err := tx.GetWebhook(r.Context(), c.tenant.ID, r.PathValue("id")); err != nil {
+			return notFound(err, "Webhook")
+		}
+		ds, next, err = tx.ListWebhookDeliveries(r.Context(), c.tenant.ID, r.PathValue("id"), p)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	out := list[deliveryJSON]{Items: make([]deliveryJSON, 0, len(ds)), NextCursor: next}
+	for _, d := range ds {
+		out.Items = append(out.Items, deliveryOut(d))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
