@@ -153,7 +153,7 @@ func (c *Console) renderNewConnection(w http.ResponseWriter, r *http.Request, k 
 		}
 	}
 	d.Fields = fieldsOf(v, typ)
-	return c.render(w, r, k, status, "connection_new", "Add a "+d.Type.Title+" connection", "connections", v)
+	return c.render(w, r, k, status, "connection_new", "Add connection: "+d.Type.Title, "connections", v)
 }
 
 // fieldsOf builds the protocol fields of typ with the view's values and
