@@ -218,6 +218,7 @@ func (c *Console) renderSignin(w http.ResponseWriter, r *http.Request, status in
 
 // handleSigninToken: POST /console/signin — the operator's superuser token.
 func (c *Console) handleSigninToken(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	ck, err := r.Cookie(signinCSRFCookie)
 	if err != nil || !secret.EqualString(ck.Value, r.PostFormValue("csrf")) {
 		c.renderSignin(w, r, http.StatusForbidden, map[string]string{"token": "The form expired; it was reloaded. Paste the token again."}, "")
@@ -329,6 +330,7 @@ func (c *Console) handleSigninSSO(w http.ResponseWriter, r *http.Request) {
 
 // handleSignout: POST /console/signout (CSRF-checked like every form).
 func (c *Console) handleSignout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	p := c.principalOf(w, r)
 	if p != nil && !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(p.csrf)) {
 		c.fail(w, r, p, errCSRF)
