@@ -12,7 +12,9 @@ import (
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 )
 
-func eq(attr string, v any) *gatehouse.Filter { return &gatehouse.Filter{Op: gatehouse.FilterEq, Attr: attr, Value: v} }
+func eq(attr string, v any) *gatehouse.Filter {
+	return &gatehouse.Filter{Op: gatehouse.FilterEq, Attr: attr, Value: v}
+}
 
 func TestFilterSQL(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
