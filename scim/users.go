@@ -268,17 +268,24 @@ func (s *Server) adoptable(ctx context.Context, tx gatehouse.Tx, tenantID string
 	return nil, nil
 }
 
-// uniquenessError words a store conflict for the SCIM client.
+// storeFields names the SCIM attribute behind each field a store
+// uniqueness conflict reports.
+var storeFields = map[string]string{"username": "userName", "email": "emails", "external_id": "externalId", "name": "displayName"}
+
+// uniquenessError words a store conflict for the SCIM client: "Another
+// resource already has this externalId." Tombstones count, as they keep
+// their userName, email and externalId reserved.
 func uniquenessError(err error) error {
 	var e *gatehouse.Error
-	if gatehouse.IsCode(err, gatehouse.ECONFLICT) && asError(err, &e) && e.Field != "" && !strings.Contains(e.Message, "userName") {
-		field := map[string]string{"username": "userName", "email": "emails", "external_id": "externalId", "name": "displayName"}[e.Field]
-		if field == "" {
-			field = e.Field
-		}
-		return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: field, Message: "Another resource already has this " + field + ".", Err: err}
+	if !gatehouse.IsCode(err, gatehouse.ECONFLICT) || !asError(err, &e) {
+		return err
 	}
-	return err
+	field, ok := storeFields[e.Field]
+	if !ok {
+		return err
+	}
+	return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: field,
+		Message: "Another user or group (possibly a deleted user) already has this " + field + ".", Err: err}
 }
 
 // endSessionsIfDeactivated ends a user's sessions, in the same transaction,
