@@ -119,8 +119,21 @@ func (e *Env) EnsureTenant(ctx context.Context) error {
 		err = e.API(ctx, "POST", "/api/v1/tenants", map[string]any{
 			"slug": e.Tenant, "name": "Bench", "domains": []string{e.Domain}, "support_contact": "it@" + e.Domain}, &t)
 	}
+	if err != nil {
+		return err
+	}
 	e.tenantID = t.ID
-	return err
+	// Most tenants put every new user in a default group; so do the
+	// bench connections.
+	return e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/groups", map[string]any{"name": DefaultGroup}, nil)
+}
+
+// DefaultGroup is the group every bench connection adds its new users to.
+const DefaultGroup = "Everyone"
+
+// jitPolicy of the bench connections: the defaults plus DefaultGroup.
+func jitPolicy() map[string]any {
+	return map[string]any{"enabled": true, "update_profile": true, "default_groups": []string{DefaultGroup}}
 }
 
 // Email of the i-th user of this run (prefix tells scenarios apart).
@@ -137,7 +150,7 @@ func (e *Env) CreateOIDCConnection(ctx context.Context) (string, error) {
 		ID string `json:"id"`
 	}
 	err := e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/connections", map[string]any{
-		"type": "oidc", "name": "Bench OIDC " + e.RunID, "enabled": true,
+		"type": "oidc", "name": "Bench OIDC " + e.RunID, "enabled": true, "jit": jitPolicy(),
 		"issuer": e.IdP.Issuer, "client_id": e.IdP.ClientID, "client_secret": e.IdP.ClientSecret,
 		"userinfo": "never", "allowed_algs": []string{"ES256"},
 	}, &c)

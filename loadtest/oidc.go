@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -49,12 +48,12 @@ func OIDCJIT(returning bool) Scenario {
 
 // oidcClient is an app's view of an OpenID provider.
 type oidcClient struct {
-	authorize, token       string
-	clientID, secret       string
-	redirectURI            string
-	scopes                 string
-	noLoginHint            bool
-	e                      *Env
+	authorize, token string
+	clientID, secret string
+	redirectURI      string
+	scopes           string
+	noLoginHint      bool
+	e                *Env
 }
 
 func pkce() (verifier, challenge string) {
@@ -139,7 +138,8 @@ func (c *oidcClient) redeem(ctx context.Context, code, verifier string) (*tokens
 // gatehouseApp registers a confidential app at the bench tenant and
 // returns its client, scopes as asked.
 func gatehouseApp(ctx context.Context, e *Env, scopes string) (*oidcClient, error) {
-	if _, err := e.CreateOIDCConnection(ctx); err != nil {
+	connID, err := e.CreateOIDCConnection(ctx)
+	if err != nil {
 		return nil, err
 	}
 	redirect := "http://app.bench.example/callback"
@@ -148,8 +148,9 @@ func gatehouseApp(ctx context.Context, e *Env, scopes string) (*oidcClient, erro
 		ClientSecret string `json:"client_secret"`
 		Issuer       string `json:"issuer"`
 	}
-	err := e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/apps", map[string]any{
-		"name": "Bench app " + randHex(3), "redirect_uris": []string{redirect},
+	// One allowed connection: the login goes straight to it.
+	err = e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/apps", map[string]any{
+		"name": "Bench app " + randHex(3), "redirect_uris": []string{redirect}, "allowed_connections": []string{connID},
 		"grant_types": []string{"authorization_code", "refresh_token"}, "id_token_signing_alg": "ES256",
 	}, &app)
 	if err != nil {
@@ -284,4 +285,3 @@ func Refresh(ctx context.Context, e *Env) (Flow, error) {
 	}, nil
 }
 
-var _ = json.Marshal

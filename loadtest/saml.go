@@ -31,7 +31,7 @@ func (e *Env) createSAMLConnection(ctx context.Context, idpInitiated bool) (*sam
 		SPEntityID string `json:"sp_entity_id"`
 	}
 	err := e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/connections", map[string]any{
-		"type": "saml", "name": fmt.Sprintf("Bench SAML %s %v", e.RunID, idpInitiated), "enabled": true,
+		"type": "saml", "name": fmt.Sprintf("Bench SAML %s %v", e.RunID, idpInitiated), "enabled": true, "jit": jitPolicy(),
 		"idp_metadata_xml": string(idp.Metadata()), "allow_idp_initiated": idpInitiated,
 	}, &c)
 	if err != nil {

@@ -17,6 +17,11 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	tenantID := in.tenant.ID
 	active := u.Status == gatehouse.StatusActive
 	if p.createUser {
+		if active {
+			// The first login is written with the user: one INSERT
+			// instead of an INSERT and an UPDATE.
+			u.LastLoginAt = &in.now
+		}
 		if err := r.createUser(ctx, tx, p); err != nil {
 			return err
 		}
@@ -35,7 +40,7 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 		}
 		p.link.LastLoginAt = &in.now
 	}
-	if active {
+	if active && !p.createUser {
 		// A user's last login is not a profile change: no new version.
 		if err := tx.TouchUserLogin(ctx, tenantID, u.ID, in.now); err != nil {
 			return err

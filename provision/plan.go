@@ -539,10 +539,23 @@ func DefaultGroupsManager(connectionID string) string {
 	return gatehouse.ManagedByConnection(connectionID) + ":default"
 }
 
+// groupRefGetter is the store's optional GetGroupByName without the member
+// count (sqlstore has it): counting the members of a default group on
+// every login grows with the tenant.
+type groupRefGetter interface {
+	GetGroupRefByName(ctx context.Context, tenantID, name string) (*gatehouse.Group, error)
+}
+
 // lookupGroup finds a group by name, remembering its name; nil when it
 // does not exist.
 func (p *plan) lookupGroup(ctx context.Context, tx gatehouse.Tx, name string) (*gatehouse.Group, error) {
-	g, err := tx.GetGroupByName(ctx, p.in.tenant.ID, name)
+	var g *gatehouse.Group
+	var err error
+	if fast, ok := tx.(groupRefGetter); ok {
+		g, err = fast.GetGroupRefByName(ctx, p.in.tenant.ID, name)
+	} else {
+		g, err = tx.GetGroupByName(ctx, p.in.tenant.ID, name)
+	}
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, nil
 	}

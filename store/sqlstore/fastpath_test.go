@@ -1,0 +1,77 @@
+package sqlstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
+)
+
+type groupRefGetter interface {
+	GetGroupRefByName(ctx context.Context, tenantID, name string) (*gatehouse.Group, error)
+}
+
+// TestGetGroupRefByName: the same group as GetGroupByName (names folded),
+// without the member count, and ENOTFOUND for an unknown name.
+func TestGetGroupRefByName(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			g := &gatehouse.Group{Name: "Everyone"}
+			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, te); err != nil {
+					return err
+				}
+				g.TenantID = te.ID
+				if err := tx.CreateGroup(ctx, g); err != nil {
+					return err
+				}
+				u := &gatehouse.User{TenantID: te.ID, Email: "ana@acme.com"}
+				if err := tx.CreateUser(ctx, u); err != nil {
+					return err
+				}
+				return tx.AddMembership(ctx, &gatehouse.Membership{TenantID: te.ID, GroupID: g.ID, UserID: u.ID, ManagedBy: "admin"})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.View(ctx, func(tx gatehouse.Tx) error {
+				fast, ok := tx.(groupRefGetter)
+				if !ok {
+					return fmt.Errorf("%T has no GetGroupRefByName", tx)
+				}
+				full, err := tx.GetGroupByName(ctx, te.ID, "everyone")
+				if err != nil {
+					return err
+				}
+				ref, err := fast.GetGroupRefByName(ctx, te.ID, " EVERYONE ")
+				if err != nil {
+					return err
+				}
+				if full.MemberCount != 1 || ref.MemberCount != 0 {
+					return fmt.Errorf("member counts %d %d", full.MemberCount, ref.MemberCount)
+				}
+				ref.MemberCount = full.MemberCount
+				if *ref != *full {
+					return fmt.Errorf("ref %+v\nfull %+v", ref, full)
+				}
+				if _, err := fast.GetGroupRefByName(ctx, te.ID, "nobody"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					return fmt.Errorf("unknown group: %v", err)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
