@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse/config"
+	"github.com/gatehouse-sso/gatehouse/secret"
 	"github.com/gatehouse-sso/gatehouse/server"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
@@ -30,6 +31,7 @@ const usage = `Gatehouse: single sign-on with just-in-time provisioning.
 Usage:
   gatehouse serve [flags]          run the server (see README for GATEHOUSE_* variables)
   gatehouse migrate [--status]     apply database migrations, or show their state
+  gatehouse rotate-root-key [--retire-old]   re-wrap stored secrets under a new root key, while serving
   gatehouse version                print the version
   gatehouse tenants|users|groups|tokens ...   admin API client (gatehouse help-cli)
 
@@ -53,6 +55,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(args[1:], stdout, stderr)
+	case "rotate-root-key":
+		return rotateRootKey(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "gatehouse", buildVersion())
 		return 0
@@ -95,6 +99,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
+	}
+	if cfg.RootKey == nil {
+		// rotate-root-key edits the key file; pick its changes up.
+		defer secret.WatchKeyFile(srv.Keyring(), cfg.RootKeyFile, secret.KeyFilePollInterval, log)()
 	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
