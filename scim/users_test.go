@@ -446,7 +446,7 @@ func TestFilters(t *testing.T) {
 			t.Run("bad/"+name, func(t *testing.T) {
 				start := time.Now()
 				e.do("GET", "/scim/v2/Users?filter="+url.QueryEscape(tc.filter), nil).wantError(t, 400, tc.scimType)
-				if d := time.Since(start); d > 200*time.Millisecond {
+				if d := time.Since(start); d > time.Second {
 					t.Errorf("refusing took %v", d)
 				}
 			})
