@@ -18,7 +18,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -411,5 +410,3 @@ func describe(env connector.Env, conn *gatehouse.Connection) map[string]any {
 	}
 	return out
 }
-
-var errNoForm = errors.New("saml: no form")
