@@ -173,24 +173,19 @@ func TestHappyPaths(t *testing.T) {
 		{"signed response", func(o *samltest.Options) { o.SignResponse = true }},
 		{"signed assertion", func(o *samltest.Options) { o.SignAssertion = true }},
 		{"both signed", func(o *samltest.Options) { o.SignResponse, o.SignAssertion = true, true }},
-		{"encrypted AES-128-CBC", func(o *samltest.Options) {
-			o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.AES128CBC
-		}},
-		{"encrypted AES-256-CBC", func(o *samltest.Options) {
-			o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.AES256CBC
-		}},
-		{"encrypted AES-128-GCM", func(o *samltest.Options) {
-			o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.AES128GCM
-		}},
-		{"encrypted AES-256-GCM", func(o *samltest.Options) {
-			o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.AES256GCM
-		}},
-		{"encrypted 3DES-CBC", func(o *samltest.Options) {
-			o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.TripleDES
-		}},
 		{"encrypted unsigned assertion in signed response", func(o *samltest.Options) {
 			o.SignResponse, o.EncryptTo, o.BlockCipher = true, encCert, xmlenc.AES256GCM
 		}},
+	}
+	// Each block cipher an IdP may use, with RSA-OAEP key transport.
+	for name, cipher := range map[string]xmlenc.BlockCipher{
+		"AES-128-CBC": xmlenc.AES128CBC, "AES-256-CBC": xmlenc.AES256CBC, "AES-128-GCM": xmlenc.AES128GCM,
+		"AES-256-GCM": xmlenc.AES256GCM, "3DES-CBC": xmlenc.TripleDES,
+	} {
+		cases = append(cases, struct {
+			name string
+			mod  func(o *samltest.Options)
+		}{"encrypted " + name, func(o *samltest.Options) { o.SignAssertion, o.EncryptTo, o.BlockCipher = true, encCert, cipher }})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
