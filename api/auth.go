@@ -94,7 +94,7 @@ func (s *server) authorize(r *http.Request, rt route, c *call) error {
 				return errTenantNotFound
 			}
 		}
-		t, err := s.findTenant(r.Context(), ref)
+		t, err := s.lookupTenant(r.Context(), ref)
 		if err != nil {
 			return err
 		}
@@ -116,33 +116,28 @@ func (s *server) authorize(r *http.Request, rt route, c *call) error {
 	return nil
 }
 
-// findTenant looks a tenant up by id or slug.
-func (s *server) findTenant(ctx context.Context, ref string) (*gatehouse.Tenant, error) {
-	var t *gatehouse.Tenant
-	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		if strings.HasPrefix(ref, "ten_") {
-			t, err = tx.GetTenant(ctx, ref)
-		} else {
-			t, err = tx.GetTenantBySlug(ctx, strings.ToLower(ref))
+// whoami tells a client who its token is.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request, c *call) error {
+	out := map[string]any{"role": c.p.role, "token_id": c.p.id, "name": c.p.name, "tenant_id": nil, "tenant_slug": nil}
+	if c.p.tenantID != "" {
+		out["tenant_id"] = c.p.tenantID
+		if t, err := s.lookupTenant(r.Context(), c.p.tenantID); err == nil {
+			out["tenant_slug"] = t.Slug
 		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// lookupTenant finds a tenant by id or slug; a missing one is the API's
+// tenant-not-found error.
+func (s *server) lookupTenant(ctx context.Context, ref string) (t *gatehouse.Tenant, err error) {
+	err = s.store.View(ctx, func(tx gatehouse.Tx) error {
+		t, err = gatehouse.LookupTenant(ctx, tx, ref)
 		return err
 	})
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, errTenantNotFound
 	}
 	return t, err
-}
-
-// whoami tells a client who its token is.
-func (s *server) whoami(w http.ResponseWriter, r *http.Request, c *call) error {
-	out := map[string]any{"role": c.p.role, "token_id": c.p.id, "name": c.p.name, "tenant_id": nil, "tenant_slug": nil}
-	if c.p.tenantID != "" {
-		out["tenant_id"] = c.p.tenantID
-		if t, err := s.findTenant(r.Context(), c.p.tenantID); err == nil {
-			out["tenant_slug"] = t.Slug
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
 }

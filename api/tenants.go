@@ -194,32 +194,6 @@ func hasControl(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
 }
 
-// checkTenantFree refuses a slug (when it changes from oldSlug) or a domain
-// that another tenant already has. A domain routes logins (home-realm
-// discovery), so it belongs to one tenant only.
-func checkTenantFree(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant, oldSlug string) error {
-	if t.Slug != oldSlug {
-		if _, err := tx.GetTenantBySlug(ctx, t.Slug); err == nil {
-			return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "slug", Message: "A tenant with slug " + t.Slug + " already exists."}
-		} else if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-			return err
-		}
-	}
-	for _, d := range t.Domains {
-		other, err := tx.GetTenantByDomain(ctx, d)
-		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if other.ID != t.ID {
-			return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "domains", Message: "The domain " + d + " already belongs to another tenant."}
-		}
-	}
-	return nil
-}
-
 func (s *server) createTenant(w http.ResponseWriter, r *http.Request, c *call) error {
 	var in tenantInput
 	if err := s.decode(w, r, &in); err != nil {
@@ -237,7 +211,7 @@ func (s *server) createTenant(w http.ResponseWriter, r *http.Request, c *call) e
 		t.Name = t.Slug
 	}
 	err := s.store.Update(r.Context(), func(tx gatehouse.Tx) error {
-		if err := checkTenantFree(r.Context(), tx, t, ""); err != nil {
+		if err := gatehouse.CheckTenantUnique(r.Context(), tx, t); err != nil {
 			return err
 		}
 		if err := tx.CreateTenant(r.Context(), t); err != nil {
@@ -300,7 +274,7 @@ func (s *server) updateTenant(w http.ResponseWriter, r *http.Request, c *call) e
 		if !sameSet(before.Domains, t.Domains) && c.p.role != gatehouse.RoleSuperuser {
 			return &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Field: "domains", Message: "Only the operator's superuser token may change a tenant's verified domains."}
 		}
-		if err := checkTenantFree(r.Context(), tx, t, before.Slug); err != nil {
+		if err := gatehouse.CheckTenantUnique(r.Context(), tx, t); err != nil {
 			return err
 		}
 		t.UpdatedAt = s.clock.Now().UTC()

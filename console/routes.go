@@ -175,16 +175,10 @@ func (c *Console) wrap(rt route) http.Handler {
 // maxForm bounds a form post (SAML metadata XML is the largest field).
 const maxForm = 1 << 20
 
-func (c *Console) findTenant(r *http.Request, ref string) (*gatehouse.Tenant, error) {
+func (c *Console) findTenant(r *http.Request, ref string) (t *gatehouse.Tenant, err error) {
 	ctx := r.Context()
-	var t *gatehouse.Tenant
-	err := c.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		if strings.HasPrefix(ref, "ten_") {
-			t, err = tx.GetTenant(ctx, ref)
-		} else {
-			t, err = tx.GetTenantBySlug(ctx, strings.ToLower(ref))
-		}
+	err = c.store.View(ctx, func(tx gatehouse.Tx) error {
+		t, err = gatehouse.LookupTenant(ctx, tx, ref)
 		return err
 	})
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {

@@ -58,7 +58,7 @@ func (c *Console) tenantCreate(w http.ResponseWriter, r *http.Request, k *call) 
 	err := tenantForm(r.PostForm, t, true, true)
 	if err == nil {
 		err = c.store.Update(ctx, func(tx gatehouse.Tx) error {
-			if err := checkTenantUnique(ctx, tx, t); err != nil {
+			if err := gatehouse.CheckTenantUnique(ctx, tx, t); err != nil {
 				return err
 			}
 			if err := tx.CreateTenant(ctx, t); err != nil {
@@ -96,7 +96,7 @@ func (c *Console) tenantUpdate(w http.ResponseWriter, r *http.Request, k *call) 
 		if err := tenantForm(r.PostForm, t, false, k.p.Superuser); err != nil {
 			return err
 		}
-		if err := checkTenantUnique(ctx, tx, t); err != nil {
+		if err := gatehouse.CheckTenantUnique(ctx, tx, t); err != nil {
 			return err
 		}
 		t.UpdatedAt = c.clock.Now().UTC()

@@ -87,29 +87,6 @@ func tenantForm(f url.Values, t *gatehouse.Tenant, create, allowDomains bool) er
 	return nil
 }
 
-// checkTenantUnique refuses a slug or a domain another tenant has: a domain
-// routes logins (home-realm discovery), so it belongs to one tenant only.
-func checkTenantUnique(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant) error {
-	if other, err := tx.GetTenantBySlug(ctx, t.Slug); err == nil && other.ID != t.ID {
-		return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "slug", Message: "A tenant with the short name " + t.Slug + " already exists."}
-	} else if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return err
-	}
-	for _, d := range t.Domains {
-		other, err := tx.GetTenantByDomain(ctx, d)
-		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if other.ID != t.ID {
-			return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "domains", Message: "The domain " + d + " already belongs to another tenant."}
-		}
-	}
-	return nil
-}
-
 // groupByName finds a group of the tenant, naming field in the error.
 func groupByName(ctx context.Context, tx gatehouse.Tx, tenantID, field, name string) (*gatehouse.Group, error) {
 	g, err := tx.GetGroupByName(ctx, tenantID, name)
