@@ -57,6 +57,8 @@ Commands:
   webhooks list | get <id> | delete <id> | rotate-secret <id> | deliveries <id>
   webhooks create --endpoint URL [--event TYPE]... [--enabled=false]
   webhooks update <id> [--endpoint URL] [--event TYPE]... [--enabled=true|false]
+  apply -f FILE [--dry-run] [--update-secrets] [--secrets-out FILE]   configuration as code (docs/operations.md)
+  export [--tenant SLUG] [-o FILE]                                   the current state as a gatehouse.yaml
   api <METHOD> <PATH> [BODY|@FILE|-]      any admin API request, e.g. api GET /api/v1/tenants
 
 Settings: --url (or GATEHOUSE_URL, default ` + DefaultURL + `), --token (or GATEHOUSE_TOKEN),
@@ -193,6 +195,10 @@ func (c *client) run(ctx context.Context, args []string) error {
 		return c.audit(ctx, args)
 	case "webhooks":
 		return c.webhooks(ctx, args)
+	case "apply":
+		return c.apply(ctx, args)
+	case "export":
+		return c.export(ctx, args)
 	case "api":
 		return c.raw(ctx, args)
 	}

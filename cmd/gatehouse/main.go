@@ -29,7 +29,8 @@ var version = "dev"
 const usage = `Gatehouse: single sign-on with just-in-time provisioning.
 
 Usage:
-  gatehouse serve [flags]          run the server (see README for GATEHOUSE_* variables)
+  gatehouse serve [--config FILE] [flags]   run the server (see README for GATEHOUSE_* variables);
+                                   --config applies a gatehouse.yaml at start
   gatehouse migrate [--status]     apply database migrations, or show their state
   gatehouse rotate-root-key [--retire-old]   re-wrap stored secrets under a new root key, while serving
   gatehouse version                print the version
@@ -86,6 +87,10 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	configFile, args := cutFlag(args, "config")
+	if configFile == "" {
+		configFile = os.Getenv("GATEHOUSE_CONFIG")
+	}
 	cfg, err := config.Load(args, os.Getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -145,6 +150,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	log.Info("ready", "database", srv.Store().Engine(), "startup_ms", time.Since(started).Milliseconds())
+	if configFile != "" {
+		if err := applyConfig(ctx, cfg, srv, configFile, log); err != nil {
+			log.Error("configuration not applied; stopping", "error", err)
+			_ = hs.Close()
+			_ = srv.Close()
+			return 1
+		}
+	}
 	printWelcome(stdout, cfg, srv.NewAdminToken)
 
 	<-ctx.Done()
