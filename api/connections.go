@@ -184,25 +184,7 @@ func (s *server) lookupType(name string) (*connector.Type, error) {
 // configure runs the protocol's Configure over c and seals the secrets it
 // returns, bound to the connection id.
 func (s *server) configure(ctx context.Context, t *connector.Type, c *gatehouse.Connection, in *connInput) error {
-	var old json.RawMessage
-	if len(c.Secrets) > 0 {
-		pt, err := s.cfg.Keyring.Open(c.Secrets, []byte(c.ID))
-		if err != nil {
-			return err
-		}
-		old = pt
-	}
-	cfg, secrets, err := t.Configure(ctx, s.env, c, old, in.Protocol)
-	if err != nil {
-		return err
-	}
-	c.Config = cfg
-	if len(secrets) == 0 || bytes.Equal(bytes.TrimSpace(secrets), []byte("null")) {
-		c.Secrets = nil
-		return nil
-	}
-	c.Secrets, err = s.cfg.Keyring.Seal(secrets, []byte(c.ID))
-	return err
+	return connector.ConfigureSealed(ctx, s.env, t, c, s.cfg.Keyring, in.Protocol)
 }
 
 func (s *server) createConnection(w http.ResponseWriter, r *http.Request, c *call) error {
