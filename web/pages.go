@@ -18,6 +18,9 @@ var templateFS embed.FS
 //go:embed assets/web.css
 var css []byte
 
+//go:embed assets/autopost.js
+var autopostJS []byte
+
 // pages holds one template set per page: the layout plus the page's body.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
@@ -144,11 +147,18 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenan
 }
 
 func (s *Server) handleAsset(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("file") != "web.css" {
+	var body []byte
+	switch r.PathValue("file") {
+	case "web.css":
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		body = css
+	case "autopost.js":
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		body = autopostJS
+	default:
 		s.fail(w, r, nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no page at this address."))
 		return
 	}
-	w.Header().Set("Content-Type", "text/css; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=3600")
-	_, _ = w.Write(css)
+	_, _ = w.Write(body)
 }

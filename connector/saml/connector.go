@@ -295,11 +295,13 @@ func (c *Connector) Begin(ctx context.Context, flow *connector.Flow) (connector.
 }
 
 // postTemplate is the HTTP-POST binding page (saml-bindings §3.5.4). It has
-// no script, so it works under a strict Content-Security-Policy: the user
-// presses the button (autofocused, so Enter works too).
+// no inline script, so it works under a strict Content-Security-Policy: the
+// same-origin /sso/assets/autopost.js submits it, and without scripts the
+// user presses the button (autofocused, so Enter works too).
 var postTemplate = template.Must(template.New("post").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Continue to your identity provider</title></head>
-<body><form method="post" action="{{.URL}}">
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Continue to your identity provider</title>
+<script src="/sso/assets/autopost.js"></script></head>
+<body><form method="post" action="{{.URL}}" data-autopost>
 <input type="hidden" name="{{.Field}}" value="{{.Value}}">
 <input type="hidden" name="RelayState" value="{{.RelayState}}">
 <p>Continue to your identity provider to sign in.</p>

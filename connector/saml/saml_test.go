@@ -535,7 +535,8 @@ func TestBegin(t *testing.T) {
 		}
 		html := string(act.HTML)
 		if act.RedirectURL != "" || !strings.Contains(html, `action="https://idp.example.org/idp/sso"`) ||
-			!strings.Contains(html, `name="SAMLRequest"`) || !strings.Contains(html, `value="st-3"`) || strings.Contains(html, "<script") {
+			!strings.Contains(html, `name="SAMLRequest"`) || !strings.Contains(html, `value="st-3"`) ||
+			strings.Contains(html, "<script>") || !strings.Contains(html, `<script src="/sso/assets/autopost.js"></script>`) {
 			t.Fatalf("html %s", html)
 		}
 	})
