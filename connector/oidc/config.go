@@ -173,7 +173,7 @@ func applyInput(cfg *Config, sec *Secrets, in map[string]json.RawMessage) error 
 		"allowed_algs": &cfg.AllowedAlgs, "userinfo": &cfg.UserInfo, "trusted_audiences": &cfg.TrustedAudiences,
 		"allowed_tenant_ids": &cfg.AllowedTenantIDs, "client_certificate": &cfg.ClientCertificate,
 		"hosted_domains": &cfg.HostedDomains,
-		"client_secret": &sec.ClientSecret, "private_key": &sec.PrivateKey,
+		"client_secret":  &sec.ClientSecret, "private_key": &sec.PrivateKey,
 	}, in)
 }
 
