@@ -543,19 +543,18 @@ func DefaultGroupsManager(connectionID string) string {
 // count (sqlstore has it): counting the members of a default group on
 // every login grows with the tenant.
 type groupRefGetter interface {
+	GetGroupRef(ctx context.Context, tenantID, id string) (*gatehouse.Group, error)
 	GetGroupRefByName(ctx context.Context, tenantID, name string) (*gatehouse.Group, error)
 }
 
 // lookupGroup finds a group by name, remembering its name; nil when it
 // does not exist.
 func (p *plan) lookupGroup(ctx context.Context, tx gatehouse.Tx, name string) (*gatehouse.Group, error) {
-	var g *gatehouse.Group
-	var err error
+	get := tx.GetGroupByName
 	if fast, ok := tx.(groupRefGetter); ok {
-		g, err = fast.GetGroupRefByName(ctx, p.in.tenant.ID, name)
-	} else {
-		g, err = tx.GetGroupByName(ctx, p.in.tenant.ID, name)
+		get = fast.GetGroupRefByName
 	}
+	g, err := get(ctx, p.in.tenant.ID, name)
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, nil
 	}
@@ -685,11 +684,15 @@ func (p *plan) groupNames(ctx context.Context, tx gatehouse.Tx) []string {
 	for _, m := range p.adds {
 		ids[m.GroupID] = true
 	}
+	get := tx.GetGroup
+	if fast, ok := tx.(groupRefGetter); ok {
+		get = fast.GetGroupRef
+	}
 	out := []string{}
 	for id := range ids {
 		name, ok := p.names[id]
 		if !ok {
-			if g, err := tx.GetGroup(ctx, p.in.tenant.ID, id); err == nil {
+			if g, err := get(ctx, p.in.tenant.ID, id); err == nil {
 				name = g.Name
 				p.names[id] = name
 			} else {

@@ -11,11 +11,13 @@ import (
 )
 
 type groupRefGetter interface {
+	GetGroupRef(ctx context.Context, tenantID, id string) (*gatehouse.Group, error)
 	GetGroupRefByName(ctx context.Context, tenantID, name string) (*gatehouse.Group, error)
 }
 
 // TestGetGroupRefByName: the same group as GetGroupByName (names folded),
-// without the member count, and ENOTFOUND for an unknown name.
+// without the member count, and ENOTFOUND for an unknown name or another
+// tenant's group; GetGroupRef likewise by id.
 func TestGetGroupRefByName(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -63,6 +65,17 @@ func TestGetGroupRefByName(t *testing.T) {
 				ref.MemberCount = full.MemberCount
 				if *ref != *full {
 					return fmt.Errorf("ref %+v\nfull %+v", ref, full)
+				}
+				byID, err := fast.GetGroupRef(ctx, te.ID, g.ID)
+				if err != nil {
+					return err
+				}
+				byID.MemberCount = full.MemberCount
+				if *byID != *full {
+					return fmt.Errorf("by id %+v\nfull %+v", byID, full)
+				}
+				if _, err := fast.GetGroupRef(ctx, "ten_other", g.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					return fmt.Errorf("group of another tenant: %v", err)
 				}
 				if _, err := fast.GetGroupRefByName(ctx, te.ID, "nobody"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					return fmt.Errorf("unknown group: %v", err)
