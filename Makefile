@@ -33,6 +33,24 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+BENCH_FLAGS ?= -n 5000 -c 16 -duration 10s
+BENCH_SCENARIOS ?= saml-jit,saml-returning,oidc-jit,oidc-returning,app-broker,token,refresh,scim-create,scim-filter
+
+## bench-load: the load tool's scenarios against a Gatehouse process on SQLite, 10 s each (docs/benchmarks.md)
+bench-load: build bench-tool
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine sqlite -sync NORMAL -scenario $(BENCH_SCENARIOS) -seed 100000 -idle $(BENCH_FLAGS)
+
+## bench-load-full: every configuration of docs/benchmarks.md (SQLite NORMAL and FULL, PostgreSQL, two replicas)
+bench-load-full: build bench-tool
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine sqlite -sync NORMAL -scenario $(BENCH_SCENARIOS),saml-sp -idle $(BENCH_FLAGS)
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine sqlite -sync FULL -scenario $(BENCH_SCENARIOS) $(BENCH_FLAGS)
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -scenario $(BENCH_SCENARIOS) -idle $(BENCH_FLAGS)
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -replicas 2 -scenario oidc-jit,app-broker,saml-jit,scim-create $(BENCH_FLAGS)
+
+## bench-tool: build the load tool into bin/
+bench-tool:
+	$(GO) build -trimpath -o bin/gatehouse-bench ./cmd/gatehouse-bench
+
 ## vulncheck: govulncheck against an offline vulnerability database
 vulncheck:
 	./scripts/vulncheck.sh
