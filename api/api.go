@@ -111,6 +111,7 @@ func routes() []route {
 		{"PATCH", t + "/users/{id}", accessWrite, (*server).updateUser},
 		{"DELETE", t + "/users/{id}", accessWrite, (*server).deleteUser},
 		{"POST", t + "/users/{id}/approve", accessWrite, (*server).approveUser},
+		{"POST", t + "/users/import", accessWrite, (*server).importUsers},
 
 		{"POST", t + "/groups", accessWrite, (*server).createGroup},
 		{"GET", t + "/groups", accessRead, (*server).listGroups},

@@ -88,6 +88,8 @@ func validBody(rt route) any {
 		return map[string]any{"name": "more", "role": "tenant_admin"}
 	case "POST /tenants/{tenant}/scim-tokens":
 		return map[string]any{"name": "more"}
+	case "POST /tenants/{tenant}/users/import":
+		return map[string]any{"rows": []map[string]any{{"email": "imported@beta.example", "groups": []string{"Imported"}}}}
 	case "POST /tenants/{tenant}/webhooks":
 		return map[string]any{"url": "https://hooks.example/more", "events": []string{"user.*"}}
 	case "PATCH /tenants/{tenant}/webhooks/{id}":

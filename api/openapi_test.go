@@ -116,6 +116,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"JITPolicy":  gatehouse.JITPolicy{}, "AttributeMapping": gatehouse.AttributeMapping{},
 		"AuditEvent": gatehouse.AuditEvent{}, "Error": errorBody{},
 		"WebhookInput": webhookInput{}, "Webhook": webhookJSON{}, "WebhookDelivery": deliveryJSON{},
+		"ImportInput": importInput{}, "ImportRow": importRow{}, "ImportResult": importResult{}, "ImportRowError": importRowError{},
+		"ImportErrors": importErrorBody{},
 	} {
 		var schema struct {
 			Properties map[string]json.RawMessage `json:"properties"`

@@ -50,6 +50,8 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 	Field   string `json:"field"`
+	// Body is the whole answer, for routes that say more beside the error.
+	Body []byte `json:"-"`
 }
 
 func (e *Error) Error() string {
@@ -108,7 +110,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
 			return fmt.Errorf("%s %s: HTTP %d: %.300s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
 		}
-		eb.Error.Status = resp.StatusCode
+		eb.Error.Status, eb.Error.Body = resp.StatusCode, data
 		return &eb.Error
 	}
 	if out != nil && len(data) > 0 {

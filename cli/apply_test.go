@@ -37,3 +37,23 @@ func TestCLIApplyExport(t *testing.T) {
 		t.Fatalf("apply without -f: %+v", r)
 	}
 }
+
+func TestCLIImport(t *testing.T) {
+	url := server(t)
+	g := []string{"--url", url, "--token", root, "--tenant", "acme"}
+	if r := run(append(g, "tenants", "create", "--slug", "acme")...); r.code != 0 {
+		t.Fatal(r)
+	}
+	file := filepath.Join(t.TempDir(), "users.csv")
+	_ = os.WriteFile(file, []byte("email,groups\nada@acme.example,Staff\nbad-email,\n"), 0o600)
+	if r := run(append(g, "import", file)...); r.code != 1 || !strings.Contains(r.stderr, "line 3: email:") {
+		t.Fatalf("bad file: %+v", r)
+	}
+	_ = os.WriteFile(file, []byte("email,groups\nada@acme.example,Staff\n"), 0o600)
+	if r := run(append(g, "import", file, "--dry-run")...); r.code != 0 || !strings.Contains(r.stdout, "Dry run (nothing written): 1 rows: 1 created") {
+		t.Fatalf("dry run: %+v", r)
+	}
+	if r := run(append(g, "import", file)...); r.code != 0 || !strings.Contains(r.stdout, "Imported 1 rows: 1 created, 0 updated, 0 unchanged, 1 groups created") {
+		t.Fatalf("import: %+v", r)
+	}
+}

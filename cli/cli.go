@@ -59,6 +59,7 @@ Commands:
   webhooks update <id> [--endpoint URL] [--event TYPE]... [--enabled=true|false]
   apply -f FILE [--dry-run] [--update-secrets] [--secrets-out FILE]   configuration as code (docs/operations.md)
   export [--tenant SLUG] [-o FILE]                                   the current state as a gatehouse.yaml
+  import FILE.csv|FILE.json [--dry-run] [--chunk N]                  create or update users and groups in bulk
   api <METHOD> <PATH> [BODY|@FILE|-]      any admin API request, e.g. api GET /api/v1/tenants
 
 Settings: --url (or GATEHOUSE_URL, default ` + DefaultURL + `), --token (or GATEHOUSE_TOKEN),
@@ -199,6 +200,8 @@ func (c *client) run(ctx context.Context, args []string) error {
 		return c.apply(ctx, args)
 	case "export":
 		return c.export(ctx, args)
+	case "import":
+		return c.importUsers(ctx, args)
 	case "api":
 		return c.raw(ctx, args)
 	}

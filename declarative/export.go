@@ -166,4 +166,3 @@ func Write(w io.Writer, f *File) error {
 	}
 	return enc.Close()
 }
-
