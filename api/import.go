@@ -385,4 +385,3 @@ func (s *server) writeImport(ctx context.Context, tx gatehouse.Tx, tenantID stri
 	return s.audit(ctx, tx, tenantID, actor, "users.imported", "tenant", tenantID, map[string]any{
 		"created": res.Created, "updated": res.Updated, "unchanged": res.Unchanged, "groups_created": res.GroupsCreated})
 }
-

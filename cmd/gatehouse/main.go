@@ -33,8 +33,12 @@ Usage:
                                    --config applies a gatehouse.yaml at start
   gatehouse migrate [--status]     apply database migrations, or show their state
   gatehouse rotate-root-key [--retire-old]   re-wrap stored secrets under a new root key, while serving
+  gatehouse backup FILE            online copy of the SQLite database (PostgreSQL: pg_dump)
+  gatehouse restore FILE           put a backup in place in a fresh data directory
   gatehouse version                print the version
-  gatehouse tenants|users|groups|tokens ...   admin API client (gatehouse help-cli)
+  gatehouse tenants|users|groups|tokens|webhooks ...   admin API client (gatehouse help-cli)
+  gatehouse apply -f FILE [--dry-run] | export       configuration as code (admin API client)
+  gatehouse import users.csv|users.json              bulk users and groups (admin API client)
 
 Run "gatehouse serve -h" for the server's flags.
 `
@@ -56,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(args[1:], stdout, stderr)
+	case "backup", "restore":
+		return backupCmd(ctx, args[1:], stdout, stderr, args[0] == "restore")
 	case "rotate-root-key":
 		return rotateRootKey(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-v":

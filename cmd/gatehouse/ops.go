@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/gatehouse-sso/gatehouse/apiclient"
+	"github.com/gatehouse-sso/gatehouse/backup"
 	"github.com/gatehouse-sso/gatehouse/config"
 	"github.com/gatehouse-sso/gatehouse/declarative"
 	"github.com/gatehouse-sso/gatehouse/server"
@@ -48,4 +51,43 @@ func applyConfig(ctx context.Context, cfg *config.Config, srv *server.Server, pa
 	}
 	log.Info("configuration applied", "file", path, "changes", n)
 	return nil
+}
+
+// backupCmd: gatehouse backup FILE [flags]; restoreCmd: gatehouse restore
+// FILE [flags]. The flags and GATEHOUSE_* variables are serve's (they say
+// where the database is).
+func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer, restore bool) int {
+	name := "backup"
+	if restore {
+		name = "restore"
+	}
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintf(stderr, "usage: gatehouse %s FILE [--data-dir DIR | --database-url URL]\n", name)
+		return 2
+	}
+	file, rest := args[0], args[1:]
+	cfg, err := config.Load(rest, os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse %s: configuration: %v\n", name, err)
+		return 2
+	}
+	keyNote := "the root key in GATEHOUSE_ROOT_KEY"
+	if cfg.RootKey == nil {
+		keyNote = "the root key file " + cfg.RootKeyFile
+	}
+	if restore {
+		err = backup.Restore(ctx, file, cfg.DatabaseURL)
+	} else {
+		err = backup.Backup(ctx, cfg.DatabaseURL, file)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gatehouse %s: %v\n", name, err)
+		return 1
+	}
+	if restore {
+		fmt.Fprintf(stdout, "Restored %s into %s.\nStart Gatehouse with the root key the backup was made under (%s here), or sealed secrets will not open.\n", file, cfg.DatabaseURL, keyNote)
+	} else {
+		fmt.Fprintf(stdout, "Backed up %s to %s.\nBack up %s too, kept apart: the backup's secrets are sealed under it.\n", cfg.DatabaseURL, file, keyNote)
+	}
+	return 0
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -74,5 +75,31 @@ func TestServeAppliesConfig(t *testing.T) {
 	errOut := &syncBuffer{}
 	if code := run(context.Background(), []string{"serve", "--config=" + file}, &syncBuffer{}, errOut); code != 1 {
 		t.Fatalf("serve with a bad config: %d %s", code, errOut.String())
+	}
+}
+
+func TestBackupRestoreCommands(t *testing.T) {
+	clearEnv(t)
+	src, dst := t.TempDir(), t.TempDir()
+	t.Setenv("GATEHOUSE_LOG_LEVEL", "error")
+	var out, errOut syncBuffer
+	if code := run(context.Background(), []string{"migrate", "--data-dir", src}, &out, &errOut); code != 0 {
+		t.Fatalf("migrate: %s", errOut.String())
+	}
+	file := filepath.Join(t.TempDir(), "backup.db")
+	if code := run(context.Background(), []string{"backup", file, "--data-dir", src}, &out, &errOut); code != 0 {
+		t.Fatalf("backup: %d %s", code, errOut.String())
+	}
+	if code := run(context.Background(), []string{"restore", file, "--data-dir", dst}, &out, &errOut); code != 0 {
+		t.Fatalf("restore: %d %s", code, errOut.String())
+	}
+	if code := run(context.Background(), []string{"restore", file, "--data-dir", dst}, &out, &errOut); code != 1 {
+		t.Fatalf("restore over a database: %d", code)
+	}
+	if code := run(context.Background(), []string{"backup"}, &out, &errOut); code != 2 {
+		t.Fatalf("backup without a file: %d", code)
+	}
+	if s := out.String(); !strings.Contains(s, "root key file "+filepath.Join(src, "root.key")) {
+		t.Fatalf("no root key reminder: %s", s)
 	}
 }
