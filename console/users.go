@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/op"
 )
 
 type usersData struct {
@@ -279,6 +280,12 @@ func (c *Console) setUserStatus(w http.ResponseWriter, r *http.Request, k *call,
 				return err
 			}
 			details["sessions_ended"] = n
+			// Revoked, not only refused while inactive: a later
+			// reactivation must not bring old refresh tokens back.
+			if n, err = op.RevokeUserTokens(ctx, tx, k.t.ID, u.ID, u.UpdatedAt); err != nil {
+				return err
+			}
+			details["tokens_revoked"] = n
 		}
 		return c.audit(ctx, tx, r, k, k.t.ID, action, "user", u.ID, details)
 	})

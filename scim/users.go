@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/op"
 )
 
 // Attributes of the User document that Gatehouse keeps in its own fields;
@@ -288,20 +289,35 @@ func uniquenessError(err error) error {
 		Message: "Another user or group (possibly a deleted user) already has this " + field + ".", Err: err}
 }
 
-// endSessionsIfDeactivated ends a user's sessions, in the same transaction,
-// when the change took away its right to sign in.
+// endSessionsIfDeactivated ends a user's sessions and revokes the tokens
+// apps hold for the user, in the same transaction, when the change took
+// away its right to sign in. Revoking (not only refusing while inactive)
+// matters: a later reactivation must not bring old refresh tokens back.
 func (s *Server) endSessionsIfDeactivated(ctx context.Context, tx gatehouse.Tx, wasActive bool, u *gatehouse.User) error {
 	if u.Status != gatehouse.StatusDeactivated {
 		return nil
 	}
-	n, err := tx.DeleteUserSessions(ctx, u.TenantID, u.ID)
+	n, revoked, err := s.cutOff(ctx, tx, u.TenantID, u.ID)
 	if err != nil {
 		return err
 	}
-	if wasActive || n > 0 {
-		s.log.InfoContext(ctx, "scim: user deactivated", "tenant_id", u.TenantID, "user_id", u.ID, "sessions_ended", n)
+	if wasActive || n > 0 || revoked > 0 {
+		s.log.InfoContext(ctx, "scim: user deactivated", "tenant_id", u.TenantID, "user_id", u.ID, "sessions_ended", n, "tokens_revoked", revoked)
 	}
 	return nil
+}
+
+// cutOff ends the user's browser sessions and revokes every access and
+// refresh token issued to apps for the user (op.RevokeUserTokens), as the
+// admin API does on deactivation and deletion.
+func (s *Server) cutOff(ctx context.Context, tx gatehouse.Tx, tenantID, userID string) (sessions, tokens int, err error) {
+	if sessions, err = tx.DeleteUserSessions(ctx, tenantID, userID); err != nil {
+		return 0, 0, err
+	}
+	if tokens, err = op.RevokeUserTokens(ctx, tx, tenantID, userID, s.clock.Now().UTC()); err != nil {
+		return 0, 0, err
+	}
+	return sessions, tokens, nil
 }
 
 func (s *Server) getUser(ctx context.Context, c *caller, id string, pc precond, proj projection) (*result, error) {
@@ -422,7 +438,7 @@ func (s *Server) deleteUser(ctx context.Context, c *caller, id string, pc precon
 		if err := tx.DeleteUser(ctx, c.tenantID, id); err != nil {
 			return err
 		}
-		if _, err := tx.DeleteUserSessions(ctx, c.tenantID, id); err != nil {
+		if _, _, err := s.cutOff(ctx, tx, c.tenantID, id); err != nil {
 			return err
 		}
 		return s.record(ctx, tx, c, "scim.user.deleted", "user", id, map[string]any{"username": u.Username}, "user.deleted", map[string]any{"user_id": id})
