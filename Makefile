@@ -51,6 +51,17 @@ bench-load-full: build bench-tool
 bench-tool:
 	$(GO) build -trimpath -o bin/gatehouse-bench ./cmd/gatehouse-bench
 
+## faults: fault injection against the real binary: PostgreSQL down and
+## crashed (a throwaway cluster of its own), kill -9 during writes, a slow,
+## down or garbage-answering IdP (a few minutes; not in `make test`)
+faults:
+	$(GO) test -tags faults -count=1 -timeout 20m -run '^TestFault' -v ./e2e/
+
+## soak: steady mixed load for SOAK_DURATION (default 10m), memory sampled
+## into testing/artifacts/soak.csv and asserted flat
+soak:
+	$(GO) test -tags soak -count=1 -timeout 0 -run '^TestSoak' -v ./e2e/
+
 ## vulncheck: govulncheck against an offline vulnerability database
 vulncheck:
 	./scripts/vulncheck.sh
