@@ -215,9 +215,7 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "gatehouse migrate: database unreachable or unreadable:", err)
 			return 1
 		}
-		for _, s := range states {
-			fmt.Fprintf(stdout, "%v\n", s)
-		}
+		printMigrations(stdout, states)
 		return 0
 	}
 	if err := sqlstore.Migrate(ctx, cfg.DatabaseURL); err != nil {

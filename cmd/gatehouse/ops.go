@@ -7,12 +7,15 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse/apiclient"
 	"github.com/gatehouse-sso/gatehouse/backup"
 	"github.com/gatehouse-sso/gatehouse/config"
 	"github.com/gatehouse-sso/gatehouse/declarative"
 	"github.com/gatehouse-sso/gatehouse/server"
+	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
 
 // cutFlag removes --name VALUE (or --name=VALUE, one dash too) from args
@@ -90,4 +93,26 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer, res
 		fmt.Fprintf(stdout, "Backed up %s to %s.\nBack up %s too, kept apart: the backup's secrets are sealed under it.\n", cfg.DatabaseURL, file, keyNote)
 	}
 	return 0
+}
+
+// printMigrations writes `migrate --status` as a table, with a last line
+// that says whether anything is pending.
+func printMigrations(w io.Writer, states []sqlstore.MigrationState) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tMIGRATION\tSTATE\tAPPLIED AT")
+	pending := 0
+	for _, s := range states {
+		state, at := "applied", s.AppliedAt.UTC().Format(time.RFC3339)
+		if !s.Applied {
+			state, at = "pending", "-"
+			pending++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Version, s.Name, state, at)
+	}
+	_ = tw.Flush()
+	if pending == 0 {
+		fmt.Fprintln(w, "The schema is up to date.")
+	} else {
+		fmt.Fprintf(w, "%d migration(s) pending: `gatehouse migrate` (or the next start) applies them.\n", pending)
+	}
 }
