@@ -116,7 +116,8 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	mux.Handle("/logout", login)
 	mux.Handle("/console", cons)
 	mux.Handle("/console/", cons)
-	s.startWebhooks(webhook.New(webhook.Options{Store: st, Sealer: s.keyring, Client: env.HTTPClient, Clock: s.clock, Logger: s.log}))
+	s.startWebhooks(webhook.New(webhook.Options{Store: st, Sealer: s.keyring, Client: env.HTTPClient, Clock: s.clock, Logger: s.log,
+		Observe: webhook.Observer(s.metrics.Registry())}))
 	return mux, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,15 @@ func TestServerDeliversUserEvents(t *testing.T) {
 			for time.Now().Before(deadline) {
 				gh.API(t, "GET", "/api/v1/tenants/acme/webhooks/"+hook["id"].(string)+"/deliveries", nil, &ds)
 				if len(ds.Items) == 1 && ds.Items[0]["status"] == "delivered" {
+					resp, err := http.Get(gh.URL + "/metrics")
+					if err != nil {
+						t.Fatal(err)
+					}
+					m, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if !strings.Contains(string(m), `gatehouse_webhook_deliveries_total{outcome="delivered"} 1`) {
+						t.Error("/metrics does not count the delivery")
+					}
 					return
 				}
 				time.Sleep(50 * time.Millisecond)

@@ -36,8 +36,8 @@ type Options struct {
 	// MaxAttempts before a delivery is given up as failed [10].
 	MaxAttempts int
 	// BaseDelay is the wait after the first failure; it doubles with
-	// every attempt up to MaxDelay [30s, 6h]. With the defaults the last
-	// attempt comes about 4 hours after the first.
+	// every attempt up to MaxDelay [30s, 6h], with jitter. With the
+	// defaults the last attempt comes 2 to 4 hours after the first.
 	BaseDelay, MaxDelay time.Duration
 	// Batch is how many events or deliveries one pass takes [50].
 	Batch int
