@@ -4,7 +4,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/gatehouse-sso/gatehouse/apiclient"
 )
 
 // DefaultURL is the server the CLI talks to when neither --url nor
@@ -89,22 +90,6 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
-
-// apiError is an error answer of the API.
-type apiError struct {
-	Status  int
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field"`
-}
-
-func (e *apiError) Error() string {
-	s := fmt.Sprintf("%s (%d %s", e.Message, e.Status, e.Code)
-	if e.Field != "" {
-		s += ", field " + e.Field
-	}
-	return s + ")"
-}
 
 type client struct {
 	stdout, stderr io.Writer
@@ -255,58 +240,17 @@ func want(verb string, rest []string, n int, what string) error {
 	return nil
 }
 
-// do sends one API request and decodes the JSON answer into out (if any).
+// do sends one API request and decodes the JSON answer into out (if any);
+// an error answer is an *apiclient.Error.
 func (c *client) do(ctx context.Context, method, path string, body any, out any) error {
 	if c.token == "" {
 		return usagef("no token: pass --token or set GATEHOUSE_TOKEN")
 	}
-	var rd io.Reader
-	if body != nil {
-		b, ok := body.([]byte)
-		if !ok {
-			var err error
-			if b, err = json.Marshal(body); err != nil {
-				return err
-			}
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.base, "/")+path, rd)
-	if err != nil {
+	base := strings.TrimRight(c.base, "/")
+	if _, err := url.Parse(base + path); err != nil {
 		return usagef("bad --url: %v", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach %s: %w", c.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode >= 400 {
-		var eb struct {
-			Error apiError `json:"error"`
-		}
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(data)))
-		}
-		eb.Error.Status = resp.StatusCode
-		return &eb.Error
-	}
-	if out != nil && len(data) > 0 {
-		if raw, ok := out.(*json.RawMessage); ok {
-			*raw = data
-			return nil
-		}
-		return json.Unmarshal(data, out)
-	}
-	return nil
+	return (&apiclient.Client{BaseURL: base, Token: c.token, HTTP: c.http}).Do(ctx, method, path, body, out)
 }
 
 // tenantPath is the API path of the --tenant's collection name.
