@@ -31,6 +31,10 @@ type Flow struct {
 	ReturnTo     string    `json:"rt,omitempty"` // a local path, checked when set
 	Test         bool      `json:"test,omitempty"`
 	CreatedAt    time.Time `json:"ca"`
+	// ForceLogin asks the IdP to authenticate the user again rather than
+	// answer from its own session (OIDC prompt=login, SAML ForceAuthn): an
+	// app's prompt=login or max_age at Gatehouse passes through to the IdP.
+	ForceLogin bool `json:"fl,omitempty"`
 }
 
 // Action tells the login handler how to send the browser to the IdP: a

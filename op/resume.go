@@ -55,14 +55,26 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
 		return
 	}
-	if err != nil || p.needsLogin(ar, c.app, sess, user) {
+	needs, force := true, p.wantsFreshLogin(ar, nil)
+	if err == nil {
+		needs, force = p.needsLogin(ar, c.app, sess, user)
+	}
+	if needs {
 		if slices.Contains(ar.p.Prompt, oidc.PromptNone) {
 			// OpenID Connect Core section 3.1.2.6: prompt=none never
 			// shows a page.
 			zop.AuthRequestError(w, r, ar, oidc.ErrLoginRequired(), p.zitadel)
 			return
 		}
-		http.Redirect(w, r, p.loginURL(st.tenant, ar, c.app), http.StatusFound)
+		// Remember when this request sent the browser to log in: only a
+		// login after that answers prompt=login and max_age.
+		ar.row.AuthTime = p.clock.Now().UTC()
+		if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
+			p.log.ErrorContext(ctx, "op: mark auth request sent to login", "err", err)
+			p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
+			return
+		}
+		http.Redirect(w, r, p.loginURL(st.tenant, ar, c.app, force), http.StatusFound)
 		return
 	}
 	if !groupAllowed(c.app, user) {
@@ -144,37 +156,59 @@ func (p *Provider) formPost(w http.ResponseWriter, r *http.Request, ar *authRequ
 	}
 }
 
-// needsLogin reports whether the browser's session cannot answer ar. A
-// login that happened after the request was created always can: it is the
-// re-authentication that prompt=login and max_age ask for.
-func (p *Provider) needsLogin(ar *authRequest, app *gatehouse.App, sess *gatehouse.Session, user *gatehouse.User) bool {
-	// The tolerance absorbs clock skew between replicas (the request
-	// stored by one, the login done on another): without it a skewed
-	// replica would send a prompt=login user back to log in again.
-	fresh := !sess.AuthTime.Before(ar.row.CreatedAt.Add(-replicaSkew))
+// needsLogin reports whether the browser's session cannot answer ar, and
+// whether that login must be a fresh authentication at the IdP too
+// (force). A login that happened after the request sent the browser to
+// log in always can answer: it is the re-authentication that prompt=login
+// and max_age ask for.
+func (p *Provider) needsLogin(ar *authRequest, app *gatehouse.App, sess *gatehouse.Session, user *gatehouse.User) (needs, force bool) {
+	fresh := freshLogin(ar, sess)
+	// prompt=login (OpenID Connect Core section 3.1.2.1).
 	if slices.Contains(ar.p.Prompt, oidc.PromptLogin) && !fresh {
-		return true
+		return true, true
 	}
 	// max_age (OpenID Connect Core section 3.1.2.1): seconds since the
 	// user last actively authenticated.
 	if ar.p.MaxAge != nil && !fresh && p.clock.Now().Sub(sess.AuthTime) > time.Duration(*ar.p.MaxAge)*time.Second {
-		return true
+		return true, true
 	}
 	// An app limited to some connections accepts only sessions that
 	// signed in through one of them.
 	if len(app.AllowedConnections) > 0 && !slices.Contains(app.AllowedConnections, sess.ConnectionID) {
-		return true
+		return true, p.wantsFreshLogin(ar, sess)
 	}
 	// id_token_hint names another user than the signed-in one.
 	if ar.p.HintSubject != "" && ar.p.HintSubject != user.ID {
-		return true
+		return true, p.wantsFreshLogin(ar, sess)
 	}
-	return false
+	return false, false
+}
+
+// freshLogin reports whether sess signed in after ar sent the browser to
+// log in (ar.row.AuthTime holds that moment until the request is done; it
+// is zero before). A session older than the request itself never is, so
+// prompt=login and max_age=0 right after a sign-in still log in again.
+// The tolerance absorbs clock skew between replicas (the redirect made by
+// one, the login done on another): without it a skewed replica would send
+// a user who just logged in back to log in again.
+func freshLogin(ar *authRequest, sess *gatehouse.Session) bool {
+	if ar.row.Done || ar.row.AuthTime.IsZero() || sess == nil {
+		return false
+	}
+	return !sess.AuthTime.Before(ar.row.AuthTime.Add(-replicaSkew))
+}
+
+// wantsFreshLogin: a login for ar must authenticate at the IdP again when
+// the app asked for prompt=login or max_age, unless sess already did so
+// for this request.
+func (p *Provider) wantsFreshLogin(ar *authRequest, sess *gatehouse.Session) bool {
+	return (slices.Contains(ar.p.Prompt, oidc.PromptLogin) || ar.p.MaxAge != nil) && !freshLogin(ar, sess)
 }
 
 // loginURL is the tenant's login page, returning to the resume endpoint.
-// An app limited to one connection goes straight to it.
-func (p *Provider) loginURL(t *gatehouse.Tenant, ar *authRequest, app *gatehouse.App) string {
+// An app limited to one connection goes straight to it. force asks the
+// IdP for a fresh authentication (prompt=login on the login page).
+func (p *Provider) loginURL(t *gatehouse.Tenant, ar *authRequest, app *gatehouse.App, force bool) string {
 	tpath := p.basePath + "/t/" + url.PathEscape(t.Slug)
 	v := url.Values{"return_to": {tpath + "/" + pathResume + "?" + url.Values{"id": {ar.row.ID}}.Encode()}}
 	if ar.p.LoginHint != "" {
@@ -182,6 +216,9 @@ func (p *Provider) loginURL(t *gatehouse.Tenant, ar *authRequest, app *gatehouse
 	}
 	if len(app.AllowedConnections) == 1 {
 		v.Set("connection", app.AllowedConnections[0])
+	}
+	if force {
+		v.Set("prompt", oidc.PromptLogin)
 	}
 	return tpath + "/login?" + v.Encode()
 }

@@ -94,44 +94,58 @@ func TestContractDeactivationRevokesRefreshTokens(t *testing.T) {
 	}
 }
 
-// refreshableSignIn runs the code flow with PKCE and offline_access and
-// returns the token (with a refresh token) and the user's id (sub).
-func refreshableSignIn(t *testing.T, ctx context.Context, issuer string, browser *http.Client, a app, redirect string) (*oauth2.Config, *oauth2.Token, string) {
+// codeFlow runs an app's code flow with PKCE in browser, with scopes and
+// extra authorization parameters, and returns the token, the user's id
+// (sub) and the paths the browser visited (to tell an IdP trip).
+func codeFlow(t *testing.T, ctx context.Context, issuer string, browser *http.Client, a app, redirect string, scopes []string, extra ...oauth2.AuthCodeOption) (*oauth2.Config, *oauth2.Token, string, []string) {
 	t.Helper()
 	provider, err := gooidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
-	conf := &oauth2.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: redirect,
-		Scopes: []string{"openid", "email", "offline_access"}}
+	conf := &oauth2.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: redirect, Scopes: scopes}
 	verifier := oauth2.GenerateVerifier()
 	var code string
+	var visited []string
 	b := *browser
 	b.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		visited = append(visited, req.URL.Path)
 		if strings.HasPrefix(req.URL.String(), redirect) {
 			code = req.URL.Query().Get("code")
 			return http.ErrUseLastResponse
 		}
 		return nil
 	}
-	resp, err := b.Get(conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("login_hint", "ana@acme.com")))
+	opts := append([]oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("login_hint", "ana@acme.com")}, extra...)
+	resp, err := b.Get(conf.AuthCodeURL("st", opts...))
 	if err != nil {
 		t.Fatalf("authorize: %v", err)
 	}
 	resp.Body.Close()
 	if code == "" {
-		t.Fatalf("no code (status %d)", resp.StatusCode)
+		t.Fatalf("no code (status %d); visited %v", resp.StatusCode, visited)
 	}
 	tok, err := conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
-	if err != nil || tok.RefreshToken == "" {
-		t.Fatalf("token: %v (refresh token %q)", err, tok.RefreshToken)
+	if err != nil {
+		t.Fatalf("token: %v", err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := provider.Verifier(&gooidc.Config{ClientID: a.ClientID}).Verify(ctx, raw)
 	if err != nil {
 		t.Fatalf("verify id token: %v", err)
 	}
-	return conf, tok, idt.Subject
+	return conf, tok, idt.Subject, visited
+}
+
+// refreshableSignIn is codeFlow with offline_access: the token carries a
+// refresh token.
+func refreshableSignIn(t *testing.T, ctx context.Context, issuer string, browser *http.Client, a app, redirect string) (*oauth2.Config, *oauth2.Token, string) {
+	t.Helper()
+	conf, tok, sub, _ := codeFlow(t, ctx, issuer, browser, a, redirect, []string{"openid", "email", "offline_access"})
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	return conf, tok, sub
 }
 
 // consoleClient is an operator signed in to the console, posting forms

@@ -21,7 +21,15 @@ type LoginOptions struct {
 	// Test runs a "test connection" login: claims and the provisioning
 	// preview are shown, nothing is created, no session is started.
 	Test bool
+	// ForceLogin (prompt=login on the login URL) makes the IdP
+	// authenticate the user again (connector.Flow.ForceLogin).
+	ForceLogin bool
 }
+
+// promptLogin is the value of the login URL's prompt parameter that asks
+// for a fresh authentication at the IdP (the OIDC provider sets it for an
+// app's prompt=login or max_age).
+const promptLogin = "login"
 
 // LoginURL is the address that signs a browser in at tenant and then sends
 // it to returnTo, a local path (for the OIDC provider: its authorize
@@ -63,7 +71,7 @@ func (s *Server) connections(ctx context.Context, t *gatehouse.Tenant) ([]*gateh
 	return cs, err
 }
 
-// handleTenantLogin: GET /t/{tenant}/login[?connection=][&login_hint=][&return_to=][&test=1]
+// handleTenantLogin: GET /t/{tenant}/login[?connection=][&login_hint=][&return_to=][&test=1][&prompt=login]
 func (s *Server) handleTenantLogin(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, err := s.tenant(ctx, r.PathValue("tenant"))
@@ -81,7 +89,7 @@ func (s *Server) handleTenantLogin(w http.ResponseWriter, r *http.Request) {
 	if len(hint) > 320 {
 		hint = ""
 	}
-	opts := LoginOptions{ReturnTo: rt, LoginHint: hint, Test: q.Get("test") == "1"}
+	opts := LoginOptions{ReturnTo: rt, LoginHint: hint, Test: q.Get("test") == "1", ForceLogin: q.Get("prompt") == promptLogin}
 	if opts.Test && !s.canTest(r, t) {
 		s.fail(w, r, t, gatehouse.Errorf(gatehouse.EFORBIDDEN, "Only an administrator of %s, signed in, may test a connection.", t.Name))
 		return
@@ -153,6 +161,9 @@ func candidates(t *gatehouse.Tenant, conns []*gatehouse.Connection, email string
 
 func (s *Server) chooser(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, conns []*gatehouse.Connection, opts LoginOptions, msg string) {
 	p := &page{Title: "Sign in", Tenant: t, Action: s.loginPath(t), Email: opts.LoginHint, ReturnTo: opts.ReturnTo, Message: msg}
+	if opts.ForceLogin {
+		p.Prompt = promptLogin
+	}
 	for _, c := range conns {
 		v := url.Values{"connection": {c.ID}}
 		if opts.ReturnTo != "" {
@@ -160,6 +171,9 @@ func (s *Server) chooser(w http.ResponseWriter, r *http.Request, t *gatehouse.Te
 		}
 		if opts.LoginHint != "" {
 			v.Set("login_hint", opts.LoginHint)
+		}
+		if opts.ForceLogin {
+			v.Set("prompt", promptLogin)
 		}
 		p.Connections = append(p.Connections, choice{Name: c.Name, URL: s.loginPath(t) + "?" + v.Encode()})
 	}
@@ -249,7 +263,7 @@ func (s *Server) StartLogin(w http.ResponseWriter, r *http.Request, t *gatehouse
 	}
 	flow := &connector.Flow{
 		ID: gatehouse.NewID("flw"), TenantID: t.ID, ConnectionID: c.ID,
-		LoginHint: opts.LoginHint, ReturnTo: opts.ReturnTo, Test: opts.Test,
+		LoginHint: opts.LoginHint, ReturnTo: opts.ReturnTo, Test: opts.Test, ForceLogin: opts.ForceLogin,
 		CreatedAt: s.clock.Now().UTC(),
 	}
 	act, err := conn.Begin(ctx, flow)

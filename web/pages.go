@@ -49,6 +49,8 @@ type page struct {
 	Connection  string
 	Connections []choice
 	Test        *testResult
+	// Prompt ("login" or "") is kept through the chooser's email form.
+	Prompt string
 }
 
 type choice struct{ Name, URL string }

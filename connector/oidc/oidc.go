@@ -139,6 +139,13 @@ func (k *conn) Begin(ctx context.Context, flow *connector.Flow) (connector.Actio
 	flow.Nonce = secret.NewToken("")
 	flow.PKCEVerifier = oauth2.GenerateVerifier()
 	opts := AuthParams(flow, k.cfg.AuthParams, oauth2.S256ChallengeOption(flow.PKCEVerifier), gooidc.Nonce(flow.Nonce))
+	if flow.ForceLogin {
+		// OIDC Core §3.1.2.1: prompt=login makes the IdP authenticate the
+		// user again; without it an app's prompt=login or max_age would be
+		// answered from the IdP's own session. It replaces a configured
+		// prompt (set last, it wins).
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+	}
 	return connector.Action{RedirectURL: k.oauth2Config(md).AuthCodeURL(flow.State, opts...)}, nil
 }
 

@@ -274,6 +274,13 @@ func (c *Connector) Begin(ctx context.Context, flow *connector.Flow) (connector.
 		return connector.Action{}, fmt.Errorf("saml: make AuthnRequest: %w", err)
 	}
 	flow.RequestID = req.ID
+	if flow.ForceLogin {
+		// SAML core §3.4.1: ForceAuthn makes the IdP authenticate the user
+		// again rather than rely on its session (an app's prompt=login or
+		// max_age at Gatehouse).
+		force := true
+		req.ForceAuthn = &force
+	}
 	if binding == crewjam.HTTPRedirectBinding {
 		u, err := req.Redirect(flow.State, sp)
 		if err != nil {
