@@ -45,6 +45,10 @@ type UserFilter struct {
 	Query string
 	// IncludeDeleted lists tombstones too.
 	IncludeDeleted bool
+	// LastLoginSince keeps users who signed in at or after it.
+	LastLoginSince time.Time
+	// LastLoginBefore keeps users who last signed in before it, or never.
+	LastLoginBefore time.Time
 }
 
 // AuditFilter narrows ListAudit. Zero fields do not filter.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/op"
@@ -24,10 +25,16 @@ type usersData struct {
 var (
 	userSources  = []string{gatehouse.SourceJIT, gatehouse.SourceSCIM, gatehouse.SourceAdmin, gatehouse.SourceImport}
 	userStatuses = []string{gatehouse.StatusActive, gatehouse.StatusPending, gatehouse.StatusDeactivated}
+	// lastLoginFilters are the users page's last sign-in choices: signed
+	// in within the period ("7d"), or not within it, never included ("-30d").
+	lastLoginFilters = map[string]time.Duration{
+		"1d": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour,
+		"-30d": 30 * 24 * time.Hour, "-90d": 90 * 24 * time.Hour,
+	}
 )
 
 // usersPage lists users: search (email, username, name), filters by source,
-// status and group, 50 a page.
+// status, last sign-in and group, 50 a page.
 func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, k *call) error {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -40,6 +47,17 @@ func (c *Console) usersPage(w http.ResponseWriter, r *http.Request, k *call) err
 		return gatehouse.FieldError("status", "Unknown status.")
 	case len(f.Query) > 256:
 		return gatehouse.FieldError("q", "The search is too long.")
+	}
+	if ll := q.Get("last_login"); ll != "" {
+		d, ok := lastLoginFilters[ll]
+		if !ok {
+			return gatehouse.FieldError("last_login", "Unknown last sign-in filter.")
+		}
+		if cut := c.clock.Now().Add(-d); strings.HasPrefix(ll, "-") {
+			f.LastLoginBefore = cut
+		} else {
+			f.LastLoginSince = cut
+		}
 	}
 	d := &usersData{Query: q}
 	err := c.store.View(ctx, func(tx gatehouse.Tx) error {

@@ -188,6 +188,12 @@ func userWhere(tenantID string, f gatehouse.UserFilter) *where {
 	if f.GroupID != "" {
 		w.add(`EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.group_id = ?)`, f.GroupID)
 	}
+	if !f.LastLoginSince.IsZero() {
+		w.add(`last_login_at >= ?`, ts(f.LastLoginSince))
+	}
+	if !f.LastLoginBefore.IsZero() {
+		w.add(`(last_login_at IS NULL OR last_login_at < ?)`, ts(f.LastLoginBefore))
+	}
 	if q := strings.ToLower(strings.TrimSpace(f.Query)); q != "" {
 		pat := "%" + escapeLike(q) + "%"
 		w.add(`(email_key LIKE ? ESCAPE '\' OR username_key LIKE ? ESCAPE '\' OR lower(display_name) LIKE ? ESCAPE '\')`, pat, pat, pat)
