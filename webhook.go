@@ -17,9 +17,13 @@ type Webhook struct {
 	Enabled bool     `json:"enabled"`
 	// Secret is the signing secret, sealed with the root key (aad = the
 	// webhook ID): it must be read back to sign. Never serialized.
-	Secret    []byte    `json:"-"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Secret []byte `json:"-"`
+	// PreviousSecret (sealed like Secret) also signs deliveries until
+	// PreviousUntil, after a rotation: receivers switch without a gap.
+	PreviousSecret []byte     `json:"-"`
+	PreviousUntil  *time.Time `json:"previous_until,omitempty"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
 // Webhook delivery statuses.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,17 +16,21 @@ import (
 // webhookJSON is a webhook as the API shows it; Secret only in the answer
 // that created it or rotated it.
 type webhookJSON struct {
-	ID        string    `json:"id"`
-	URL       string    `json:"url"`
-	Events    []string  `json:"events"`
-	Enabled   bool      `json:"enabled"`
-	Secret    string    `json:"secret,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	ID      string   `json:"id"`
+	URL     string   `json:"url"`
+	Events  []string `json:"events"`
+	Enabled bool     `json:"enabled"`
+	Secret  string   `json:"secret,omitempty"`
+	// PreviousSecretUntil: after a rotation, deliveries carry a second
+	// signature with the previous secret until then.
+	PreviousSecretUntil *time.Time `json:"previous_secret_until"`
+	CreatedAt           time.Time  `json:"created_at"`
+	UpdatedAt           time.Time  `json:"updated_at"`
 }
 
 func webhookOut(w *gatehouse.Webhook) webhookJSON {
-	return webhookJSON{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), Enabled: w.Enabled, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
+	return webhookJSON{ID: w.ID, URL: w.URL, Events: nonNil(w.Events), Enabled: w.Enabled,
+		PreviousSecretUntil: w.PreviousUntil, CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt}
 }
 
 // webhookInput is the body of POST and PATCH on webhooks; nil means absent.
@@ -221,11 +226,29 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	return nil
 }
 
+// defaultRotationGrace is how long the previous secret keeps signing
+// after a rotation, unless ?grace_seconds= says otherwise (0: at once).
+const defaultRotationGrace = 24 * time.Hour
+
 func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, c *call) error {
+	grace := defaultRotationGrace
+	if v := r.URL.Query().Get("grace_seconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 7*24*3600 {
+			return gatehouse.FieldError("grace_seconds", "grace_seconds must be an integer from 0 to 604800 (a week).")
+		}
+		grace = time.Duration(n) * time.Second
+	}
 	var sec string
 	wh, err := s.changeWebhook(w, r, c, "webhook.secret_rotated", func(wh *gatehouse.Webhook) (_ map[string]any, err error) {
+		wh.PreviousSecret, wh.PreviousUntil = nil, nil
+		if grace > 0 {
+			// Still sealed to this webhook's id: it moves as it is.
+			until := s.clock.Now().UTC().Add(grace)
+			wh.PreviousSecret, wh.PreviousUntil = wh.Secret, &until
+		}
 		sec, err = s.sealWebhookSecret(wh)
-		return nil, err
+		return map[string]any{"grace_seconds": int(grace / time.Second)}, err
 	})
 	if err != nil {
 		return err

@@ -55,7 +55,7 @@ Commands:
   connections list | get <id> | delete <id>
   apps list | get <id> | delete <id> | rotate-secret <id>
   audit [--action A] [--limit N]
-  webhooks list | get <id> | delete <id> | rotate-secret <id> | deliveries <id>
+  webhooks list | get <id> | delete <id> | deliveries <id> | rotate-secret <id> [--grace SECONDS]
   webhooks create --endpoint URL [--event TYPE]... [--enabled=false]
   webhooks update <id> [--endpoint URL] [--event TYPE]... [--enabled=true|false]
   apply -f FILE [--dry-run] [--update-secrets] [--secrets-out FILE]   configuration as code (docs/operations.md)

@@ -19,6 +19,7 @@ func (c *client) webhooks(ctx context.Context, args []string) error {
 	enabled := f.Bool("enabled", true, "")
 	// --url is the global server flag; the endpoint is --endpoint.
 	endpoint := f.String("endpoint", "", "")
+	grace := f.String("grace", "", "")
 	verb, rest, err := command(f, args, "list", "get", "create", "update", "delete", "rotate-secret", "deliveries")
 	if err != nil {
 		return err
@@ -63,8 +64,15 @@ func (c *client) webhooks(ctx context.Context, args []string) error {
 		err = c.done(ctx, "DELETE", p, "Deleted "+rest[0]+".")
 	case "rotate-secret":
 		var o obj
-		if o, err = c.send(ctx, "POST", p+"/rotate-secret", nil, webhookCols); err == nil && !c.json {
+		q := ""
+		if f.set["grace"] {
+			q = "?" + url.Values{"grace_seconds": {*grace}}.Encode()
+		}
+		if o, err = c.send(ctx, "POST", p+"/rotate-secret"+q, nil, webhookCols); err == nil && !c.json {
 			fmt.Fprintf(c.stdout, "secret: %v\nKeep it now: it is not shown again.\n", o["secret"])
+			if until := o["previous_secret_until"]; until != nil {
+				fmt.Fprintf(c.stdout, "Deliveries carry a signature with the previous secret too, until %v.\n", until)
+			}
 		}
 	case "deliveries":
 		err = c.listAll(ctx, p+"/deliveries", url.Values{}, false, deliveryCols)

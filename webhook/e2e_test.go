@@ -87,3 +87,27 @@ func TestServerDeliversUserEvents(t *testing.T) {
 		})
 	}
 }
+
+// TestRotateSecretAPI: rotation shows the new secret once and the overlap
+// of the previous one; grace_seconds=0 ends it at once.
+func TestRotateSecretAPI(t *testing.T) {
+	gh := servertest.Start(t, servertest.Options{})
+	gh.API(t, "POST", "/api/v1/tenants", map[string]any{"slug": "acme"}, nil)
+	var hook map[string]any
+	gh.API(t, "POST", "/api/v1/tenants/acme/webhooks", map[string]any{"url": "https://hooks.example/in"}, &hook)
+	p := "/api/v1/tenants/acme/webhooks/" + hook["id"].(string) + "/rotate-secret"
+	var rotated map[string]any
+	if st := gh.API(t, "POST", p, nil, &rotated); st != 200 || rotated["secret"] == hook["secret"] || rotated["previous_secret_until"] == nil {
+		t.Fatalf("rotate: %d %v", st, rotated)
+	}
+	until, _ := time.Parse(time.RFC3339Nano, rotated["previous_secret_until"].(string))
+	if d := time.Until(until); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("overlap ends in %v, want 24h", d)
+	}
+	if st := gh.API(t, "POST", p+"?grace_seconds=0", nil, &rotated); st != 200 || rotated["previous_secret_until"] != nil {
+		t.Fatalf("rotate without overlap: %d %v", st, rotated)
+	}
+	if st := gh.API(t, "POST", p+"?grace_seconds=-1", nil, nil); st != 400 {
+		t.Fatalf("bad grace: %d", st)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -170,11 +171,14 @@ func eventBody(e *gatehouse.OutboxEvent) ([]byte, error) {
 	}{e.ID, e.Type, e.TenantID, e.CreatedAt.UTC(), e.Payload})
 }
 
-// hook is a webhook with its opened secret, loaded once per pass.
+// hook is a webhook with its opened secrets, loaded once per pass.
 type hook struct {
 	url    string
 	secret []byte
-	err    error
+	// previous signs too until previousUntil (a rotation's overlap).
+	previous      []byte
+	previousUntil time.Time
+	err           error
 }
 
 type hookCache struct {
@@ -199,6 +203,10 @@ func (c *hookCache) get(ctx context.Context, tenantID, id string) *hook {
 	if h.err == nil {
 		h.url = wh.URL
 		h.secret, h.err = c.w.o.Sealer.Open(wh.Secret, []byte(wh.ID))
+	}
+	if h.err == nil && wh.PreviousUntil != nil && len(wh.PreviousSecret) > 0 {
+		h.previousUntil = *wh.PreviousUntil
+		h.previous, h.err = c.w.o.Sealer.Open(wh.PreviousSecret, []byte(wh.ID))
 	}
 	c.m[id] = h
 	return h
@@ -273,7 +281,15 @@ func (w *Worker) send(ctx context.Context, h *hook, d *gatehouse.WebhookDelivery
 	req.Header.Set("User-Agent", "Gatehouse-Webhook/1")
 	req.Header.Set("Gatehouse-Event", d.EventType)
 	req.Header.Set("Gatehouse-Delivery", d.ID)
-	req.Header.Set(SignatureHeader, Sign(h.secret, w.o.Clock.Now(), d.Body))
+	now := w.o.Clock.Now()
+	sig := Sign(h.secret, now, d.Body)
+	if h.previous != nil && now.Before(h.previousUntil) {
+		// A second v1 with the previous secret: receivers still on it
+		// verify too (Verify accepts any matching v1).
+		_, old, _ := strings.Cut(Sign(h.previous, now, d.Body), ",")
+		sig += "," + old
+	}
+	req.Header.Set(SignatureHeader, sig)
 	resp, err := w.o.Client.Do(req)
 	if err != nil {
 		return 0, err

@@ -291,3 +291,46 @@ func TestTwoWorkersNoDoubleDelivery(t *testing.T) {
 		}
 	})
 }
+
+// TestRotationOverlap: after a rotation, deliveries carry signatures with
+// both secrets until the overlap ends, then with the new one only.
+func TestRotationOverlap(t *testing.T) {
+	f := setup(t, "sqlite")
+	ctx := context.Background()
+	old := f.rcv.secret
+	fresh := NewSecret()
+	until := f.clock.Now().Add(time.Hour)
+	sealed, _ := f.keyring.Seal([]byte(fresh), []byte(f.hook.ID))
+	f.hook.PreviousSecret, f.hook.PreviousUntil, f.hook.Secret = f.hook.Secret, &until, sealed
+	if err := f.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateWebhook(ctx, f.hook) }); err != nil {
+		t.Fatal(err)
+	}
+	w := f.worker(f.store, Options{})
+	var headers []string
+	f.rcv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		headers = append(headers, r.Header.Get(SignatureHeader))
+	})
+	f.emit(t, 1, "user.created")
+	w.RunOnce(ctx)
+	f.clock.add(2 * time.Hour)
+	f.emit(t, 1, "user.updated")
+	w2 := f.worker(f.store, Options{}) // a new pass reloads the webhook
+	w2.RunOnce(ctx)
+	if len(headers) != 2 {
+		t.Fatalf("%d deliveries", len(headers))
+	}
+	body := f.deliveries(t)[1].Body // oldest last: the first event
+	at := f.clock.Now().Add(-2 * time.Hour)
+	for _, sec := range []string{old, fresh} {
+		if err := Verify([]byte(sec), headers[0], body, at, 0); err != nil {
+			t.Errorf("during the overlap, %s...: %v", sec[:10], err)
+		}
+	}
+	body = f.deliveries(t)[0].Body
+	if err := Verify([]byte(fresh), headers[1], body, f.clock.Now(), 0); err != nil {
+		t.Errorf("after the overlap, new secret: %v", err)
+	}
+	if err := Verify([]byte(old), headers[1], body, f.clock.Now(), 0); err == nil {
+		t.Error("after the overlap, the old secret still verifies")
+	}
+}

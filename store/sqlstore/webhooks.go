@@ -11,16 +11,20 @@ import (
 	"github.com/gatehouse-sso/gatehouse"
 )
 
-const webhookColumns = `id, tenant_id, url, events, enabled, secret, created_at, updated_at`
+const webhookColumns = `id, tenant_id, url, events, enabled, secret, previous_secret, previous_until, created_at, updated_at`
 
 const webhookNotFound = "Webhook not found."
 
 func scanWebhook(sc scanner) (*gatehouse.Webhook, error) {
 	var w gatehouse.Webhook
 	var events []byte
-	var created, updated int64
-	if err := sc.Scan(&w.ID, &w.TenantID, &w.URL, &events, &w.Enabled, &w.Secret, &created, &updated); err != nil {
+	var created, updated, until int64
+	if err := sc.Scan(&w.ID, &w.TenantID, &w.URL, &events, &w.Enabled, &w.Secret, &w.PreviousSecret, &until, &created, &updated); err != nil {
 		return nil, err
+	}
+	if until != 0 {
+		u := fromTS(until)
+		w.PreviousUntil = &u
 	}
 	if err := unmarshalJSON(events, &w.Events); err != nil {
 		return nil, err
@@ -41,9 +45,17 @@ func (t *tx) CreateWebhook(ctx context.Context, w *gatehouse.Webhook) error {
 	}
 	now := t.s.now()
 	w.CreatedAt, w.UpdatedAt = now, now
-	_, err = t.exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		w.ID, w.TenantID, w.URL, events, w.Enabled, w.Secret, ts(now), ts(now))
+	_, err = t.exec(ctx, `INSERT INTO webhooks (`+webhookColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		w.ID, w.TenantID, w.URL, events, w.Enabled, w.Secret, w.PreviousSecret, untilArg(w.PreviousUntil), ts(now), ts(now))
 	return err
+}
+
+// untilArg stores an optional time as 0 when absent.
+func untilArg(t *time.Time) int64 {
+	if t == nil {
+		return 0
+	}
+	return ts(*t)
 }
 
 func (t *tx) GetWebhook(ctx context.Context, tenantID, id string) (*gatehouse.Webhook, error) {
@@ -63,8 +75,9 @@ func (t *tx) UpdateWebhook(ctx context.Context, w *gatehouse.Webhook) error {
 	}
 	w.UpdatedAt = t.s.now()
 	return t.affected(ctx, webhookNotFound,
-		`UPDATE webhooks SET url = $3, events = $4, enabled = $5, secret = $6, updated_at = $7 WHERE tenant_id = $1 AND id = $2`,
-		w.TenantID, w.ID, w.URL, events, w.Enabled, w.Secret, ts(w.UpdatedAt))
+		`UPDATE webhooks SET url = $3, events = $4, enabled = $5, secret = $6, previous_secret = $7, previous_until = $8, updated_at = $9
+			WHERE tenant_id = $1 AND id = $2`,
+		w.TenantID, w.ID, w.URL, events, w.Enabled, w.Secret, w.PreviousSecret, untilArg(w.PreviousUntil), ts(w.UpdatedAt))
 }
 
 func (t *tx) DeleteWebhook(ctx context.Context, tenantID, id string) error {
