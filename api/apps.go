@@ -248,6 +248,9 @@ func (s *server) createApp(w http.ResponseWriter, r *http.Request, c *call) erro
 		if err := in.apply(r.Context(), tx, a); err != nil {
 			return err
 		}
+		if err := op.CheckRedirectURIs(a.Public, s.env.Dev, a.RedirectURIs); err != nil {
+			return err
+		}
 		if !a.Public {
 			plain, a.SecretHash = newClientSecret()
 		}
@@ -331,6 +334,9 @@ func (s *server) updateApp(w http.ResponseWriter, r *http.Request, c *call) erro
 	return s.changeApp(w, r, c, "app.updated", func(tx gatehouse.Tx, a *gatehouse.App) (map[string]any, string, error) {
 		wasPublic := a.Public
 		if err := in.apply(r.Context(), tx, a); err != nil {
+			return nil, "", err
+		}
+		if err := op.CheckRedirectURIs(a.Public, s.env.Dev, a.RedirectURIs); err != nil {
 			return nil, "", err
 		}
 		plain := ""

@@ -141,7 +141,7 @@ func TestAppsRoundTrip(t *testing.T) {
 		if r["client_secret"] == sec || !secret.Matches(r["client_secret"].(string), hash()) || secret.Matches(sec, hash()) {
 			t.Fatal("rotation did not replace the secret")
 		}
-		p := e.must(200, "PATCH", "/api/v1/tenants/acme/apps/"+id, rootToken, map[string]any{"id_token_signing_alg": "EdDSA", "public": true})
+		p := e.must(200, "PATCH", "/api/v1/tenants/acme/apps/"+id, rootToken, map[string]any{"id_token_signing_alg": "EdDSA", "public": true, "redirect_uris": []string{"https://wiki.example/cb"}})
 		if p["id_token_signing_alg"] != "EdDSA" || p["public"] != true || len(hash()) != 0 {
 			t.Fatalf("patched %v", p)
 		}

@@ -142,6 +142,9 @@ func (c *Console) appCreate(w http.ResponseWriter, r *http.Request, k *call) err
 	if err == nil && len(a.RedirectURIs) == 0 {
 		err = gatehouse.FieldError("redirect_uris", "An app that signs users in needs at least one redirect URI.")
 	}
+	if err == nil {
+		err = op.CheckRedirectURIs(a.Public, c.env.Dev, a.RedirectURIs)
+	}
 	if err == nil && (a.IDTokenSigningAlg == "" || !op.ValidSigningAlg(a.IDTokenSigningAlg)) {
 		err = gatehouse.FieldError("alg", "Choose RS256 (the default), ES256 or EdDSA.")
 	}

@@ -3,6 +3,7 @@ package op
 import (
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -29,6 +30,27 @@ var _ zop.Client = (*client)(nil)
 func (c *client) GetID() string                    { return c.app.ClientID }
 func (c *client) RedirectURIs() []string           { return c.app.RedirectURIs }
 func (c *client) PostLogoutRedirectURIs() []string { return c.app.PostLogoutRedirectURIs }
+
+// CheckRedirectURIs refuses, when an app is registered, the redirect URIs
+// the authorize endpoint would refuse at every sign-in (the rule of
+// zitadel's ValidateAuthReqRedirectURI for the application types below):
+// https always; http for confidential apps, or any app on a development
+// instance (dev); never a custom scheme, since no app is "native".
+func CheckRedirectURIs(public, dev bool, uris []string) error {
+	for _, u := range uris {
+		scheme, _, _ := strings.Cut(u, "://")
+		switch strings.ToLower(scheme) {
+		case "https":
+		case "http":
+			if public && !dev {
+				return gatehouse.FieldError("redirect_uris", "%q: a public app's redirect URIs must use https (http only on a development instance).", u)
+			}
+		default:
+			return gatehouse.FieldError("redirect_uris", "%q: redirect URIs must be http or https URLs.", u)
+		}
+	}
+	return nil
+}
 
 // ApplicationType: confidential apps are "web"; public ones "user agent".
 // Never "native": zitadel lets native apps use any port on a loopback
