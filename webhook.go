@@ -79,6 +79,10 @@ type WebhookTx interface {
 	// (status, last_*, next_attempt_at, delivered_at). It changes nothing
 	// and returns EPRECONDITION when the delivery was claimed again since.
 	RecordWebhookAttempt(ctx context.Context, d *WebhookDelivery) error
+	// RetryWebhookDelivery puts a failed delivery back in the queue, due
+	// at once with a fresh attempt budget (after an endpoint's long
+	// outage). ENOTFOUND unless it exists in the tenant's webhook and failed.
+	RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, now time.Time) (*WebhookDelivery, error)
 	// PruneWebhookDeliveries deletes finished deliveries and dispatched
 	// outbox events created before before; it returns how many rows went.
 	PruneWebhookDeliveries(ctx context.Context, before time.Time) (int, error)

@@ -155,6 +155,7 @@ func routes() []route {
 		{"DELETE", t + "/webhooks/{id}", accessWrite, (*server).deleteWebhook},
 		{"POST", t + "/webhooks/{id}/rotate-secret", accessWrite, (*server).rotateWebhookSecret},
 		{"GET", t + "/webhooks/{id}/deliveries", accessRead, (*server).listDeliveries},
+		{"POST", t + "/webhooks/{id}/deliveries/{delivery}/retry", accessWrite, (*server).retryDelivery},
 	}
 }
 

@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -13,7 +15,7 @@ import (
 // fixtures are objects of tenant "beta" that the routes' {id} and
 // {user_id} point at.
 type fixtures struct {
-	user, group, conn, app, apiToken, scimToken, webhook string
+	user, group, conn, app, apiToken, scimToken, webhook, delivery string
 }
 
 func (e *env) fixtures(slug string) fixtures {
@@ -27,11 +29,15 @@ func (e *env) fixtures(slug string) fixtures {
 	f.apiToken = e.must(201, "POST", base+"/api-tokens", rootToken, map[string]any{"name": "spare", "role": "tenant_viewer"})["id"].(string)
 	f.scimToken = e.must(201, "POST", base+"/scim-tokens", rootToken, map[string]any{"name": "spare"})["id"].(string)
 	f.webhook = e.must(201, "POST", base+"/webhooks", rootToken, map[string]any{"url": "https://hooks.example/in"})["id"].(string)
-	// The fixture user waits for approval, so the approve route succeeds.
+	// The fixture user waits for approval, so the approve route succeeds;
+	// a delivery to the fixture webhook failed, so the retry route does.
 	ctx := context.Background()
 	err := e.store.Update(ctx, func(tx gatehouse.Tx) error {
 		t, err := tx.GetTenantBySlug(ctx, slug)
 		if err != nil {
+			return err
+		}
+		if f.delivery, err = failedDelivery(ctx, tx, t.ID, f.webhook); err != nil {
 			return err
 		}
 		u, err := tx.GetUser(ctx, t.ID, f.user)
@@ -51,6 +57,7 @@ func (e *env) fixtures(slug string) fixtures {
 func (f fixtures) path(rt route, slug string) string {
 	p := strings.ReplaceAll(rt.path, "{tenant}", slug)
 	p = strings.ReplaceAll(p, "{user_id}", f.user)
+	p = strings.ReplaceAll(p, "{delivery}", f.delivery)
 	id := map[string]string{"/users/": f.user, "/groups/": f.group, "/connections/": f.conn, "/apps/": f.app,
 		"/api-tokens/": f.apiToken, "/scim-tokens/": f.scimToken, "/webhooks/": f.webhook}
 	for seg, v := range id {
@@ -222,4 +229,26 @@ func TestNoRoute(t *testing.T) {
 	if r.Status != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "GET, POST" {
 		t.Fatalf("wrong method: %d %q %s", r.Status, r.Header.Get("Allow"), r.Body)
 	}
+}
+
+// failedDelivery makes a delivery to webhookID that gave up.
+func failedDelivery(ctx context.Context, tx gatehouse.Tx, tenantID, webhookID string) (string, error) {
+	now := time.Now()
+	if err := tx.AppendOutbox(ctx, &gatehouse.OutboxEvent{TenantID: tenantID, Type: "user.updated"}); err != nil {
+		return "", err
+	}
+	if _, err := tx.DispatchOutbox(ctx, 1000, now, func(*gatehouse.OutboxEvent) ([]byte, error) { return []byte("{}"), nil }); err != nil {
+		return "", err
+	}
+	ds, err := tx.ClaimWebhookDeliveries(ctx, now, time.Minute, 1000)
+	if err != nil {
+		return "", err
+	}
+	for _, d := range ds {
+		if d.WebhookID == webhookID {
+			d.Status = gatehouse.DeliveryFailed
+			return d.ID, tx.RecordWebhookAttempt(ctx, d)
+		}
+	}
+	return "", fmt.Errorf("no delivery to %s", webhookID)
 }

@@ -288,3 +288,22 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, c *call)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
+
+// retryDelivery puts a failed delivery back in the queue.
+func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request, c *call) error {
+	ctx := r.Context()
+	var d *gatehouse.WebhookDelivery
+	err := s.store.Update(ctx, func(tx gatehouse.Tx) (err error) {
+		d, err = tx.RetryWebhookDelivery(ctx, c.tenant.ID, r.PathValue("id"), r.PathValue("delivery"), s.clock.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "webhook.delivery_retried", "webhook", d.WebhookID,
+			map[string]any{"delivery_id": d.ID, "event_id": d.EventID})
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, deliveryOut(d))
+	return nil
+}

@@ -58,6 +58,7 @@ Commands:
   webhooks list | get <id> | delete <id> | deliveries <id> | rotate-secret <id> [--grace SECONDS]
   webhooks create --endpoint URL [--event TYPE]... [--enabled=false]
   webhooks update <id> [--endpoint URL] [--event TYPE]... [--enabled=true|false]
+  webhooks retry <id> <delivery id>       send a failed delivery again
   apply -f FILE [--dry-run] [--update-secrets] [--secrets-out FILE]   configuration as code (docs/operations.md)
   export [--tenant SLUG] [-o FILE]                                   the current state as a gatehouse.yaml
   import FILE.csv|FILE.json [--dry-run] [--chunk N]                  create or update users and groups in bulk

@@ -20,7 +20,7 @@ func (c *client) webhooks(ctx context.Context, args []string) error {
 	// --url is the global server flag; the endpoint is --endpoint.
 	endpoint := f.String("endpoint", "", "")
 	grace := f.String("grace", "", "")
-	verb, rest, err := command(f, args, "list", "get", "create", "update", "delete", "rotate-secret", "deliveries")
+	verb, rest, err := command(f, args, "list", "get", "create", "update", "delete", "rotate-secret", "deliveries", "retry")
 	if err != nil {
 		return err
 	}
@@ -49,6 +49,13 @@ func (c *client) webhooks(ctx context.Context, args []string) error {
 		if err == nil && !c.json {
 			fmt.Fprintf(c.stdout, "secret: %v\nKeep it now: it is not shown again. Verify each delivery's Gatehouse-Signature with it.\n", o["secret"])
 		}
+		return err
+	}
+	if verb == "retry" {
+		if err := want(verb, rest, 2, "a webhook id and a delivery id"); err != nil {
+			return err
+		}
+		_, err = c.send(ctx, "POST", base+"/"+url.PathEscape(rest[0])+"/deliveries/"+url.PathEscape(rest[1])+"/retry", nil, deliveryCols)
 		return err
 	}
 	if err := want(verb, rest, 1, "a webhook id"); err != nil {

@@ -251,6 +251,29 @@ func TestGiveUp(t *testing.T) {
 		if d.Status != gatehouse.DeliveryFailed || d.Attempts != 3 || d.LastStatus != 500 {
 			t.Fatalf("%+v", d)
 		}
+		// The endpoint is back; an admin sends the failed delivery again.
+		f.rcv.fail.Store(0)
+		ctx := context.Background()
+		err := f.store.Update(ctx, func(tx gatehouse.Tx) error {
+			_, err := tx.RetryWebhookDelivery(ctx, f.tenant.ID, f.hook.ID, d.ID, f.clock.Now())
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.RunOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if d = f.deliveries(t)[0]; d.Status != gatehouse.DeliveryDelivered || d.Attempts != 1 {
+			t.Fatalf("after the retry: %+v", d)
+		}
+		err = f.store.Update(ctx, func(tx gatehouse.Tx) error {
+			_, err := tx.RetryWebhookDelivery(ctx, f.tenant.ID, f.hook.ID, d.ID, f.clock.Now())
+			return err
+		})
+		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			t.Fatalf("retrying a delivered delivery: %v", err)
+		}
 	})
 }
 

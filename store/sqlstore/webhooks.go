@@ -219,6 +219,13 @@ func (t *tx) RecordWebhookAttempt(ctx context.Context, d *gatehouse.WebhookDeliv
 	return nil
 }
 
+func (t *tx) RetryWebhookDelivery(ctx context.Context, tenantID, webhookID, id string, now time.Time) (*gatehouse.WebhookDelivery, error) {
+	return one(ctx, t, "No failed delivery with this id.", scanDelivery, `UPDATE webhook_deliveries
+		SET status = 'pending', attempts = 0, next_attempt_at = $4
+		WHERE tenant_id = $1 AND webhook_id = $2 AND id = $3 AND status = 'failed'
+		RETURNING `+deliveryColumns, tenantID, webhookID, id, ts(now))
+}
+
 func (t *tx) PruneWebhookDeliveries(ctx context.Context, before time.Time) (int, error) {
 	a, err := t.count(ctx, `DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1`, ts(before))
 	if err != nil {
