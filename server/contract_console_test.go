@@ -14,21 +14,11 @@ import (
 func TestContractConsoleUsersFilterByLastLogin(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
-			gh := servertest.Start(t, servertest.Options{Engine: engine, Dev: true})
-			gh.API(t, "POST", "/api/v1/tenants", map[string]any{"slug": "acme", "name": "Acme", "domains": []string{"acme.com"}}, nil)
-			var conn struct {
-				ID string `json:"id"`
-			}
-			if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", map[string]any{
-				"type": "mock", "name": "Mock", "enabled": true, "jit": map[string]any{"enabled": true},
-				"users": []map[string]any{{"subject": "00u1", "email": "ana@acme.com", "name": "Ana Lima"}},
-			}, &conn); code != 201 {
-				t.Fatalf("connection: %d", code)
-			}
+			gh, connID := acmeWithMock(t, engine)
 			if code := gh.API(t, "POST", "/api/v1/tenants/acme/users", map[string]any{"email": "bo@acme.com"}, nil); code != 201 {
 				t.Fatalf("create Bo: %d", code)
 			}
-			if code, _ := get(t, servertest.Browser(t), gh.URL+"/t/acme/login?connection="+conn.ID+"&login_hint=ana@acme.com"); code != 200 {
+			if code, _ := get(t, servertest.Browser(t), gh.URL+"/t/acme/login?connection="+connID+"&login_hint=ana@acme.com"); code != 200 {
 				t.Fatalf("Ana's sign-in: %d", code)
 			}
 			console := consoleOperator(t, gh.URL)

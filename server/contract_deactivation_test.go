@@ -23,20 +23,8 @@ import (
 // followed by a reactivation through the same channel, and the refresh
 // token issued before must stay dead.
 func TestContractDeactivationRevokesRefreshTokens(t *testing.T) {
-	gh := servertest.Start(t, servertest.Options{Engine: "sqlite", Dev: true})
-	gh.API(t, "POST", "/api/v1/tenants", map[string]any{"slug": "acme", "name": "Acme", "domains": []string{"acme.com"}}, nil)
-	if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", map[string]any{
-		"type": "mock", "name": "Mock", "enabled": true, "jit": map[string]any{"enabled": true},
-		"users": []map[string]any{{"subject": "00u1", "email": "ana@acme.com", "name": "Ana Lima"}},
-	}, nil); code != 201 {
-		t.Fatalf("connection: %d", code)
-	}
-	var a app
-	if code := gh.API(t, "POST", "/api/v1/tenants/acme/apps", map[string]any{
-		"name": "wiki", "redirect_uris": []string{"https://wiki.acme.com/callback"},
-	}, &a); code != 201 {
-		t.Fatalf("app: %d", code)
-	}
+	gh, _ := acmeWithMock(t, "sqlite")
+	a := wikiApp(t, gh)
 	var scimTok struct {
 		Token string `json:"token"`
 	}
@@ -92,6 +80,37 @@ func TestContractDeactivationRevokesRefreshTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acmeWithMock starts an instance with tenant acme (domain acme.com) and a
+// JIT mock connection that knows Ana; it returns the connection's id.
+func acmeWithMock(t *testing.T, engine string) (*servertest.Instance, string) {
+	t.Helper()
+	gh := servertest.Start(t, servertest.Options{Engine: engine, Dev: true})
+	gh.API(t, "POST", "/api/v1/tenants", map[string]any{"slug": "acme", "name": "Acme", "domains": []string{"acme.com"}}, nil)
+	var conn struct {
+		ID string `json:"id"`
+	}
+	if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", map[string]any{
+		"type": "mock", "name": "Mock", "enabled": true, "jit": map[string]any{"enabled": true},
+		"users": []map[string]any{{"subject": "00u1", "email": "ana@acme.com", "name": "Ana Lima"}},
+	}, &conn); code != 201 {
+		t.Fatalf("connection: %d", code)
+	}
+	return gh, conn.ID
+}
+
+// wikiApp registers a confidential app redirecting to
+// https://wiki.acme.com/callback.
+func wikiApp(t *testing.T, gh *servertest.Instance) app {
+	t.Helper()
+	var a app
+	if code := gh.API(t, "POST", "/api/v1/tenants/acme/apps", map[string]any{
+		"name": "wiki", "redirect_uris": []string{"https://wiki.acme.com/callback"},
+	}, &a); code != 201 {
+		t.Fatalf("app: %d", code)
+	}
+	return a
 }
 
 // codeFlow runs an app's code flow with PKCE in browser, with scopes and

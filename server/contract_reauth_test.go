@@ -32,20 +32,8 @@ import (
 // must still be reused.
 func TestContractPromptLoginAndMaxAgeRightAfterSignIn(t *testing.T) {
 	ctx := context.Background()
-	gh := servertest.Start(t, servertest.Options{Engine: "sqlite", Dev: true})
-	gh.API(t, "POST", "/api/v1/tenants", map[string]any{"slug": "acme", "name": "Acme", "domains": []string{"acme.com"}}, nil)
-	if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", map[string]any{
-		"type": "mock", "name": "Mock", "enabled": true, "jit": map[string]any{"enabled": true},
-		"users": []map[string]any{{"subject": "00u1", "email": "ana@acme.com", "name": "Ana Lima"}},
-	}, nil); code != 201 {
-		t.Fatalf("connection: %d", code)
-	}
-	var a app
-	if code := gh.API(t, "POST", "/api/v1/tenants/acme/apps", map[string]any{
-		"name": "wiki", "redirect_uris": []string{"https://wiki.acme.com/callback"},
-	}, &a); code != 201 {
-		t.Fatalf("app: %d", code)
-	}
+	gh, _ := acmeWithMock(t, "sqlite")
+	a := wikiApp(t, gh)
 	browser := servertest.Browser(t)
 	issuer, redirect, scopes := gh.URL+"/t/acme", "https://wiki.acme.com/callback", []string{"openid"}
 	if _, _, _, visited := codeFlow(t, ctx, issuer, browser, a, redirect, scopes); !containsPrefix(visited, "/sso/mock/") {
