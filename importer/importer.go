@@ -255,9 +255,12 @@ type Options struct {
 
 // Result sums the chunks' answers.
 type Result struct {
-	Created, Updated, Unchanged, GroupsCreated int
-	Rows                                       int
-	Elapsed                                    time.Duration
+	Created       int           `json:"created"`
+	Updated       int           `json:"updated"`
+	Unchanged     int           `json:"unchanged"`
+	GroupsCreated int           `json:"groups_created"`
+	Rows          int           `json:"rows"`
+	Elapsed       time.Duration `json:"elapsed_ns"`
 }
 
 type apiResult struct {

@@ -122,7 +122,9 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	var dispatched int
 	err := w.o.Store.Update(ctx, func(tx gatehouse.Tx) error {
 		var err error
-		dispatched, err = tx.DispatchOutbox(ctx, w.o.Batch, now, eventBody)
+		// Dispatching is a few inserts per event, no network: a bigger
+		// batch drains a bulk import's events sooner.
+		dispatched, err = tx.DispatchOutbox(ctx, 10*w.o.Batch, now, eventBody)
 		return err
 	})
 	if err != nil {
