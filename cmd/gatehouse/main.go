@@ -37,7 +37,8 @@ Usage:
   gatehouse restore FILE           put a backup in place in a fresh data directory
   gatehouse version                print the version
   gatehouse tenants|users|groups|tokens|webhooks ...   admin API client (gatehouse help-cli)
-  gatehouse apply -f FILE [--dry-run] | export       configuration as code (admin API client)
+  gatehouse apply -f FILE [--dry-run] | export       configuration as code (admin API client;
+                                   --database-url instead bootstraps an empty instance)
   gatehouse import users.csv|users.json              bulk users and groups (admin API client)
 
 Run "gatehouse serve -h" for the server's flags.
@@ -60,6 +61,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "migrate":
 		return migrate(args[1:], stdout, stderr)
+	case "apply":
+		if hasFlag(args[1:], "database-url") {
+			return bootstrapApply(ctx, args[1:], stdout, stderr)
+		}
 	case "backup", "restore":
 		return backupCmd(ctx, args[1:], stdout, stderr, args[0] == "restore")
 	case "rotate-root-key":

@@ -14,6 +14,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/backup"
 	"github.com/gatehouse-sso/gatehouse/config"
 	"github.com/gatehouse-sso/gatehouse/declarative"
+	"github.com/gatehouse-sso/gatehouse/secret"
 	"github.com/gatehouse-sso/gatehouse/server"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
@@ -115,4 +116,108 @@ func printMigrations(w io.Writer, states []sqlstore.MigrationState) {
 	} else {
 		fmt.Fprintf(w, "%d migration(s) pending: `gatehouse migrate` (or the next start) applies them.\n", pending)
 	}
+}
+
+// cutBool removes a boolean flag (--name, -name, --name=true|false) and
+// reports its value.
+func cutBool(args []string, name string) (bool, []string) {
+	var rest []string
+	val := false
+	for _, a := range args {
+		b := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		switch {
+		case a != b && b == name:
+			val = true
+		case a != b && strings.HasPrefix(b, name+"="):
+			val = strings.TrimPrefix(b, name+"=") == "true"
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return val, rest
+}
+
+// bootstrapApply is `gatehouse apply -f FILE --database-url URL`: it
+// applies a gatehouse.yaml to an empty instance without a server running,
+// through the API handler in process (as a superuser whose token is made
+// for this run and never leaves it). An instance that has tenants is
+// refused: change it through its API, where every replica sees the change
+// and the audit log names the token.
+func bootstrapApply(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	file, args := cutFlag(args, "file")
+	if file == "" {
+		file, args = cutFlag(args, "f")
+	}
+	secretsOut, args := cutFlag(args, "secrets-out")
+	dry, args := cutBool(args, "dry-run")
+	if file == "" {
+		fmt.Fprintln(stderr, "usage: gatehouse apply -f FILE --database-url URL [--data-dir DIR] [--dry-run] [--secrets-out FILE]")
+		return 2
+	}
+	cfg, err := config.Load(args, os.Getenv)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse apply: configuration:", err)
+		return 2
+	}
+	cfg.AdminToken = secret.NewToken("gh_su_") // in-process only
+	log := newLogger(cfg, stderr)
+	srv, err := server.New(cfg, log)
+	if err == nil {
+		err = srv.Open(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse apply:", err)
+		return 1
+	}
+	defer srv.Close()
+	c := apiclient.InProcess(srv.Handler(), cfg.AdminToken)
+	var tenants []any
+	if tenants, err = apiclient.List[any](ctx, c, "/api/v1/tenants"); err == nil && len(tenants) > 0 {
+		err = fmt.Errorf("this instance already has %d tenant(s): --database-url only bootstraps an empty one; apply through its API (--url, --token)", len(tenants))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse apply:", err)
+		return 1
+	}
+	decl, err := declarative.ParseFile(file)
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse apply:", err)
+		return 1
+	}
+	opts := declarative.Options{}
+	if secretsOut != "" && !dry {
+		out, err := os.OpenFile(secretsOut, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+		if err != nil {
+			fmt.Fprintln(stderr, "gatehouse apply:", err)
+			return 1
+		}
+		defer out.Close()
+		opts.SecretsOut = out
+	}
+	plan, err := declarative.NewPlan(ctx, c, decl, opts)
+	if err == nil && !dry {
+		err = plan.Apply(ctx, stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "gatehouse apply:", err)
+		return 1
+	}
+	if dry {
+		fmt.Fprintln(stdout, "Plan (dry run; nothing written):")
+		plan.Print(stdout)
+		return 0
+	}
+	fmt.Fprintf(stdout, "Bootstrapped %s with %d change(s).\n", cfg.DatabaseURL, plan.Changes())
+	return 0
+}
+
+// hasFlag reports whether args set --name (or -name, --name=...).
+func hasFlag(args []string, name string) bool {
+	for _, a := range args {
+		b := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a != b && (b == name || strings.HasPrefix(b, name+"=")) {
+			return true
+		}
+	}
+	return false
 }

@@ -103,3 +103,31 @@ func TestBackupRestoreCommands(t *testing.T) {
 		t.Fatalf("no root key reminder: %s", s)
 	}
 }
+
+// TestApplyBootstrapsAnEmptyInstance: apply --database-url writes the file
+// into an empty database without a server; a non-empty one is refused.
+func TestApplyBootstrapsAnEmptyInstance(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	t.Setenv("GATEHOUSE_LOG_LEVEL", "error")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	if err := os.WriteFile(file, []byte("tenants:\n  - slug: acme\n    groups: [{name: Staff}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db := "sqlite://" + filepath.Join(dir, "gatehouse.db")
+	var out, errOut syncBuffer
+	if code := run(context.Background(), []string{"apply", "-f", file, "--database-url", db, "--data-dir", dir, "--dry-run"}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "+ tenant acme") {
+		t.Fatalf("dry run: %d %s %s", code, out.String(), errOut.String())
+	}
+	if code := run(context.Background(), []string{"apply", "-f", file, "--database-url", db, "--data-dir", dir}, &out, &errOut); code != 0 || !strings.Contains(out.String(), "with 2 change(s)") {
+		t.Fatalf("bootstrap: %d %s %s", code, out.String(), errOut.String())
+	}
+	// The superuser token is still the first serve's to make and show.
+	if _, err := os.Stat(filepath.Join(dir, "admin-token.sha256")); !os.IsNotExist(err) {
+		t.Errorf("bootstrap made the superuser token: %v", err)
+	}
+	var errOut2 syncBuffer
+	if code := run(context.Background(), []string{"apply", "-f", file, "--database-url", db, "--data-dir", dir}, &out, &errOut2); code != 1 || !strings.Contains(errOut2.String(), "only bootstraps an empty one") {
+		t.Fatalf("second bootstrap: %d %s", code, errOut2.String())
+	}
+}
