@@ -175,6 +175,21 @@ func TestContractReauthenticationReachesTheIdP(t *testing.T) {
 			})
 		}
 	}
+
+	// With both connections eligible the login shows a chooser: each
+	// choice, and its email form, keep the re-authentication.
+	var open app
+	if code := gh.API(t, "POST", "/api/v1/tenants/acme/apps", map[string]any{
+		"name": "any", "redirect_uris": []string{"https://app.acme.com/callback"},
+	}, &open); code != 201 {
+		t.Fatalf("app: %d", code)
+	}
+	conf := oauth2.Config{ClientID: open.ClientID, RedirectURL: "https://app.acme.com/callback", Scopes: []string{"openid"},
+		Endpoint: oauth2.Endpoint{AuthURL: gh.URL + "/t/acme/authorize"}}
+	code, body := get(t, servertest.Browser(t), conf.AuthCodeURL("st", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), oauth2.SetAuthURLParam("prompt", "login")))
+	if code != 200 || strings.Count(body, "prompt=login") != 2 || !strings.Contains(body, `name="prompt" value="login"`) {
+		t.Fatalf("chooser (%d) loses prompt=login: %.3000s", code, body)
+	}
 }
 
 func selfSignedPEM(t *testing.T) string {
