@@ -186,7 +186,13 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 			if p.refusal != nil && !p.createUser {
 				return errRefused // nothing to write; roll back
 			}
-			return r.apply(ctx, tx, p)
+			if err := r.apply(ctx, tx, p); err != nil {
+				return err
+			}
+			if hook, ok := ctx.Value(afterApplyKey{}).(AfterApply); ok && p.refusal == nil && p.res.User != nil && p.res.User.Active() {
+				return hook(ctx, tx, p.res)
+			}
+			return nil
 		})
 		switch {
 		case err == nil:
@@ -205,6 +211,23 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 			return nil, err
 		}
 	}
+}
+
+// AfterApply is called inside the transaction of an Apply resolution
+// that signs the user in (an active user, no refusal), after the
+// resolution's own writes, so the caller can add its own (the login's
+// session) to the same commit. An error rolls the whole resolution back.
+// It may run more than once (a resolution retried after a concurrent
+// change, or a transaction re-run on PostgreSQL); only the run whose res
+// Resolve returns was committed.
+type AfterApply func(ctx context.Context, tx gatehouse.Tx, res *Result) error
+
+type afterApplyKey struct{}
+
+// WithAfterApply returns ctx carrying fn for Resolve. It travels in the
+// context so wrappers of the resolver (metrics) need not know about it.
+func WithAfterApply(ctx context.Context, fn AfterApply) context.Context {
+	return context.WithValue(ctx, afterApplyKey{}, fn)
 }
 
 func retryable(err error) bool {

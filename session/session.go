@@ -127,21 +127,61 @@ func (m *Manager) Start(ctx context.Context, w http.ResponseWriter, tenant *gate
 // creates the new one, so a token is never reused across a login (session
 // fixation) and the login costs one write.
 func (m *Manager) Replace(ctx context.Context, w http.ResponseWriter, r *http.Request, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
+	p, err := m.PrepareReplace(r, tenant, user, connID, sessionIndex)
+	if err != nil {
+		return nil, err
+	}
+	return m.commit(ctx, w, p)
+}
+
+func (m *Manager) start(ctx context.Context, w http.ResponseWriter, replaced string, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
+	p, err := m.prepare(replaced, tenant, user, connID, sessionIndex)
+	if err != nil {
+		return nil, err
+	}
+	return m.commit(ctx, w, p)
+}
+
+// commit writes p in a transaction of its own and sets the cookie.
+func (m *Manager) commit(ctx context.Context, w http.ResponseWriter, p *Pending) (*gatehouse.Session, error) {
+	if err := m.store.Update(ctx, func(tx gatehouse.Tx) error { return p.Write(ctx, tx) }); err != nil {
+		return nil, err
+	}
+	p.SetCookie(w)
+	return p.Session, nil
+}
+
+// Pending is a new session to be written in the caller's own transaction
+// (PrepareReplace), so a login can write its user, link, audit events and
+// session in one commit. The cookie is set (SetCookie) only once that
+// transaction has committed.
+type Pending struct {
+	m        *Manager
+	token    string
+	replaced string
+	// Session is the session Write creates.
+	Session *gatehouse.Session
+}
+
+// PrepareReplace is Replace in two steps: it makes the session (nothing
+// is written yet); Write stores it, deleting the browser's previous
+// session, inside the caller's transaction; SetCookie then sends it.
+func (m *Manager) PrepareReplace(r *http.Request, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*Pending, error) {
 	old := ""
 	if token, ok := m.token(r); ok {
 		old = secret.DigestString(token)
 	}
-	return m.start(ctx, w, old, tenant, user, connID, sessionIndex)
+	return m.prepare(old, tenant, user, connID, sessionIndex)
 }
 
-func (m *Manager) start(ctx context.Context, w http.ResponseWriter, replaced string, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*gatehouse.Session, error) {
+func (m *Manager) prepare(replaced string, tenant *gatehouse.Tenant, user *gatehouse.User, connID, sessionIndex string) (*Pending, error) {
 	if user.TenantID != tenant.ID {
 		return nil, errors.New("session: user and tenant differ")
 	}
 	now := m.clock.Now().UTC()
 	idle, absolute := m.lifetimes(tenant)
 	token := secret.NewToken(tokenPrefix)
-	s := &gatehouse.Session{
+	return &Pending{m: m, token: token, replaced: replaced, Session: &gatehouse.Session{
 		ID:           secret.DigestString(token),
 		TenantID:     tenant.ID,
 		UserID:       user.ID,
@@ -152,24 +192,29 @@ func (m *Manager) start(ctx context.Context, w http.ResponseWriter, replaced str
 		LastSeenAt:   now,
 		IdleExpiry:   now.Add(idle),
 		ExpiresAt:    now.Add(absolute),
-	}
-	if err := m.store.Update(ctx, func(tx gatehouse.Tx) error {
-		if replaced != "" {
-			if err := tx.DeleteSession(ctx, replaced); err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-				return err
-			}
+	}}, nil
+}
+
+// Write deletes the replaced session (if any) and creates the new one in
+// tx.
+func (p *Pending) Write(ctx context.Context, tx gatehouse.Tx) error {
+	if p.replaced != "" {
+		if err := tx.DeleteSession(ctx, p.replaced); err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			return err
 		}
-		return tx.CreateSession(ctx, s)
-	}); err != nil {
-		return nil, err
 	}
+	return tx.CreateSession(ctx, p.Session)
+}
+
+// SetCookie sends the session cookie; call it after Write's transaction
+// has committed.
+func (p *Pending) SetCookie(w http.ResponseWriter) {
 	// The cookie has no Max-Age: the server decides expiry (idle and
 	// absolute), and a browser session cookie also ends with the browser.
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: token, Path: m.basePath + "/",
-		HttpOnly: true, Secure: m.secure, SameSite: http.SameSiteLaxMode,
+		Name: CookieName, Value: p.token, Path: p.m.basePath + "/",
+		HttpOnly: true, Secure: p.m.secure, SameSite: http.SameSiteLaxMode,
 	})
-	return s, nil
 }
 
 // ErrNoSession is the error of Current when the browser has no valid

@@ -177,7 +177,25 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 			RequestID: requestID(r), Test: newTestResult(ident, res, err)})
 		return
 	}
-	res, err := s.resolver.Resolve(ctx, t, c, ident, provision.Apply)
+	// A login always gets a fresh token: whatever session the browser had
+	// (another tenant, another user) ends here (session fixation). The
+	// session is written in the provisioning transaction: one commit per
+	// login instead of two.
+	idpSess := idpSession(c, ident).Encode()
+	var pending *session.Pending
+	var pendingFor *provision.Result
+	hook := func(ctx context.Context, tx gatehouse.Tx, res *provision.Result) error {
+		p, err := s.sessions.PrepareReplace(r, t, res.User, c.ID, idpSess)
+		if err != nil {
+			return err
+		}
+		if err := p.Write(ctx, tx); err != nil {
+			return err
+		}
+		pending, pendingFor = p, res
+		return nil
+	}
+	res, err := s.resolver.Resolve(provision.WithAfterApply(ctx, hook), t, c, ident, provision.Apply)
 	if err != nil {
 		s.fail(w, r, t, err)
 		return
@@ -186,12 +204,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 		s.fail(w, r, t, fmt.Errorf("web: provisioning returned no active user (outcome %v)", res))
 		return
 	}
-	// A login always gets a fresh token: whatever session the browser had
-	// (another tenant, another user) ends here (session fixation).
-	sess, err := s.sessions.Replace(ctx, w, r, t, res.User, c.ID, idpSession(c, ident).Encode())
-	if err != nil {
-		s.fail(w, r, t, err)
-		return
+	var sess *gatehouse.Session
+	if pending != nil && pendingFor == res {
+		pending.SetCookie(w)
+		sess = pending.Session
+	} else {
+		// A resolver that does not run the hook (a test double).
+		if sess, err = s.sessions.Replace(ctx, w, r, t, res.User, c.ID, idpSess); err != nil {
+			s.fail(w, r, t, err)
+			return
+		}
 	}
 	target := flow.ReturnTo
 	if s.onLogin != nil {
