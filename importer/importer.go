@@ -285,7 +285,7 @@ func Import(ctx context.Context, c *apiclient.Client, tenant string, rows []Row,
 		return nil, &InvalidError{Rows: bad}
 	}
 	path := apiclient.TenantPath(tenant, "users", "import")
-	chunks := slices.Collect(slices.Chunk(rows, o.Chunk))
+	chunks := chunk(rows, o.Chunk, maxChunkBytes)
 	bar := newBar(o.Progress, len(rows))
 	var mu sync.Mutex // guards sums, errors and the bar
 	// send answers the chunk's row errors as an *InvalidError.
@@ -379,6 +379,28 @@ func Import(ctx context.Context, c *apiclient.Client, tenant string, rows []Row,
 	bar.done()
 	sum.Elapsed = time.Since(start)
 	return sum, nil
+}
+
+// maxChunkBytes keeps a request under the API's body limit (1 MiB) with
+// room for the envelope.
+const maxChunkBytes = 900 << 10
+
+// chunk splits rows into runs of at most n rows and about maxBytes of JSON.
+func chunk(rows []Row, n, maxBytes int) [][]Row {
+	var out [][]Row
+	start, size := 0, 0
+	for i, r := range rows {
+		b, _ := json.Marshal(r)
+		if i > start && (i-start == n || size+len(b)+1 > maxBytes) {
+			out = append(out, rows[start:i])
+			start, size = i, 0
+		}
+		size += len(b) + 1
+	}
+	if start < len(rows) {
+		out = append(out, rows[start:])
+	}
+	return out
 }
 
 // eachChunk runs fn over the chunks, parallel at a time; the first error
