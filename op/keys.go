@@ -167,16 +167,28 @@ func (kc *keyCache) open(k *gatehouse.SigningKey) (*signingKey, error) {
 }
 
 // published returns the tenant's keys for the JWKS: active ones and
-// retired ones still within their overlap.
+// retired ones still within their overlap. A tenant with no key yet gets its
+// default (RS256) one now, so a relying party that fetches the JWKS before
+// the first sign-in finds the key that will sign it.
 func (kc *keyCache) published(ctx context.Context, tenantID string) ([]zop.Key, error) {
 	var keys []*gatehouse.SigningKey
-	err := kc.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		keys, err = tx.ListSigningKeys(ctx, tenantID)
-		return err
-	})
-	if err != nil {
+	load := func() error {
+		return kc.store.View(ctx, func(tx gatehouse.Tx) error {
+			var err error
+			keys, err = tx.ListSigningKeys(ctx, tenantID)
+			return err
+		})
+	}
+	if err := load(); err != nil {
 		return nil, err
+	}
+	if len(keys) == 0 {
+		if _, err := kc.signingKey(ctx, tenantID, "RS256"); err != nil {
+			return nil, err
+		}
+		if err := load(); err != nil {
+			return nil, err
+		}
 	}
 	now := kc.clock.Now()
 	out := []zop.Key{}

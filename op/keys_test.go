@@ -42,8 +42,10 @@ func jwksKids(t *testing.T, e *env) map[string]string {
 
 func TestSigningKeysAndRotation(t *testing.T) {
 	e := newEnv(t, "sqlite")
-	if got := jwksKids(t, e); len(got) != 0 {
-		t.Fatalf("keys before first use: %v", got)
+	// A relying party may fetch the JWKS before the first sign-in: the
+	// default RS256 key exists by then.
+	if got := jwksKids(t, e); len(got) != 1 || !hasAlg(got, "RS256") {
+		t.Fatalf("keys before first use: %v, want one RS256 key", got)
 	}
 	e.signInAs(e.user("ana@acme.test"))
 	rs, rsec := e.app(gatehouse.App{Name: "RS"})
@@ -235,4 +237,13 @@ func TestForwardAuth(t *testing.T) {
 	if resp := check(b2, fa+"?app=nope", nil); resp.StatusCode != 404 {
 		t.Fatalf("unknown app: %d", resp.StatusCode)
 	}
+}
+
+func hasAlg(kids map[string]string, alg string) bool {
+	for _, a := range kids {
+		if a == alg {
+			return true
+		}
+	}
+	return false
 }

@@ -118,7 +118,9 @@ func (s *storage) ClientCredentialsTokenRequest(ctx context.Context, clientID st
 // checked the client, the exact redirect URI, the response type and the
 // scopes; here are Gatehouse's stricter rules: PKCE with S256 only (plain
 // offers no protection against a stolen code, RFC 7636 section 7.2), and
-// PKCE is mandatory for public clients (RFC 9700 section 2.1.1).
+// PKCE is mandatory for every client: RFC 9700 section 2.1.1 requires it of
+// public clients and recommends it for confidential ones, where it also
+// stops authorization code injection.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintSubject string) (zop.AuthRequest, error) {
 	st := stateFrom(ctx)
 	c := st.client
@@ -131,8 +133,8 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256.")
 	}
-	if req.CodeChallenge == "" && c.app.Public {
-		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (code_challenge with S256) is required for this client.")
+	if req.CodeChallenge == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE (code_challenge with S256) is required.")
 	}
 	if !c.hasGrant(grantCode) {
 		return nil, oidc.ErrUnauthorizedClient().WithDescription("This client may not use the authorization code flow.")
