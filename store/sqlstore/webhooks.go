@@ -194,7 +194,7 @@ func (t *tx) ClaimWebhookDeliveries(ctx context.Context, now time.Time, lease ti
 		// Rows another replica is claiming right now are skipped, not
 		// waited for; the outer WHERE repeats the conditions, which
 		// PostgreSQL re-checks on the row version it updates.
-		lock = ` FOR UPDATE SKIP LOCKED`
+		lock = ` FOR UPDATE OF d SKIP LOCKED` // the deliveries, not their webhook
 	}
 	// On SQLite, Update holds the one write lock (BEGIN IMMEDIATE), so
 	// claims from several processes serialize.
