@@ -119,9 +119,9 @@ func (t *tx) ListWebhookDeliveries(ctx context.Context, tenantID, webhookID stri
 		`SELECT `+deliveryColumns+` FROM webhook_deliveries`+w.String()+` ORDER BY id DESC LIMIT `+w.arg(limit+1), w.args...)
 }
 
-// Subscribed reports whether a webhook's event list selects typ: an exact
+// subscribed reports whether a webhook's event list selects typ: an exact
 // type, a prefix pattern "user.*", or "*".
-func Subscribed(events []string, typ string) bool {
+func subscribed(events []string, typ string) bool {
 	return slices.ContainsFunc(events, func(e string) bool {
 		ok, _ := path.Match(e, typ)
 		return e == typ || e == "*" || ok
@@ -151,7 +151,7 @@ func (t *tx) DispatchOutbox(ctx context.Context, limit int, now time.Time, body 
 		}
 		var b []byte
 		for _, w := range list {
-			if !w.Enabled || !Subscribed(w.Events, e.Type) {
+			if !w.Enabled || !subscribed(w.Events, e.Type) {
 				continue
 			}
 			if b == nil {
