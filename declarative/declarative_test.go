@@ -8,6 +8,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/apiclient"
+	"github.com/gatehouse-sso/gatehouse/connector/saml/samltest"
 	"github.com/gatehouse-sso/gatehouse/declarative"
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
@@ -188,5 +189,27 @@ func TestParseErrors(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%s: the error shows the secret", name)
 		}
+	}
+}
+
+// TestApplySAMLPastedMetadataIsIdempotent: pasted IdP metadata is not
+// shown back by the API; apply sends it on create, then leaves it alone
+// unless asked (--update-secrets), so a second apply has nothing to do.
+func TestApplySAMLPastedMetadataIsIdempotent(t *testing.T) {
+	gh := servertest.Start(t, servertest.Options{})
+	c := apiclient.New(gh.URL, servertest.AdminToken)
+	md := strings.ReplaceAll(string(samltest.New("https://idp.acme.example").Metadata()), "\n", "\n            ")
+	yml := "tenants:\n  - slug: acme\n    connections:\n      - name: ADFS\n        type: saml\n        config:\n          allow_idp_initiated: true\n          idp_metadata_xml: |\n            " + md + "\n"
+	p, _ := plan(t, c, yml, declarative.Options{})
+	if err := p.Apply(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if p, out := plan(t, c, yml, declarative.Options{}); p.Changes() != 0 {
+		t.Fatalf("second plan:\n%s", out)
+	}
+	if p, out := plan(t, c, yml, declarative.Options{UpdateSecrets: true}); p.Changes() != 1 || !strings.Contains(out, "idp_metadata_xml (write-only)") {
+		t.Fatalf("update-secrets plan:\n%s", out)
+	} else if err := p.Apply(context.Background(), nil); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -443,8 +443,21 @@ func (p *Plan) planConnection(slug string, cn Connection, have obj) {
 	want = normalize(want).(map[string]any)
 	var fields []string
 	if have != nil {
-		fields = changed(want, have)
+		// Write-only fields cannot be compared: like secrets, they are
+		// sent on create and with UpdateSecrets.
+		compare := maps.Clone(want)
+		for k := range compare {
+			if writeOnly(cn.Type, k) {
+				delete(compare, k)
+			}
+		}
+		fields = changed(compare, have)
 		if p.opts.UpdateSecrets {
+			for _, k := range slices.Sorted(maps.Keys(want)) {
+				if writeOnly(cn.Type, k) {
+					fields = append(fields, k+" (write-only)")
+				}
+			}
 			for _, k := range slices.Sorted(maps.Keys(cn.Secrets)) {
 				fields = append(fields, k+" (secret)")
 			}
@@ -458,7 +471,8 @@ func (p *Plan) planConnection(slug string, cn Connection, have obj) {
 				if k, ok := strings.CutSuffix(f, " (secret)"); ok {
 					body[k] = nil // filled below
 				} else {
-					body[f] = want[f]
+					k, _ := strings.CutSuffix(f, " (write-only)")
+					body[k] = want[k]
 				}
 			}
 		}
@@ -489,6 +503,22 @@ func (p *Plan) planConnection(slug string, cn Connection, have obj) {
 			last.Fields = append(last.Fields, k+" (secret)")
 		}
 	}
+}
+
+// writeOnly reports whether a connection type's protocol field is taken
+// by the API but not shown back as written (pasted metadata, PEM
+// certificates, one-shot actions), so it cannot be compared.
+func writeOnly(typ, field string) bool {
+	switch typ {
+	case "saml":
+		switch field {
+		case "idp_metadata_xml", "idp_certificate", "idp_certificates", "idp_sso_binding", "sp_key_rollover":
+			return true
+		}
+	case "oidc":
+		return field == "client_certificate"
+	}
+	return false
 }
 
 // keep writes a secret the server made to SecretsOut.
