@@ -37,6 +37,7 @@ var Columns = []Column{
 	{"connections", "id", "secrets"},      // IdP client secrets, SAML SP keys (api, console)
 	{"signing_keys", "id", "private_key"}, // tenants' token-signing keys (op.RotateKeys)
 	{"webhooks", "id", "secret"},          // webhook signing secrets (api)
+	{"webhooks", "id", "previous_secret"}, // the secret before its last rotation, still signing for a while
 }
 
 // DigestColumns are binary columns holding one-way digests, which a root

@@ -112,7 +112,13 @@ func oauth2Conn(name string) map[string]any {
 		"userinfo_url": "https://idp.example.com/userinfo", "client_id": "client-" + name, "client_secret": "secret-" + name}
 }
 
-// sealedRows returns every sealed value with its aad, read through the store.
+// prevSuffix marks a webhook's previous secret in sealedRows (same aad).
+const prevSuffix = "#previous"
+
+// aadOf is the aad of a sealedRows key.
+func aadOf(key string) []byte { return []byte(strings.TrimSuffix(key, prevSuffix)) }
+
+// sealedRows returns every sealed value by its row id, read through the store.
 func sealedRows(t *testing.T, st gatehouse.Store) map[string][]byte {
 	out := map[string][]byte{}
 	err := st.View(context.Background(), func(tx gatehouse.Tx) error {
@@ -143,6 +149,9 @@ func sealedRows(t *testing.T, st gatehouse.Store) map[string][]byte {
 			}
 			for _, w := range ws {
 				out[w.ID] = w.Secret
+				if len(w.PreviousSecret) > 0 {
+					out[w.ID+prevSuffix] = w.PreviousSecret
+				}
 			}
 		}
 		return nil
@@ -182,7 +191,10 @@ func TestRotateWhileServing(t *testing.T) {
 				conns = append(conns, c.ID)
 			}
 			must(gh.API(t, "POST", "/api/v1/tenants/acme/keys/rotate", nil, nil), 200, "signing keys")
-			must(gh.API(t, "POST", "/api/v1/tenants/acme/webhooks", map[string]any{"url": "https://hooks.example.com/a", "events": []string{"*"}, "enabled": false}, nil), 201, "webhook")
+			var hook struct{ ID string }
+			must(gh.API(t, "POST", "/api/v1/tenants/acme/webhooks", map[string]any{"url": "https://hooks.example.com/a", "events": []string{"*"}, "enabled": false}, &hook), 201, "webhook")
+			// A rotated webhook secret keeps the previous one sealed too.
+			must(gh.API(t, "POST", "/api/v1/tenants/acme/webhooks/"+hook.ID+"/rotate-secret", nil, nil), 200, "webhook secret rotation")
 			before := sealedRows(t, gh.Store)
 			for id, box := range before {
 				if kid, _ := secret.KeyID(box); kid != k1 {
@@ -204,41 +216,39 @@ func TestRotateWhileServing(t *testing.T) {
 				errs = append(errs, err.Error())
 				mu.Unlock()
 			}
-			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
+			// repeat runs fn with 0, 1, 2... until stop closes.
+			repeat := func(fn func(i int)) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						fn(i)
 					}
-					if err := login(t, gh, fmt.Sprintf("u%d@acme.com", i%4)); err != nil {
-						fail(err)
-					}
+				}()
+			}
+			repeat(func(i int) {
+				if err := login(t, gh, fmt.Sprintf("u%d@acme.com", i%4)); err != nil {
+					fail(err)
 				}
-			}()
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
-					}
-					var c struct{ ID string }
-					if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", oauth2Conn(fmt.Sprint("live", i)), &c); code != 201 {
-						fail(fmt.Errorf("create connection during rotation: %d", code))
-						continue
-					}
-					made.Store(c.ID, true)
-					// Reading back opens the secret with whatever key sealed it.
-					if code := gh.API(t, "PATCH", "/api/v1/tenants/acme/connections/"+c.ID, map[string]any{"name": fmt.Sprint("live", i, "b")}, nil); code != 200 {
-						fail(fmt.Errorf("update connection during rotation: %d", code))
-					}
-					time.Sleep(5 * time.Millisecond)
+			})
+			repeat(func(i int) {
+				var c struct{ ID string }
+				if code := gh.API(t, "POST", "/api/v1/tenants/acme/connections", oauth2Conn(fmt.Sprint("live", i)), &c); code != 201 {
+					fail(fmt.Errorf("create connection during rotation: %d", code))
+					return
 				}
-			}()
+				made.Store(c.ID, true)
+				// Reading back opens the secret with whatever key sealed it.
+				if code := gh.API(t, "PATCH", "/api/v1/tenants/acme/connections/"+c.ID, map[string]any{"name": fmt.Sprint("live", i, "b")}, nil); code != 200 {
+					fail(fmt.Errorf("update connection during rotation: %d", code))
+				}
+				time.Sleep(5 * time.Millisecond)
+			})
 			var out bytes.Buffer
 			k2, err := rootkey.Rotate(ctx, gh.Server.Store().DB(), rootkey.Options{KeyFile: gh.keyFile, Wait: 150 * time.Millisecond, Batch: 3, Out: &out})
 			if err != nil {
@@ -313,7 +323,7 @@ func TestRotateWhileServing(t *testing.T) {
 				if kid, _ := secret.KeyID(box); kid != k2 {
 					t.Errorf("%s names %q after retirement", id, kid)
 				}
-				if _, err := onlyK2.Open(box, []byte(id)); err != nil {
+				if _, err := onlyK2.Open(box, aadOf(id)); err != nil {
 					t.Errorf("%s does not open with k2 alone: %v", id, err)
 				}
 			}

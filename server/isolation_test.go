@@ -287,23 +287,19 @@ func testTenantIsolation(t *testing.T, engine string) {
 			if !strings.Contains(route, "{tenant}") {
 				continue // the public document, whoami and the superuser's tenant list
 			}
-			// B's token on A's tenant: the tenant does not exist for B.
-			u := fill(route, a.slug, a)
-			status, hdr, resp := doRaw(t, method, gh.URL+u, body, bearer(b.apiToken), nil)
-			if status != http.StatusNotFound {
-				t.Errorf("%s %s with B's token: %d, want 404: %.200s", method, u, status, resp)
-			}
-			noLeak(t, method+" "+u, a, hdr, resp, pathIDs(u)...)
-			checked++
-			// B's token on B's tenant naming A's objects: not found in B.
-			if pathParam.MatchString(strings.Replace(route, "{tenant}", "", 1)) {
-				u := fill(route, b.slug, a)
+			notFound := func(u, what string) {
 				status, hdr, resp := doRaw(t, method, gh.URL+u, body, bearer(b.apiToken), nil)
 				if status != http.StatusNotFound {
-					t.Errorf("%s %s (A's ids in B) with B's token: %d, want 404: %.200s", method, u, status, resp)
+					t.Errorf("%s %s (%s) with B's token: %d, want 404: %.200s", method, u, what, status, resp)
 				}
 				noLeak(t, method+" "+u, a, hdr, resp, pathIDs(u)...)
 				checked++
+			}
+			// B's token on A's tenant: the tenant does not exist for B.
+			notFound(fill(route, a.slug, a), "A's tenant")
+			// B's token on B's tenant naming A's objects: not found in B.
+			if pathParam.MatchString(strings.Replace(route, "{tenant}", "", 1)) {
+				notFound(fill(route, b.slug, a), "A's ids in B")
 			} else if method == "GET" {
 				// B's own lists hold nothing of A.
 				u := fill(route, b.slug, b)
