@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -222,6 +224,13 @@ func migrate(args []string, stdout, stderr io.Writer) int {
 		}
 		printMigrations(stdout, states)
 		return 0
+	}
+	if path, ok := strings.CutPrefix(cfg.DatabaseURL, "sqlite://"); ok {
+		// Like serve, migrate creates a new SQLite database's directory.
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			fmt.Fprintln(stderr, "gatehouse migrate: GATEHOUSE_DATA_DIR:", err)
+			return 1
+		}
 	}
 	if err := sqlstore.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		fmt.Fprintln(stderr, "gatehouse migrate: failed:", err)

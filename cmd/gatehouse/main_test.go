@@ -166,7 +166,8 @@ func TestOneShotCommandsFailClearly(t *testing.T) {
 
 func TestMigrateAndStatusOnSQLite(t *testing.T) {
 	clearEnv(t)
-	t.Setenv("GATEHOUSE_DATA_DIR", t.TempDir())
+	// A data dir that does not exist yet is created, as serve does.
+	t.Setenv("GATEHOUSE_DATA_DIR", filepath.Join(t.TempDir(), "new", "data"))
 	var out, errOut bytes.Buffer
 	if code := run(context.Background(), []string{"migrate"}, &out, &errOut); code != 0 {
 		t.Fatalf("migrate: %d %s", code, errOut.String())
