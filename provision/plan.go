@@ -193,20 +193,31 @@ func (r *Resolver) planExisting(ctx context.Context, tx gatehouse.Tx, p *plan, l
 }
 
 // scimMatch finds the SCIM-provisioned user this login is for, when the
-// connection is the one that pushes users through SCIM: every SCIM token of
-// the tenant names this connection. With tokens of several connections (or
-// tokens naming none) a user pushed by one IdP could be claimed by another,
-// so the normal email policy applies instead.
+// connection is the one that pushed that user through SCIM (issue 7:
+// "through the token's connection"). When every SCIM token of the tenant
+// names this connection, any SCIM user qualifies. Otherwise the tenant has
+// tokens of several connections (or tokens naming none): a user qualifies
+// only when the token that created or adopted it names this connection, so a
+// user pushed by one IdP is never claimed by another; the rest fall to the
+// normal email policy.
 func (r *Resolver) scimMatch(ctx context.Context, tx gatehouse.Tx, p *plan, email string) (*gatehouse.User, string, error) {
 	in := p.in
 	toks, err := tx.ListSCIMTokens(ctx, in.tenant.ID)
 	if err != nil || len(toks) == 0 {
 		return nil, "", err
 	}
+	tokenConn := make(map[string]string, len(toks))
+	all, some := true, false
 	for _, t := range toks {
-		if t.ConnectionID != in.conn.ID {
-			return nil, "", nil
+		tokenConn[t.ID] = t.ConnectionID
+		if t.ConnectionID == in.conn.ID {
+			some = true
+		} else {
+			all = false
 		}
+	}
+	if !some {
+		return nil, "", nil
 	}
 	try := []struct {
 		via string
@@ -234,6 +245,15 @@ func (r *Resolver) scimMatch(ctx context.Context, tx gatehouse.Tx, p *plan, emai
 		if u.Source != gatehouse.SourceSCIM || u.DeletedAt != nil {
 			continue
 		}
+		if !all {
+			tok, err := scimPusher(ctx, tx, in.tenant.ID, u.ID)
+			if err != nil {
+				return nil, "", err
+			}
+			if tok == "" || tokenConn[tok] != in.conn.ID {
+				continue
+			}
+		}
 		if c.via == "email" && in.id.EmailVerified != nil && !*in.id.EmailVerified && !in.conn.JIT.TrustUnverifiedEmail {
 			// An address the IdP itself calls unverified does not
 			// identify anyone, SCIM or not.
@@ -243,6 +263,27 @@ func (r *Resolver) scimMatch(ctx context.Context, tx gatehouse.Tx, p *plan, emai
 		return u, "scim_" + c.via, nil
 	}
 	return nil, "", nil
+}
+
+// scimPusher returns the SCIM token that created or adopted the user (the
+// actor of its latest scim.user.created or scim.user.adopted audit event,
+// written with the change), or "" when none is recorded.
+func scimPusher(ctx context.Context, tx gatehouse.Tx, tenantID, userID string) (string, error) {
+	var latest *gatehouse.AuditEvent
+	for _, action := range []string{"scim.user.created", "scim.user.adopted"} {
+		evs, _, err := tx.ListAudit(ctx, tenantID, gatehouse.AuditFilter{Action: action, TargetID: userID}, gatehouse.Page{Limit: 1})
+		if err != nil {
+			return "", err
+		}
+		// Audit IDs sort by time: the greater is the later.
+		if len(evs) > 0 && evs[0].ActorType == "scim" && (latest == nil || evs[0].ID > latest.ID) {
+			latest = evs[0]
+		}
+	}
+	if latest == nil {
+		return "", nil
+	}
+	return latest.ActorID, nil
 }
 
 // planLinkByEmail: rule 2, a user has the same email. Linking needs the
