@@ -159,7 +159,7 @@ func (c *client) run(ctx context.Context, args []string) error {
 	switch cmd {
 	case "":
 		return usagef("no command given")
-	case "help", "-h", "--help":
+	case "help", "-h", "--help", "help-cli": // help-cli: named by gatehouse's own usage
 		fmt.Fprint(c.stdout, Usage)
 		return nil
 	case "whoami":
