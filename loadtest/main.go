@@ -67,11 +67,15 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	idp, err := StartIdP(o.IdPAddr, o.IdPClient, o.IdPSecret, "bench.example")
-	if err != nil {
-		return nil, err
+	var idp *IdP
+	if o.IdPAddr != "" || o.External == nil {
+		// With an external broker and no -idp-addr, the upstream IdP runs
+		// elsewhere (gatehouse-bench -idp-only, started before the broker).
+		if idp, err = StartIdP(o.IdPAddr, o.IdPClient, o.IdPSecret, "bench.example"); err != nil {
+			return nil, err
+		}
+		defer idp.Close()
 	}
-	defer idp.Close()
 	tr := NewTransport(o.Concurrency)
 	e := &Env{Transport: tr, IdP: idp, Tenant: "bench", Domain: "bench.example", N: o.N, Concurrency: o.Concurrency,
 		Duration: o.Duration, Log: log, External: o.External}
@@ -87,7 +91,9 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 		if o.ExternalPID > 0 {
 			pids = append(pids, o.ExternalPID)
 		}
-		fmt.Fprintf(log, "upstream IdP %s (client %s): point the broker's OIDC connector at it\n", idp.Issuer, idp.ClientID)
+		if idp != nil {
+			fmt.Fprintf(log, "upstream IdP %s (client %s): point the broker's OIDC connector at it\n", idp.Issuer, idp.ClientID)
+		}
 	} else {
 		dbURL, err := NewDatabase(ctx, o.Engine, dir, o.PostgresURL)
 		if err != nil {
