@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -277,6 +278,18 @@ func (s *server) changeMember(w http.ResponseWriter, r *http.Request, c *call, a
 		u, err := tx.GetUser(ctx, c.tenant.ID, r.PathValue("user_id"))
 		if err != nil {
 			return notFound(err, "User")
+		}
+		// PUT and DELETE are idempotent: repeating one answers 204 again
+		// but changes nothing, so it writes no audit or outbox event.
+		ms, err := tx.ListUserMemberships(ctx, c.tenant.ID, u.ID)
+		if err != nil {
+			return err
+		}
+		has := slices.ContainsFunc(ms, func(m *gatehouse.Membership) bool {
+			return m.GroupID == g.ID && m.ManagedBy == gatehouse.ManagedByAdmin
+		})
+		if has == add {
+			return nil
 		}
 		action := "group.member_removed"
 		if add {
