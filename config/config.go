@@ -66,11 +66,19 @@ func Load(args []string, getenv Env) (*Config, error) {
 		return fallback
 	}
 	c := &Config{}
+	devDefault := false
+	switch v := strings.ToLower(def("GATEHOUSE_DEV", "")); v {
+	case "1", "true", "yes", "on":
+		devDefault = true
+	case "", "0", "false", "no", "off":
+	default:
+		return nil, fmt.Errorf("GATEHOUSE_DEV %q: want 1 (a development instance) or 0", v)
+	}
 	fs.StringVar(&c.Addr, "addr", def("GATEHOUSE_ADDR", "127.0.0.1:8080"), "listen address (GATEHOUSE_ADDR)")
 	fs.StringVar(&c.PublicURL, "public-url", def("GATEHOUSE_PUBLIC_URL", ""), "external base URL (GATEHOUSE_PUBLIC_URL; default derived from the address)")
 	fs.StringVar(&c.DataDir, "data-dir", def("GATEHOUSE_DATA_DIR", "./data"), "data directory (GATEHOUSE_DATA_DIR)")
 	fs.StringVar(&c.DatabaseURL, "database-url", def("GATEHOUSE_DATABASE_URL", ""), "database URL: sqlite:///path.db or postgres://... (GATEHOUSE_DATABASE_URL; default SQLite in the data dir)")
-	dev := fs.Bool("dev", def("GATEHOUSE_DEV", "") == "1" || strings.EqualFold(def("GATEHOUSE_DEV", ""), "true"), "development instance: mock connector and demo helpers (GATEHOUSE_DEV=1)")
+	dev := fs.Bool("dev", devDefault, "development instance: mock connector and demo helpers (GATEHOUSE_DEV=1)")
 	logLevel := fs.String("log-level", def("GATEHOUSE_LOG_LEVEL", "info"), "debug, info, warn or error (GATEHOUSE_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", def("GATEHOUSE_LOG_FORMAT", "text"), "text or json (GATEHOUSE_LOG_FORMAT)")
 	fs.StringVar(&c.SQLiteSynchronous, "sqlite-synchronous", def("GATEHOUSE_SQLITE_SYNCHRONOUS", "NORMAL"), "NORMAL or FULL (GATEHOUSE_SQLITE_SYNCHRONOUS)")

@@ -48,6 +48,7 @@ func TestInvalidNamesTheVariable(t *testing.T) {
 		{map[string]string{"GATEHOUSE_SQLITE_SYNCHRONOUS": "OFF"}, "GATEHOUSE_SQLITE_SYNCHRONOUS"},
 		{map[string]string{"GATEHOUSE_OUTBOUND_ALLOW": "10.0.0.0/99"}, "GATEHOUSE_OUTBOUND_ALLOW"},
 		{map[string]string{"GATEHOUSE_RATE_LIMIT_IP": "-1"}, "GATEHOUSE_RATE_LIMIT_IP"},
+		{map[string]string{"GATEHOUSE_DEV": "maybe"}, "GATEHOUSE_DEV"},
 		{map[string]string{"GATEHOUSE_RATE_LIMIT_TENANT": "lots"}, "GATEHOUSE_RATE_LIMIT_TENANT"},
 	} {
 		_, err := Load(nil, env(tc.env))

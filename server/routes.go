@@ -105,6 +105,7 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 		http.Redirect(w, r, "/login", http.StatusFound)
 	})
 	mux.Handle("/api/v1/", admin)
+	mux.Handle("/api/v1", admin)
 	mux.Handle("/scim/v2/", limited(scimHandler))
 	mux.Handle("/t/", limited(login))
 	// The OpenID provider's per-tenant endpoints are more specific than "/t/".

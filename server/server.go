@@ -179,6 +179,16 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		app := s.app.Load()
 		if app == nil {
+			// Authentication comes first on the admin API even now: a
+			// request without the superuser token cannot be judged
+			// without the database, except that no token is always 401.
+			if strings.HasPrefix(r.URL.Path, "/api/") && bearer(r) == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error":{"code":"unauthorized","message":"A bearer token is required."}}`))
+				return
+			}
 			writeUnavailable(w, r)
 			return
 		}
@@ -208,6 +218,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+// bearer returns the request's bearer token, or "".
+func bearer(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
 }
 
 // writeUnavailable answers in the caller's format while the database is

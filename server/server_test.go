@@ -140,3 +140,20 @@ func TestRateLimitAnswers429(t *testing.T) {
 		t.Fatalf("healthz limited: %d", code)
 	}
 }
+
+// TestAPIRootNeedsAuthentication: authentication comes first on every
+// /api/v1 path, the bare prefix included.
+func TestAPIRootNeedsAuthentication(t *testing.T) {
+	gh := servertest.Start(t, servertest.Options{})
+	for _, p := range []string{"/api/v1", "/api/v1/", "/api/v1/nothing-here", "/api/v1/tenants/nobody/users"} {
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		resp, err := c.Get(gh.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d, want 401", p, resp.StatusCode)
+		}
+	}
+}

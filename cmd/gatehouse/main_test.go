@@ -139,8 +139,18 @@ func TestServeWaitsForDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("API without a token while the database is down: %d, want 401 (authentication first)", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/api/v1/tenants", nil)
+	req.Header.Set("Authorization", "Bearer some-token-that-cannot-be-checked-yet")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	if resp.StatusCode != 503 {
-		t.Fatalf("API while the database is down: %d", resp.StatusCode)
+		t.Fatalf("API with a token while the database is down: %d", resp.StatusCode)
 	}
 	cancel()
 	<-done

@@ -95,12 +95,19 @@ func transientConn(err error) bool {
 	var ce *pgconn.ConnectError
 	var ne net.Error
 	var oe *net.OpError
+	var pe *pgconn.PgError
 	switch {
 	case errors.As(err, &ce), errors.As(err, &oe), errors.As(err, &ne):
 		return true
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		errors.Is(err, driver.ErrBadConn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		// A connection cut mid-query while PostgreSQL goes down.
+		errors.Is(err, pgconn.ErrConnClosed):
 		return true
+	case errors.As(err, &pe):
+		// Class 08 (connection exception) and 57P01-57P03 (admin or crash
+		// shutdown, cannot connect now): the server is going or gone.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
 	}
 	return false
 }
