@@ -212,9 +212,15 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 		if existing != nil {
 			prev := existing.Source
 			wasActive := existing.Active()
+			keptEmail := existing.Email
 			existing.Source = gatehouse.SourceSCIM
 			if err := userFromDoc(doc, existing); err != nil {
 				return err
+			}
+			// An IdP that sends no email does not take away the one the
+			// user signed in with: JIT and email linking rely on it.
+			if existing.Email == "" {
+				existing.Email = keptEmail
 			}
 			if err := tx.UpdateUser(ctx, existing); err != nil {
 				return err

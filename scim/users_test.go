@@ -252,6 +252,17 @@ func TestJITReconciliation(t *testing.T) {
 		if r.str("id") != jit2.ID {
 			t.Errorf("adoption by userName returned %s", r.str("id"))
 		}
+		// A userName that is not an email and no emails: adopted, and the
+		// email the user signed in with stays.
+		jit4 := &gatehouse.User{TenantID: e.tenant.ID, Email: "eve@acme.com", Username: "eve", Source: gatehouse.SourceJIT, Status: gatehouse.StatusActive}
+		e.update(func(tx gatehouse.Tx) error { return tx.CreateUser(e.ctx, jit4) })
+		r = e.do("POST", "/scim/v2/Users", map[string]any{"userName": "eve", "externalId": "okta-5"}).want(t, 201)
+		if r.str("id") != jit4.ID {
+			t.Errorf("adoption by a plain userName returned %s", r.str("id"))
+		}
+		if u := e.getUser(jit4.ID); u.Email != "eve@acme.com" || u.ExternalID != "okta-5" {
+			t.Errorf("adopted without emails: %+v", u)
+		}
 		// Once adopted, a second POST is a conflict, not a second adoption.
 		e.do("POST", "/scim/v2/Users", map[string]any{"userName": "ana@acme.com", "externalId": "aad-9"}).wantError(t, 409, "uniqueness")
 		// Simultaneous pushes of one JIT user adopt it once: one 201, the
@@ -283,8 +294,8 @@ func TestJITReconciliation(t *testing.T) {
 			total, err = tx.CountUsers(e.ctx, e.tenant.ID, gatehouse.UserFilter{})
 			return err
 		})
-		if total != 3 {
-			t.Errorf("%d users, want 3 (no duplicates)", total)
+		if total != 4 {
+			t.Errorf("%d users, want 4 (no duplicates)", total)
 		}
 	})
 }
