@@ -231,7 +231,17 @@ func NewProvider(cfg Config) (*Provider, error) {
 }
 
 // ServeHTTP serves the paths in Patterns.
-func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.mux.ServeHTTP(w, r) }
+func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// OAuth requests are small forms; cap them well below Go's default
+	// 10 MiB form limit so a flood of large bodies costs little.
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxRequestBytes)
+	}
+	p.mux.ServeHTTP(w, r)
+}
+
+// MaxRequestBytes bounds every request body the provider reads.
+const MaxRequestBytes = 64 << 10
 
 // reqState is the per-request state shared by the handlers and the
 // storage: the tenant, its issuer, and the client the request
