@@ -384,11 +384,26 @@ func lookup(raw map[string]any, name string, folded map[string]string) (any, boo
 	if k, ok := folded[strings.ToLower(name)]; ok {
 		return raw[k], true
 	}
-	if !strings.Contains(name, ".") {
+	return walk(raw, name)
+}
+
+// Path finds path in raw: the exact key first, then a dotted path through
+// nested objects and array indexes ("emails.0.value"). OAuth 2.0 userinfo
+// documents are read this way.
+func Path(raw map[string]any, path string) (any, bool) {
+	if v, ok := raw[path]; ok {
+		return v, v != nil
+	}
+	return walk(raw, path)
+}
+
+// walk follows a dotted path through nested objects and arrays.
+func walk(raw map[string]any, path string) (any, bool) {
+	if !strings.Contains(path, ".") {
 		return nil, false
 	}
 	var cur any = raw
-	for _, part := range strings.Split(name, ".") {
+	for _, part := range strings.Split(path, ".") {
 		switch c := cur.(type) {
 		case map[string]any:
 			v, ok := c[part]

@@ -98,12 +98,9 @@ func active(keys []*gatehouse.SigningKey, alg string) *gatehouse.SigningKey {
 func (kc *keyCache) signingKey(ctx context.Context, tenantID, alg string) (*signingKey, error) {
 	alg = normalizeAlg(alg)
 	var keys []*gatehouse.SigningKey
-	load := func() error {
-		return kc.store.View(ctx, func(tx gatehouse.Tx) error {
-			var err error
-			keys, err = tx.ListSigningKeys(ctx, tenantID)
-			return err
-		})
+	load := func() (err error) {
+		keys, err = kc.list(ctx, tenantID)
+		return err
 	}
 	if err := load(); err != nil {
 		return nil, err
@@ -146,6 +143,15 @@ func (kc *keyCache) signingKey(ctx context.Context, tenantID, alg string) (*sign
 	return kc.open(k)
 }
 
+// list reads the tenant's signing keys.
+func (kc *keyCache) list(ctx context.Context, tenantID string) (keys []*gatehouse.SigningKey, err error) {
+	err = kc.store.View(ctx, func(tx gatehouse.Tx) error {
+		keys, err = tx.ListSigningKeys(ctx, tenantID)
+		return err
+	})
+	return keys, err
+}
+
 func (kc *keyCache) open(k *gatehouse.SigningKey) (*signingKey, error) {
 	if s, ok := kc.priv.Load(k.ID); ok {
 		return &signingKey{id: k.ID, alg: jose.SignatureAlgorithm(k.Alg), key: s.(crypto.Signer)}, nil
@@ -171,22 +177,15 @@ func (kc *keyCache) open(k *gatehouse.SigningKey) (*signingKey, error) {
 // default (RS256) one now, so a relying party that fetches the JWKS before
 // the first sign-in finds the key that will sign it.
 func (kc *keyCache) published(ctx context.Context, tenantID string) ([]zop.Key, error) {
-	var keys []*gatehouse.SigningKey
-	load := func() error {
-		return kc.store.View(ctx, func(tx gatehouse.Tx) error {
-			var err error
-			keys, err = tx.ListSigningKeys(ctx, tenantID)
-			return err
-		})
-	}
-	if err := load(); err != nil {
+	keys, err := kc.list(ctx, tenantID)
+	if err != nil {
 		return nil, err
 	}
 	if len(keys) == 0 {
 		if _, err := kc.signingKey(ctx, tenantID, "RS256"); err != nil {
 			return nil, err
 		}
-		if err := load(); err != nil {
+		if keys, err = kc.list(ctx, tenantID); err != nil {
 			return nil, err
 		}
 	}

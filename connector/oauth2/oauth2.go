@@ -370,28 +370,4 @@ func (k *conn) identity(raw map[string]any) (*gatehouse.Identity, error) {
 
 // Lookup finds path in raw: the exact key first, then a dotted path
 // through nested objects and array indexes ("emails.0.email").
-func Lookup(raw map[string]any, path string) (any, bool) {
-	if v, ok := raw[path]; ok {
-		return v, v != nil
-	}
-	var cur any = raw
-	for _, part := range strings.Split(path, ".") {
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[part]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(part)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, cur != nil
-}
+func Lookup(raw map[string]any, path string) (any, bool) { return mapping.Path(raw, path) }
