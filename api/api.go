@@ -57,6 +57,9 @@ type server struct {
 	maxBody int64
 	env     connector.Env
 	mux     *http.ServeMux
+	// via, when set, is added to the details of every audit event (the
+	// console's Service: "console").
+	via string
 }
 
 // Access levels of routes.
@@ -161,6 +164,19 @@ func routes() []route {
 
 // New returns the API handler. It serves full paths under /api/v1/.
 func New(cfg Config) http.Handler {
+	s := newServer(cfg)
+	s.mux = http.NewServeMux()
+	for _, rt := range routes() {
+		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
+	}
+	// Everything else under the prefix: authenticated first, then 404 or
+	// 405 in the API's error shape.
+	s.mux.HandleFunc(Prefix+"/", s.noRoute)
+	return s
+}
+
+// newServer is the API's state without its routes (Service uses it too).
+func newServer(cfg Config) *server {
 	s := &server{cfg: cfg, store: cfg.Store, log: cfg.Logger, clock: cfg.Clock, maxBody: cfg.MaxBodyBytes, env: cfg.ConnectorEnv}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -181,13 +197,6 @@ func New(cfg Config) http.Handler {
 		s.env.Logger = s.log
 	}
 	s.env.Dev = s.env.Dev || cfg.Dev
-	s.mux = http.NewServeMux()
-	for _, rt := range routes() {
-		s.mux.Handle(rt.method+" "+rt.path, s.wrap(rt))
-	}
-	// Everything else under the prefix: authenticated first, then 404 or
-	// 405 in the API's error shape.
-	s.mux.HandleFunc(Prefix+"/", s.noRoute)
 	return s
 }
 

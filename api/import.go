@@ -67,7 +67,9 @@ type importErrorBody struct {
 	Rows  []importRowError `json:"rows"`
 }
 
-var errRowsInvalid = errors.New("import: invalid rows")
+// ErrRowsInvalid: some import rows are invalid (listed in the result's
+// Errors); nothing was written.
+var ErrRowsInvalid = errors.New("import: invalid rows")
 
 // importPlan is one valid row with the user it updates (nil: create).
 type importPlan struct {
@@ -80,29 +82,48 @@ func (s *server) importUsers(w http.ResponseWriter, r *http.Request, c *call) er
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	if len(in.Rows) == 0 {
-		return gatehouse.FieldError("rows", "rows must hold at least one user.")
+	res, err := s.runImport(r.Context(), c.tenant.ID, c.actor(r), in.Rows, in.DryRun)
+	if errors.Is(err, ErrRowsInvalid) {
+		writeJSON(w, http.StatusBadRequest, importErrorBody{
+			Error: errorDetail{Code: gatehouse.EINVALID, Field: "rows",
+				Message: fmt.Sprintf("%d row(s) are invalid; nothing was written.", len(res.Errors))},
+			Rows: res.Errors})
+		return nil
 	}
-	if len(in.Rows) > maxImportRows {
-		return gatehouse.FieldError("rows", "At most %d rows per request; send bigger files in parts (the CLI does).", maxImportRows)
+	if err != nil {
+		return err
 	}
-	ctx := r.Context()
-	res := importResult{DryRun: in.DryRun, Errors: []importRowError{}}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+// runImport validates every row against each other and the tenant, then
+// (unless dryRun) writes them all, in one transaction. Invalid rows give
+// ErrRowsInvalid with every row's error in the result's Errors, and
+// nothing written.
+func (s *server) runImport(ctx context.Context, tenantID string, actor gatehouse.Actor, rows []importRow, dryRun bool) (*importResult, error) {
+	if len(rows) == 0 {
+		return nil, gatehouse.FieldError("rows", "rows must hold at least one user.")
+	}
+	if len(rows) > maxImportRows {
+		return nil, gatehouse.FieldError("rows", "At most %d rows per request; send bigger files in parts (the CLI does).", maxImportRows)
+	}
+	res := &importResult{DryRun: dryRun, Errors: []importRowError{}}
 	run := s.store.Update
-	if in.DryRun {
+	if dryRun {
 		run = s.store.View
 	}
 	err := run(ctx, func(tx gatehouse.Tx) error {
 		res.Created, res.Updated, res.Unchanged, res.GroupsCreated = 0, 0, 0, 0 // a retried transaction starts over
-		plans, rowErrs, err := checkImport(ctx, tx, c.tenant.ID, in.Rows)
+		plans, rowErrs, err := checkImport(ctx, tx, tenantID, rows)
 		if err != nil {
 			return err
 		}
 		if len(rowErrs) > 0 {
 			res.Errors = rowErrs
-			return errRowsInvalid
+			return ErrRowsInvalid
 		}
-		if in.DryRun {
+		if dryRun {
 			for _, p := range plans {
 				switch {
 				case p.user == nil:
@@ -115,20 +136,9 @@ func (s *server) importUsers(w http.ResponseWriter, r *http.Request, c *call) er
 			}
 			return nil
 		}
-		return s.writeImport(ctx, tx, c.tenant.ID, c.actor(r), plans, &res)
+		return s.writeImport(ctx, tx, tenantID, actor, plans, res)
 	})
-	if errors.Is(err, errRowsInvalid) {
-		writeJSON(w, http.StatusBadRequest, importErrorBody{
-			Error: errorDetail{Code: gatehouse.EINVALID, Field: "rows",
-				Message: fmt.Sprintf("%d row(s) are invalid; nothing was written.", len(res.Errors))},
-			Rows: res.Errors})
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, res)
-	return nil
+	return res, err
 }
 
 // checkImport validates every row, against each other and the tenant's

@@ -14,6 +14,14 @@ import (
 
 // audit appends the audit event of a change inside the change's transaction.
 func (s *server) audit(ctx context.Context, tx gatehouse.Tx, tenantID string, a gatehouse.Actor, action, targetType, targetID string, details map[string]any) error {
+	if s.via != "" {
+		if details == nil {
+			details = map[string]any{}
+		}
+		if _, ok := details["via"]; !ok {
+			details["via"] = s.via
+		}
+	}
 	return tx.AppendAudit(ctx, &gatehouse.AuditEvent{
 		ID: gatehouse.NewID("aud"), TenantID: tenantID, Time: s.clock.Now().UTC(),
 		ActorType: a.Type, ActorID: a.ID, Action: action, TargetType: targetType, TargetID: targetID,

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"time"
@@ -112,18 +113,22 @@ func (s *server) deleteSCIMToken(w http.ResponseWriter, r *http.Request, c *call
 // deleteByID deletes the object {id} with del and audits it as action:
 // the shape of every plain DELETE by id.
 func (s *server) deleteByID(w http.ResponseWriter, r *http.Request, c *call, action, targetType, what string, del func(tx gatehouse.Tx, id string) error) error {
-	id := r.PathValue("id")
-	err := s.store.Update(r.Context(), func(tx gatehouse.Tx) error {
-		if err := del(tx, id); err != nil {
-			return notFound(err, what)
-		}
-		return s.audit(r.Context(), tx, c.tenant.ID, c.actor(r), action, targetType, id, nil)
-	})
-	if err != nil {
+	if err := s.deleteAudited(r.Context(), c.tenant.ID, r.PathValue("id"), c.actor(r), action, targetType, what, del); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusNoContent, nil)
 	return nil
+}
+
+// deleteAudited deletes the object id with del and audits it as action,
+// in one transaction.
+func (s *server) deleteAudited(ctx context.Context, tenantID, id string, actor gatehouse.Actor, action, targetType, what string, del func(tx gatehouse.Tx, id string) error) error {
+	return s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if err := del(tx, id); err != nil {
+			return notFound(err, what)
+		}
+		return s.audit(ctx, tx, tenantID, actor, action, targetType, id, nil)
+	})
 }
 
 func (s *server) createSCIMToken(w http.ResponseWriter, r *http.Request, c *call) error {

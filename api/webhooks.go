@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"regexp"
 	"slices"
@@ -124,23 +125,36 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
+	wh, sec, err := s.newWebhook(r.Context(), c.tenant.ID, c.actor(r), &in)
+	if err != nil {
+		return err
+	}
+	out := webhookOut(wh)
+	out.Secret = sec
+	writeJSON(w, http.StatusCreated, out)
+	return nil
+}
+
+// newWebhook validates in, creates the webhook with a new signing secret
+// and its audit event in one transaction, and returns the secret (shown
+// once).
+func (s *server) newWebhook(ctx context.Context, tenantID string, actor gatehouse.Actor, in *webhookInput) (*gatehouse.Webhook, string, error) {
 	if in.URL == nil {
-		return gatehouse.FieldError("url", "url is required.")
+		return nil, "", gatehouse.FieldError("url", "url is required.")
 	}
 	if in.Events == nil {
 		in.Events = &[]string{"*"}
 	}
-	wh := &gatehouse.Webhook{ID: gatehouse.NewID("whk"), TenantID: c.tenant.ID, Enabled: true}
-	if err := s.applyWebhook(&in, wh); err != nil {
-		return err
+	wh := &gatehouse.Webhook{ID: gatehouse.NewID("whk"), TenantID: tenantID, Enabled: true}
+	if err := s.applyWebhook(in, wh); err != nil {
+		return nil, "", err
 	}
 	sec, err := s.sealWebhookSecret(wh)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	ctx := r.Context()
 	err = s.store.Update(ctx, func(tx gatehouse.Tx) error {
-		existing, err := tx.ListWebhooks(ctx, c.tenant.ID)
+		existing, err := tx.ListWebhooks(ctx, tenantID)
 		if err != nil {
 			return err
 		}
@@ -150,15 +164,12 @@ func (s *server) createWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 		if err := tx.CreateWebhook(ctx, wh); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "webhook.created", "webhook", wh.ID, map[string]any{"url": wh.URL, "events": wh.Events})
+		return s.audit(ctx, tx, tenantID, actor, "webhook.created", "webhook", wh.ID, map[string]any{"url": wh.URL, "events": wh.Events})
 	})
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	out := webhookOut(wh)
-	out.Secret = sec
-	writeJSON(w, http.StatusCreated, out)
-	return nil
+	return wh, sec, nil
 }
 
 func (s *server) listWebhooks(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -187,13 +198,12 @@ func (s *server) getWebhook(w http.ResponseWriter, r *http.Request, c *call) err
 	return nil
 }
 
-// changeWebhook reads the webhook {id}, lets change modify it and writes
+// changeWebhook reads the webhook id, lets change modify it and writes
 // it back with an audit event, in one transaction.
-func (s *server) changeWebhook(w http.ResponseWriter, r *http.Request, c *call, action string, change func(wh *gatehouse.Webhook) (map[string]any, error)) (*gatehouse.Webhook, error) {
-	ctx := r.Context()
+func (s *server) changeWebhook(ctx context.Context, tenantID, id string, actor gatehouse.Actor, action string, change func(wh *gatehouse.Webhook) (map[string]any, error)) (*gatehouse.Webhook, error) {
 	var wh *gatehouse.Webhook
 	err := s.store.Update(ctx, func(tx gatehouse.Tx) (err error) {
-		if wh, err = tx.GetWebhook(ctx, c.tenant.ID, r.PathValue("id")); err != nil {
+		if wh, err = tx.GetWebhook(ctx, tenantID, id); err != nil {
 			return notFound(err, "Webhook")
 		}
 		details, err := change(wh)
@@ -203,7 +213,7 @@ func (s *server) changeWebhook(w http.ResponseWriter, r *http.Request, c *call, 
 		if err := tx.UpdateWebhook(ctx, wh); err != nil {
 			return err
 		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), action, "webhook", wh.ID, details)
+		return s.audit(ctx, tx, tenantID, actor, action, "webhook", wh.ID, details)
 	})
 	return wh, err
 }
@@ -213,17 +223,22 @@ func (s *server) updateWebhook(w http.ResponseWriter, r *http.Request, c *call) 
 	if err := s.decode(w, r, &in); err != nil {
 		return err
 	}
-	wh, err := s.changeWebhook(w, r, c, "webhook.updated", func(wh *gatehouse.Webhook) (map[string]any, error) {
-		if err := s.applyWebhook(&in, wh); err != nil {
-			return nil, err
-		}
-		return map[string]any{"url": wh.URL, "events": wh.Events, "enabled": wh.Enabled}, nil
-	})
+	wh, err := s.editWebhook(r.Context(), c.tenant.ID, r.PathValue("id"), c.actor(r), &in)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, webhookOut(wh))
 	return nil
+}
+
+// editWebhook applies in (absent fields unchanged) with its audit event.
+func (s *server) editWebhook(ctx context.Context, tenantID, id string, actor gatehouse.Actor, in *webhookInput) (*gatehouse.Webhook, error) {
+	return s.changeWebhook(ctx, tenantID, id, actor, "webhook.updated", func(wh *gatehouse.Webhook) (map[string]any, error) {
+		if err := s.applyWebhook(in, wh); err != nil {
+			return nil, err
+		}
+		return map[string]any{"url": wh.URL, "events": wh.Events, "enabled": wh.Enabled}, nil
+	})
 }
 
 // defaultRotationGrace is how long the previous secret keeps signing
@@ -239,8 +254,21 @@ func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, c *
 		}
 		grace = time.Duration(n) * time.Second
 	}
+	wh, sec, err := s.rotateWebhook(r.Context(), c.tenant.ID, r.PathValue("id"), c.actor(r), grace)
+	if err != nil {
+		return err
+	}
+	out := webhookOut(wh)
+	out.Secret = sec
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// rotateWebhook gives the webhook a new signing secret (returned, shown
+// once); the previous one keeps signing for grace.
+func (s *server) rotateWebhook(ctx context.Context, tenantID, id string, actor gatehouse.Actor, grace time.Duration) (*gatehouse.Webhook, string, error) {
 	var sec string
-	wh, err := s.changeWebhook(w, r, c, "webhook.secret_rotated", func(wh *gatehouse.Webhook) (_ map[string]any, err error) {
+	wh, err := s.changeWebhook(ctx, tenantID, id, actor, "webhook.secret_rotated", func(wh *gatehouse.Webhook) (_ map[string]any, err error) {
 		wh.PreviousSecret, wh.PreviousUntil = nil, nil
 		if grace > 0 {
 			// Still sealed to this webhook's id: it moves as it is.
@@ -250,13 +278,7 @@ func (s *server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request, c *
 		sec, err = s.sealWebhookSecret(wh)
 		return map[string]any{"grace_seconds": int(grace / time.Second)}, err
 	})
-	if err != nil {
-		return err
-	}
-	out := webhookOut(wh)
-	out.Secret = sec
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return wh, sec, err
 }
 
 func (s *server) deleteWebhook(w http.ResponseWriter, r *http.Request, c *call) error {
@@ -291,19 +313,24 @@ func (s *server) listDeliveries(w http.ResponseWriter, r *http.Request, c *call)
 
 // retryDelivery puts a failed delivery back in the queue.
 func (s *server) retryDelivery(w http.ResponseWriter, r *http.Request, c *call) error {
-	ctx := r.Context()
-	var d *gatehouse.WebhookDelivery
-	err := s.store.Update(ctx, func(tx gatehouse.Tx) (err error) {
-		d, err = tx.RetryWebhookDelivery(ctx, c.tenant.ID, r.PathValue("id"), r.PathValue("delivery"), s.clock.Now().UTC())
-		if err != nil {
-			return err
-		}
-		return s.audit(ctx, tx, c.tenant.ID, c.actor(r), "webhook.delivery_retried", "webhook", d.WebhookID,
-			map[string]any{"delivery_id": d.ID, "event_id": d.EventID})
-	})
+	d, err := s.retryWebhookDelivery(r.Context(), c.tenant.ID, r.PathValue("id"), r.PathValue("delivery"), c.actor(r))
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, deliveryOut(d))
 	return nil
+}
+
+// retryWebhookDelivery re-queues a failed delivery with its audit event.
+func (s *server) retryWebhookDelivery(ctx context.Context, tenantID, webhookID, deliveryID string, actor gatehouse.Actor) (*gatehouse.WebhookDelivery, error) {
+	var d *gatehouse.WebhookDelivery
+	err := s.store.Update(ctx, func(tx gatehouse.Tx) (err error) {
+		d, err = tx.RetryWebhookDelivery(ctx, tenantID, webhookID, deliveryID, s.clock.Now().UTC())
+		if err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, tenantID, actor, "webhook.delivery_retried", "webhook", d.WebhookID,
+			map[string]any{"delivery_id": d.ID, "event_id": d.EventID})
+	})
+	return d, err
 }

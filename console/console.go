@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/api"
 	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/provision"
 	"github.com/gatehouse-sso/gatehouse/secret"
@@ -62,6 +63,11 @@ type Config struct {
 	// Tester runs "test connection" logins; nil hides the button.
 	Tester       Tester
 	ConnectorEnv connector.Env
+	// Admin runs webhook and import writes through the admin API's code
+	// path (api.NewService on the API's Config, via "console"); nil makes
+	// one from this Config with the zero outbound policy (public https
+	// only).
+	Admin *api.Service
 }
 
 // Console is the console handler.
@@ -75,6 +81,7 @@ type Console struct {
 	rootPath string // the public URL's path ("" at the root)
 	secure   bool
 	approver Approver
+	admin    *api.Service
 	csrfKey  []byte
 	handler  http.Handler
 }
@@ -118,6 +125,11 @@ func NewConsole(cfg Config) (*Console, error) {
 	c.env.Dev = c.env.Dev || cfg.Dev
 	if cfg.Resolver != nil {
 		c.approver = cfg.Resolver
+	}
+	c.admin = cfg.Admin
+	if c.admin == nil {
+		c.admin = api.NewService(api.Config{Store: cfg.Store, Keyring: cfg.Keyring, PublicURL: cfg.PublicURL, Dev: cfg.Dev,
+			Logger: c.log, Clock: c.clock, ConnectorEnv: c.env}, "console")
 	}
 	c.handler = c.routes()
 	return c, nil

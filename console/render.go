@@ -211,6 +211,9 @@ var flashes = map[string]string{
 	"deactivated": "The user is deactivated; their sessions ended.",
 	"reactivated": "The user is active again.",
 	"groups":      "Group memberships saved.",
+	"rotated":     "The secret is rotated.",
+	"retried":     "The delivery is queued again and will be sent shortly.",
+	"imported":    "Imported.",
 }
 
 func flashText(key string) string { return flashes[key] }

@@ -85,6 +85,20 @@ func routeTable() []route {
 		{"GET " + t + "/apps/{id}/delete", scopeTenant, (*Console).appDeleteConfirm},
 		{"POST " + t + "/apps/{id}/delete", scopeTenant, (*Console).appDelete},
 
+		{"GET " + t + "/webhooks", scopeTenant, (*Console).webhooksPage},
+		{"POST " + t + "/webhooks", scopeTenant, (*Console).webhookCreate},
+		{"GET " + t + "/webhooks/{id}", scopeTenant, (*Console).webhookPage},
+		{"POST " + t + "/webhooks/{id}", scopeTenant, (*Console).webhookUpdate},
+		{"GET " + t + "/webhooks/{id}/rotate", scopeTenant, (*Console).webhookRotateConfirm},
+		{"POST " + t + "/webhooks/{id}/rotate", scopeTenant, (*Console).webhookRotate},
+		{"GET " + t + "/webhooks/{id}/delete", scopeTenant, (*Console).webhookDeleteConfirm},
+		{"POST " + t + "/webhooks/{id}/delete", scopeTenant, (*Console).webhookDelete},
+		{"GET " + t + "/webhooks/{id}/deliveries", scopeTenant, (*Console).deliveriesPage},
+		{"POST " + t + "/webhooks/{id}/deliveries/{delivery}/retry", scopeTenant, (*Console).deliveryRetry},
+
+		{"GET " + t + "/import", scopeTenant, (*Console).importPage},
+		{"POST " + t + "/import", scopeTenant, (*Console).importUpload},
+
 		{"GET " + t + "/audit", scopeTenant, (*Console).auditPage},
 	}
 }
@@ -155,9 +169,20 @@ func (c *Console) wrap(rt route) http.Handler {
 			k.t = t
 		}
 		if r.Method == http.MethodPost {
-			r.Body = http.MaxBytesReader(w, r.Body, maxForm)
-			if err := r.ParseForm(); err != nil {
-				c.fail(w, r, p, gatehouse.Errorf(gatehouse.EINVALID, "The form could not be read (it may be larger than %d bytes).", maxForm))
+			// A file upload (bulk import) may be larger than a form.
+			limit, multipart := int64(maxForm), strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data")
+			if multipart {
+				limit = maxUpload
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, limit)
+			var err error
+			if multipart {
+				err = r.ParseMultipartForm(maxUpload)
+			} else {
+				err = r.ParseForm()
+			}
+			if err != nil {
+				c.fail(w, r, p, gatehouse.Errorf(gatehouse.EINVALID, "The form could not be read (it may be larger than %d bytes).", limit))
 				return
 			}
 			// Constant-time comparison: the token is a secret of the session.
@@ -174,6 +199,10 @@ func (c *Console) wrap(rt route) http.Handler {
 
 // maxForm bounds a form post (SAML metadata XML is the largest field).
 const maxForm = 1 << 20
+
+// maxUpload bounds a multipart post: an import file, or its preview's
+// confirmation (the file again, base64).
+const maxUpload = 8 << 20
 
 func (c *Console) findTenant(r *http.Request, ref string) (t *gatehouse.Tenant, err error) {
 	ctx := r.Context()

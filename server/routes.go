@@ -45,12 +45,14 @@ func (r replay) UseOnce(ctx context.Context, key string, expires time.Time) erro
 }
 
 // routes builds the application routes on an opened store.
-func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
+func (s *Server) routes(sqlst *sqlstore.Store) (http.Handler, error) {
 	registerConnectors()
+	// One span per transaction when tracing is on; sqlst itself otherwise.
+	st := s.tracing.Store(sqlst)
 	policy := outbound.Policy{Allow: s.cfg.OutboundAllow, AllowLoopback: s.cfg.PublicURLIsLoopback()}
 	env := connector.Env{
 		PublicURL:  s.cfg.PublicURL,
-		HTTPClient: outbound.NewClient(policy),
+		HTTPClient: s.tracing.Client(outbound.NewClient(policy)),
 		Clock:      s.clock,
 		Replay:     replay{st},
 		Logger:     s.log,
@@ -78,15 +80,17 @@ func (s *Server) routes(st *sqlstore.Store) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	admin := api.New(api.Config{
+	apiCfg := api.Config{
 		Store: st, Keyring: s.keyring, SuperuserTokenDigest: s.adminDigest, PublicURL: s.cfg.PublicURL,
 		Dev: s.cfg.Dev, Logger: s.log, Clock: s.clock, ConnectorEnv: env, Provisioner: resolver, OutboundPolicy: policy,
-	})
+	}
+	admin := api.New(apiCfg)
 	// The console runs "test connection" logins through the login handler.
 	tester, _ := login.(console.Tester)
 	cons, err := console.New(console.Config{
 		Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Logger: s.log, Clock: s.clock, Dev: s.cfg.Dev,
 		SuperuserTokenDigest: s.adminDigest, Sessions: sessions, Resolver: resolver, Tester: tester, ConnectorEnv: env,
+		Admin: api.NewService(apiCfg, "console"),
 	})
 	if err != nil {
 		return nil, err
