@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse/outbound"
+	"github.com/gatehouse-sso/gatehouse/tracing"
 )
 
 // Config is the server's configuration.
@@ -51,6 +52,9 @@ type Config struct {
 	RateLimitTenant float64
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// Tracing is OpenTelemetry tracing, from the standard OTEL_* variables
+	// and GATEHOUSE_TRACING; off unless an OTLP endpoint is set.
+	Tracing tracing.Config
 }
 
 // Env is how configuration reads the environment (os.Getenv in main).
@@ -155,6 +159,9 @@ func Load(args []string, getenv Env) (*Config, error) {
 		return nil, err
 	}
 	if c.RateLimitTenant, err = parseRate(getenv, "GATEHOUSE_RATE_LIMIT_TENANT", 5000); err != nil {
+		return nil, err
+	}
+	if c.Tracing, err = tracing.ConfigFromEnv(getenv); err != nil {
 		return nil, err
 	}
 	return c, nil

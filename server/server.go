@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse/metrics"
 	"github.com/gatehouse-sso/gatehouse/secret"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
+	"github.com/gatehouse-sso/gatehouse/tracing"
 )
 
 // Server is one Gatehouse instance. It answers /healthz at once and every
@@ -42,6 +43,8 @@ type Server struct {
 	app   atomic.Pointer[http.Handler]
 	// stopWebhooks stops the webhook delivery worker and waits for it.
 	stopWebhooks func()
+	// tracing is nil when OpenTelemetry tracing is off.
+	tracing *tracing.Provider
 }
 
 // New loads the root key and the superuser token. It does not touch the
@@ -64,8 +67,22 @@ func New(cfg *config.Config, log *slog.Logger) (*Server, error) {
 	if err := s.loadAdminToken(); err != nil {
 		return nil, err
 	}
+	if s.tracing, err = tracing.Start(context.Background(), cfg.Tracing, Version, log); err != nil {
+		return nil, err
+	}
+	if s.tracing != nil {
+		s.log = slog.New(tracing.LogHandler(log.Handler()))
+		s.log.Info("tracing on: spans exported over OTLP/HTTP", "endpoint", cfg.Tracing.Endpoint,
+			"service_name", cfg.Tracing.ServiceName, "sampler", cfg.Tracing.Sampler)
+	}
 	return s, nil
 }
+
+// Version is reported as service.version in traces; main sets it.
+var Version = "dev"
+
+// Tracing returns the tracer provider, nil when tracing is off.
+func (s *Server) Tracing() *tracing.Provider { return s.tracing }
 
 // adminTokenFile keeps the digest (never the token) of a generated
 // superuser token, so it survives restarts.
@@ -154,15 +171,19 @@ func (s *Server) MetricsHandler() http.Handler {
 	return mux
 }
 
-// Close closes the store.
+// Close closes the store and flushes the spans not exported yet.
 func (s *Server) Close() error {
 	if s.stopWebhooks != nil {
 		s.stopWebhooks()
 	}
+	var err error
 	if st := s.store.Load(); st != nil {
-		return st.Close()
+		err = st.Close()
 	}
-	return nil
+	if terr := s.tracing.Shutdown(5 * time.Second); terr != nil {
+		s.log.Warn("tracing: spans not flushed at shutdown", "error", terr)
+	}
+	return err
 }
 
 // Handler is the whole HTTP surface.
@@ -198,6 +219,10 @@ func (s *Server) Handler() http.Handler {
 	h = s.metrics.Middleware(h)
 	h = withSecurityHeaders(s.cfg.SecureCookies(), h)
 	h = withLogAndRecover(s.log, h)
+	// Inside the request id (an attribute of the span), outside the log
+	// (error lines carry the trace id; a recovered panic is a traced 500).
+	h = s.tracing.Handler(h, func(r *http.Request) string { return r.Header.Get(RequestIDHeader) },
+		tracing.TrustedPeer(s.cfg.TrustedProxies))
 	h = withRequestID(h)
 	return h
 }

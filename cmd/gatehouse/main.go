@@ -113,11 +113,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	log := newLogger(cfg, stderr)
+	server.Version = buildVersion()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
 		return 1
 	}
+	// Tracing (when on) is global in the process, so the OpenID provider
+	// library's own spans join the request's trace; srv.Close flushes it.
+	srv.Tracing().SetGlobal()
 	if cfg.RootKey == nil {
 		// rotate-root-key edits the key file; pick its changes up.
 		defer secret.WatchKeyFile(srv.Keyring(), cfg.RootKeyFile, secret.KeyFilePollInterval, log)()

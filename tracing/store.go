@@ -1,0 +1,78 @@
+package tracing
+
+import (
+	"context"
+	"log/slog"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// Store wraps st so that each transaction is one span ("store.Update" or
+// "store.View"), a child of the request's span. Off, st itself.
+func (p *Provider) Store(st gatehouse.Store) gatehouse.Store {
+	if p == nil {
+		return st
+	}
+	return &tracedStore{Store: st, tracer: p.tracer, system: attribute.String("db.system.name", dbSystem(st.Engine()))}
+}
+
+func dbSystem(engine string) string {
+	if engine == "postgres" {
+		return "postgresql"
+	}
+	return engine
+}
+
+type tracedStore struct {
+	gatehouse.Store
+	tracer trace.Tracer
+	system attribute.KeyValue
+}
+
+func (s *tracedStore) Update(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	return s.span(ctx, "store.Update", func(ctx context.Context) error { return s.Store.Update(ctx, fn) })
+}
+
+func (s *tracedStore) View(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	return s.span(ctx, "store.View", func(ctx context.Context) error { return s.Store.View(ctx, fn) })
+}
+
+func (s *tracedStore) span(ctx context.Context, name string, run func(context.Context) error) error {
+	ctx, span := s.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(s.system))
+	defer span.End()
+	err := run(ctx)
+	if err != nil {
+		// A not-found or conflict is an answer, not a failure of the
+		// database: only internal and unavailable errors mark the span.
+		code := gatehouse.ErrorCode(err)
+		span.SetAttributes(attribute.String("gatehouse.error_code", code))
+		if code == gatehouse.EINTERNAL || code == gatehouse.EUNAVAILABLE {
+			span.SetStatus(codes.Error, code)
+		}
+	}
+	return err
+}
+
+// LogHandler adds trace_id and span_id to records at error level (and above)
+// logged while a sampled span is active, so an error line leads to its
+// trace.
+func LogHandler(h slog.Handler) slog.Handler { return logHandler{h} }
+
+type logHandler struct{ slog.Handler }
+
+func (l logHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+			r = r.Clone()
+			r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
+		}
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l logHandler) WithAttrs(as []slog.Attr) slog.Handler { return logHandler{l.Handler.WithAttrs(as)} }
+func (l logHandler) WithGroup(n string) slog.Handler       { return logHandler{l.Handler.WithGroup(n)} }
