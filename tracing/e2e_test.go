@@ -157,7 +157,9 @@ func TestRequestSpanExported(t *testing.T) {
 			t.Errorf("GET %s: trace id %s, want the caller's %s (traceparent from loopback is trusted)", tc.path, got, traceID)
 		}
 		if tc.path == "/api/v1/tenants" {
-			tx := rc.find(func(c *tracepb.Span) bool { return c.Name == "store.View" && string(c.ParentSpanId) == string(s.SpanId) })
+			tx := rc.find(func(c *tracepb.Span) bool {
+				return c.Name == "store.View" && string(c.ParentSpanId) == string(s.SpanId)
+			})
 			if len(tx) == 0 {
 				t.Errorf("GET %s: no store.View span under the request's span", tc.path)
 			} else if got := attr(tx[0].Attributes, "db.system.name"); got != "sqlite" {
