@@ -144,7 +144,7 @@ func TestAuthRequiredOnEveryPage(t *testing.T) {
 	patterns := append(console.RoutePatterns(), "GET /console/nowhere", "POST /console/t/acme/nowhere")
 	for _, p := range patterns {
 		method, path, _ := strings.Cut(p, " ")
-		path = strings.NewReplacer("{tenant}", "acme", "{id}", "x", "{$}", "").Replace(path)
+		path = strings.NewReplacer("{tenant}", "acme", "{id}", "x", "{delivery}", "y", "{$}", "").Replace(path)
 		var form url.Values
 		if method == "POST" {
 			form = url.Values{"confirm": {"yes"}}
@@ -448,11 +448,14 @@ func journey(t *testing.T, engine string) {
 		t.Fatalf("group.member_added: %d", n)
 	}
 
-	// SCIM token: shown on the answer only.
+	// SCIM token: shown once, on the page the POST redirects to; a reload
+	// neither posts again nor shows it.
 	a = c.post("/console/t/acme/scim", "/console/t/acme/scim", url.Values{"name": {"Okta"}})
+	want(t, a, http.StatusSeeOther)
+	a = c.get(a.location)
 	want(t, a, http.StatusOK, "shown only once", "gh_scim_", "/scim/v2")
 	tok := regexp.MustCompile(`gh_scim_[A-Za-z0-9_-]+`).FindString(a.body)
-	if strings.Contains(c.get("/console/t/acme/scim").body, tok) {
+	if strings.Contains(c.get("/console/t/acme/scim?m=created").body, tok) {
 		t.Fatal("the SCIM token is shown again")
 	}
 	var scimList struct{ Resources []any }
@@ -462,7 +465,20 @@ func journey(t *testing.T, engine string) {
 
 	// Apps: the client secret is shown once.
 	a = c.post("/console/t/acme/apps", "/console/t/acme/apps", url.Values{"name": {"Wiki"}, "redirect_uris": {"https://wiki.acme.com/cb"}, "alg": {"RS256"}})
-	want(t, a, http.StatusOK, "gh_cs_", "shown only once", gh.URL+"/t/acme")
+	want(t, a, http.StatusSeeOther)
+	appPage := a.location
+	want(t, c.get(appPage), http.StatusOK, "gh_cs_", "shown only once", gh.URL+"/t/acme")
+	if b := c.get(appPage).body; strings.Contains(b, "gh_cs_") || !strings.Contains(b, "Wiki") {
+		t.Fatal("the client secret is shown again")
+	}
+	// Rotating shows the new secret once too.
+	rot := strings.TrimSuffix(appPage, "?m=created") + "/rotate"
+	a = c.post(rot, rot, url.Values{"confirm": {"yes"}})
+	want(t, a, http.StatusSeeOther)
+	want(t, c.get(a.location), http.StatusOK, "gh_cs_")
+	if strings.Contains(c.get(a.location).body, "gh_cs_") {
+		t.Fatal("the rotated secret is shown again")
+	}
 	a = c.post("/console/t/acme/apps", "/console/t/acme/apps", url.Values{"name": {"Bad"}, "redirect_uris": {"javascript:alert(1)"}, "alg": {"RS256"}})
 	want(t, a, http.StatusUnprocessableEntity, `id="e-redirect_uris"`)
 

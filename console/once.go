@@ -36,6 +36,9 @@ type onceBox struct {
 // showOnce redirects to the console path page (with a flash key), where
 // takeOnce gives value back exactly once.
 func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, k *call, page, value, flash string) error {
+	if value == "" { // nothing to show (a public app has no secret)
+		return c.redirect(w, r, page, flash)
+	}
 	pt, err := json.Marshal(onceBox{SID: k.p.sid, Path: page, Value: value, Exp: c.clock.Now().Add(onceTTL).Unix()})
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ type scimData struct {
 }
 
 func (c *Console) scimPage(w http.ResponseWriter, r *http.Request, k *call) error {
-	return c.renderSCIM(w, r, k, &view{Form: url.Values{}}, "")
+	return c.renderSCIM(w, r, k, &view{Form: url.Values{}}, c.takeOnce(w, r, k, tp(k.t, "/scim")))
 }
 
 func (c *Console) renderSCIM(w http.ResponseWriter, r *http.Request, k *call, v *view, created string) error {
@@ -46,8 +46,9 @@ func (c *Console) renderSCIM(w http.ResponseWriter, r *http.Request, k *call, v 
 	return c.render(w, r, k, http.StatusOK, "scim", "SCIM provisioning", "scim", v)
 }
 
-// scimCreate makes a SCIM token and shows it once, on the answer to the
-// POST itself (it is stored as a digest; a reload does not show it again).
+// scimCreate makes a SCIM token and shows it once (it is stored as a
+// digest), on the SCIM page after a redirect: a reload neither posts
+// again nor shows it again.
 func (c *Console) scimCreate(w http.ResponseWriter, r *http.Request, k *call) error {
 	ctx := r.Context()
 	f := r.PostForm
@@ -75,7 +76,7 @@ func (c *Console) scimCreate(w http.ResponseWriter, r *http.Request, k *call) er
 		}
 		return c.renderSCIM(w, r, k, v, "")
 	}
-	return c.renderSCIM(w, r, k, &view{Form: url.Values{}}, token)
+	return c.showOnce(w, r, k, tp(k.t, "/scim"), token, "created")
 }
 
 func (c *Console) scimRevokeConfirm(w http.ResponseWriter, r *http.Request, k *call) error {
@@ -124,7 +125,7 @@ func (c *Console) renderApps(w http.ResponseWriter, r *http.Request, k *call, v 
 }
 
 // appCreate registers an OIDC client: a confidential one gets a client
-// secret shown once on the answer page.
+// secret shown once, on the app's page after a redirect.
 func (c *Console) appCreate(w http.ResponseWriter, r *http.Request, k *call) error {
 	ctx := r.Context()
 	f := r.PostForm
@@ -167,7 +168,7 @@ func (c *Console) appCreate(w http.ResponseWriter, r *http.Request, k *call) err
 		}
 		return c.renderApps(w, r, k, v)
 	}
-	return c.renderApp(w, r, k, a, plain)
+	return c.showOnce(w, r, k, tp(k.t, "/apps/"+a.ID), plain, "created")
 }
 
 func (c *Console) loadApp(r *http.Request, k *call) (*gatehouse.App, error) {
@@ -179,7 +180,7 @@ func (c *Console) appPage(w http.ResponseWriter, r *http.Request, k *call) error
 	if err != nil {
 		return err
 	}
-	return c.renderApp(w, r, k, a, "")
+	return c.renderApp(w, r, k, a, c.takeOnce(w, r, k, tp(k.t, "/apps/"+a.ID)))
 }
 
 func (c *Console) renderApp(w http.ResponseWriter, r *http.Request, k *call, a *gatehouse.App, plain string) error {
@@ -221,7 +222,7 @@ func (c *Console) appRotate(w http.ResponseWriter, r *http.Request, k *call) err
 	if err != nil {
 		return err
 	}
-	return c.renderApp(w, r, k, a, plain)
+	return c.showOnce(w, r, k, tp(k.t, "/apps/"+a.ID), plain, "rotated")
 }
 
 func (c *Console) appDeleteConfirm(w http.ResponseWriter, r *http.Request, k *call) error {
