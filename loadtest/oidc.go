@@ -284,4 +284,3 @@ func Refresh(ctx context.Context, e *Env) (Flow, error) {
 		return nil
 	}, nil
 }
-
