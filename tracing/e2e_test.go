@@ -3,96 +3,20 @@ package tracing_test
 import (
 	"context"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
+	"strconv"
 	"testing"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
 	"github.com/gatehouse-sso/gatehouse/tracing"
+	"github.com/gatehouse-sso/gatehouse/tracing/tracingtest"
 )
 
-// receiver is an in-process OTLP/HTTP collector: it accepts POST /v1/traces
-// in protobuf and keeps the spans.
-type receiver struct {
-	*httptest.Server
-	mu       sync.Mutex
-	spans    []*tracepb.Span
-	services []string
-}
-
-func newReceiver(t *testing.T) *receiver {
-	rc := &receiver{}
-	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
-			http.Error(w, "want POST /v1/traces in protobuf", http.StatusBadRequest)
-			return
-		}
-		body, _ := io.ReadAll(r.Body)
-		var req coltracepb.ExportTraceServiceRequest
-		if err := proto.Unmarshal(body, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rc.mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			rc.services = append(rc.services, attr(rs.GetResource().GetAttributes(), "service.name"))
-			for _, ss := range rs.ScopeSpans {
-				rc.spans = append(rc.spans, ss.Spans...)
-			}
-		}
-		rc.mu.Unlock()
-		out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = w.Write(out)
-	}))
-	t.Cleanup(rc.Close)
-	return rc
-}
-
-func (rc *receiver) find(pred func(*tracepb.Span) bool) []*tracepb.Span {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	var out []*tracepb.Span
-	for _, s := range rc.spans {
-		if pred(s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// attr returns an attribute's value as a string ("" when absent).
-func attr(kvs []*commonpb.KeyValue, key string) string {
-	for _, kv := range kvs {
-		if kv.Key != key {
-			continue
-		}
-		switch v := kv.Value.Value.(type) {
-		case *commonpb.AnyValue_StringValue:
-			return v.StringValue
-		case *commonpb.AnyValue_IntValue:
-			return itoa(v.IntValue)
-		}
-	}
-	return ""
-}
-
-func itoa(i int64) string { return string(appendInt(nil, i)) }
-
-func appendInt(b []byte, i int64) []byte {
-	if i >= 10 {
-		b = appendInt(b, i/10)
-	}
-	return append(b, byte('0'+i%10))
-}
+var attr = tracingtest.Attr
 
 func flush(t *testing.T, p *tracing.Provider) {
 	t.Helper()
@@ -107,7 +31,7 @@ func flush(t *testing.T, p *tracing.Provider) {
 // its route, with its status code and request id, in the trace its caller's
 // traceparent named, with a child span for its store transaction.
 func TestRequestSpanExported(t *testing.T) {
-	rc := newReceiver(t)
+	rc := tracingtest.NewReceiver(t)
 	gh := servertest.Start(t, servertest.Options{Env: map[string]string{
 		"OTEL_EXPORTER_OTLP_ENDPOINT": rc.URL,
 		"OTEL_SERVICE_NAME":           "gatehouse-test",
@@ -133,11 +57,11 @@ func TestRequestSpanExported(t *testing.T) {
 			t.Fatal(err)
 		}
 		_ = resp.Body.Close()
-		if got := itoa(int64(resp.StatusCode)); got != tc.code {
+		if got := strconv.Itoa(resp.StatusCode); got != tc.code {
 			t.Fatalf("GET %s: %s, want %s", tc.path, got, tc.code)
 		}
 		flush(t, gh.Server.Tracing())
-		spans := rc.find(func(s *tracepb.Span) bool {
+		spans := rc.Find(func(s *tracepb.Span) bool {
 			return s.Kind == tracepb.Span_SPAN_KIND_SERVER && attr(s.Attributes, "url.path") == tc.path
 		})
 		if len(spans) != 1 {
@@ -157,7 +81,7 @@ func TestRequestSpanExported(t *testing.T) {
 			t.Errorf("GET %s: trace id %s, want the caller's %s (traceparent from loopback is trusted)", tc.path, got, traceID)
 		}
 		if tc.path == "/api/v1/tenants" {
-			tx := rc.find(func(c *tracepb.Span) bool {
+			tx := rc.Find(func(c *tracepb.Span) bool {
 				return c.Name == "store.View" && string(c.ParentSpanId) == string(s.SpanId)
 			})
 			if len(tx) == 0 {
@@ -167,9 +91,7 @@ func TestRequestSpanExported(t *testing.T) {
 			}
 		}
 	}
-	rc.mu.Lock()
-	services := rc.services
-	rc.mu.Unlock()
+	services := rc.Services()
 	if len(services) == 0 || services[0] != "gatehouse-test" {
 		t.Errorf("service.name %v, want gatehouse-test (OTEL_SERVICE_NAME)", services)
 	}
@@ -195,7 +117,7 @@ func TestTracingOffByDefault(t *testing.T) {
 // Outbound requests (to identity providers) carry the W3C traceparent of
 // the current span and are exported as client spans.
 func TestOutboundTransport(t *testing.T) {
-	rc := newReceiver(t)
+	rc := tracingtest.NewReceiver(t)
 	p, err := tracing.Start(context.Background(), tracing.Config{Enabled: true, Endpoint: rc.URL + "/v1/traces", ServiceName: "gatehouse", Sampler: "parentbased_always_on"}, "test", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -222,7 +144,7 @@ func TestOutboundTransport(t *testing.T) {
 	if len(got) < len(want) || got[:len(want)] != want {
 		t.Errorf("IdP saw traceparent %q, want one in trace %s", got, span.SpanContext().TraceID())
 	}
-	clients := rc.find(func(s *tracepb.Span) bool { return s.Kind == tracepb.Span_SPAN_KIND_CLIENT })
+	clients := rc.Find(func(s *tracepb.Span) bool { return s.Kind == tracepb.Span_SPAN_KIND_CLIENT })
 	if len(clients) != 1 || clients[0].Name != "HTTP GET" || attr(clients[0].Attributes, "http.response.status_code") != "200" {
 		t.Errorf("client spans %v, want one HTTP GET with status 200", clients)
 	}
