@@ -123,6 +123,12 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 			fmt.Fprintf(log, "gatehouse %d: %s pid %d ready in %s (new database, %s)\n", i, s.URL, s.PID(), s.Ready.Round(time.Millisecond), o.Engine)
 		}
 	}
+	// On PostgreSQL, the database's own CPU per flow too.
+	dbc, err := newDBCPU(e.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	defer dbc.Close()
 	var results []*Result
 	for _, name := range o.Scenarios {
 		sc, ok := Scenarios[name]
@@ -144,9 +150,19 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 			prof = make(chan error, 1)
 			go func() { prof <- fetchProfile(servers[0].Options.PprofAddr, o.Duration, o.CPUProfile, name) }()
 		}
+		if dbc != nil {
+			if err := dbc.Start(ctx); err != nil {
+				return results, err
+			}
+		}
 		res, err := Run(ctx, name, RunConfig{Concurrency: o.Concurrency, N: o.N, Duration: o.Duration, PIDs: pids}, flow)
 		if err != nil {
 			return results, err
+		}
+		if dbc != nil {
+			if res.DatabaseCPU, err = dbc.Stop(ctx); err != nil {
+				return results, err
+			}
 		}
 		if prof != nil {
 			if err := <-prof; err != nil {

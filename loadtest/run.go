@@ -38,7 +38,10 @@ type Result struct {
 	// ServerCPU is the measured processes' CPU time over the window.
 	ServerCPU time.Duration
 	RSS       int64 // sum of the processes' RSS at the end
-	Notes     []string
+	// DatabaseCPU is the PostgreSQL backends' CPU time over the window
+	// (0 on SQLite, which runs inside Gatehouse).
+	DatabaseCPU time.Duration
+	Notes       []string
 }
 
 // PerSecond is completed flows per second.
@@ -57,6 +60,9 @@ func (r *Result) String() string {
 	fmt.Fprintf(&b, "%-16s flows=%d errors=%d elapsed=%.2fs rate=%.0f/s p50=%s p90=%s p99=%s max=%s gatehouse_cpu=%.3fms/flow rss=%.1fMB",
 		r.Scenario, r.Flows, r.Errors, r.Elapsed.Seconds(), r.PerSecond(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max),
 		r.CPUPerFlow(), float64(r.RSS)/(1<<20))
+	if r.DatabaseCPU > 0 && r.Flows > 0 {
+		fmt.Fprintf(&b, " postgres_cpu=%.3fms/flow", float64(r.DatabaseCPU.Microseconds())/1000/float64(r.Flows))
+	}
 	for _, e := range r.FirstErrors {
 		fmt.Fprintf(&b, "\n  error: %s", e)
 	}
