@@ -112,7 +112,8 @@ func (c *Console) importUpload(w http.ResponseWriter, r *http.Request, k *call) 
 // importFile is the uploaded file, or the file the preview's form sends
 // back (base64 in "data").
 func importFile(r *http.Request) (data []byte, name string, err error) {
-	if f, h, ferr := r.FormFile("file"); ferr == nil {
+	// A browser sends an empty part with no name when no file is chosen.
+	if f, h, ferr := r.FormFile("file"); ferr == nil && (h.Filename != "" || h.Size > 0) {
 		defer f.Close()
 		data, err = io.ReadAll(io.LimitReader(f, maxUpload))
 		return data, filepath.Base(h.Filename), err
