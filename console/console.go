@@ -1,7 +1,8 @@
 // Package console is Gatehouse's admin web console under /console/: the
 // operator (with the superuser token) and tenant admins (signed in through
 // their tenant's own SSO) set up tenants, connections, just-in-time
-// provisioning, users, groups, SCIM tokens and apps, and read the audit log.
+// provisioning, users, groups, SCIM tokens, apps and webhooks, import
+// users from a file, and read the audit log.
 //
 // It is server-rendered (html/template, embedded CSS and a little JS, no
 // third-party front-end code). Every write goes through the store in one
