@@ -15,7 +15,8 @@ import (
 // TestConsoleBrowserJourney drives the admin console in Debian's chromium
 // (playwright-core, testing/console/journey.mjs) against a whole Gatehouse
 // and the real OpenID provider: tenant, OIDC connection, test connection,
-// a just-in-time user, their groups, a SCIM token, the audit log. The
+// a just-in-time user, their groups, a SCIM token, a webhook, a CSV
+// import, the audit log. The
 // screenshots land in testing/artifacts/console/ (git-ignored).
 func TestConsoleBrowserJourney(t *testing.T) {
 	root := repoRoot(t)
@@ -85,6 +86,13 @@ func TestConsoleBrowserJourney(t *testing.T) {
 		toks, err := tx.ListSCIMTokens(bg, ten.ID)
 		if err != nil || len(toks) != 1 {
 			t.Errorf("SCIM tokens: %d %v", len(toks), err)
+		}
+		hooks, err := tx.ListWebhooks(bg, ten.ID)
+		if err != nil || len(hooks) != 1 || hooks[0].URL != "https://hooks.example.com/gatehouse" || len(hooks[0].Events) != 1 || hooks[0].Events[0] != "user.*" {
+			t.Errorf("webhooks: %+v %v", hooks, err)
+		}
+		if zoe, err := tx.GetUserByEmail(bg, ten.ID, "zoe@example.com"); err != nil || zoe.Source != gatehouse.SourceImport || zoe.DisplayName != "Zoe Imported" {
+			t.Errorf("imported user: %+v %v", zoe, err)
 		}
 		evs, _, err := tx.ListAudit(bg, ten.ID, gatehouse.AuditFilter{Action: "user.jit_created"}, gatehouse.Page{Limit: 10})
 		if err != nil || len(evs) != 1 {

@@ -3,8 +3,9 @@
 // superuser token, creates a tenant, sets up an OIDC connection against the
 // real test provider, tests it (nothing created), a new user signs in and is
 // created just in time (in a second browser context), the operator finds
-// them, edits their groups, creates a SCIM token (shown once) and sees the
-// user.jit_created event in the audit log; then that user, made an admin,
+// them, edits their groups, creates a SCIM token and a webhook (secrets
+// shown once), imports a CSV file and sees the user.jit_created event in
+// the audit log; then that user, made an admin,
 // signs in to the console through the organization's SSO. Screenshots of the main pages go
 // to $ARTIFACTS.
 //
@@ -163,6 +164,29 @@ try {
   await page.goto(`${base}/console/t/acme/scim`);
   expect(!(await page.content()).includes(scimToken), 'the token not shown again');
   await expectText(page, 'Okta provisioning');
+
+  log('adds a webhook: its signing secret shown once, not again on reload');
+  await page.getByRole('navigation', { name: 'Tenant' }).getByRole('link', { name: 'Webhooks' }).click();
+  await page.getByLabel('Endpoint URL').fill('https://hooks.example.com/gatehouse');
+  await page.getByRole('checkbox', { name: '*', exact: true }).uncheck();
+  await page.getByRole('checkbox', { name: 'user.*', exact: true }).check();
+  await page.getByRole('button', { name: 'Add webhook' }).click();
+  const whSecret = (await page.locator('#webhook-secret').textContent()).trim();
+  expect(whSecret.startsWith('whsec_'), `a webhook secret, got ${whSecret}`);
+  await shot(page, '10b-webhook-secret');
+  await page.reload();
+  await expectText(page, 'Save webhook');
+  expect(!(await page.content()).includes(whSecret), 'the webhook secret not shown again');
+
+  log('imports users from a CSV file: checked, previewed, imported');
+  await page.getByRole('navigation', { name: 'Tenant' }).getByRole('link', { name: 'Import users' }).click();
+  await page.getByLabel('CSV or JSON file').setInputFiles({ name: 'users.csv', mimeType: 'text/csv',
+    buffer: Buffer.from(`email,display_name,groups\nzoe@${domain},Zoe Imported,Everyone\n`) });
+  await page.getByRole('button', { name: 'Check file' }).click();
+  await expectText(page, 'Every row of users.csv is valid');
+  await page.getByRole('button', { name: 'Import 1 users' }).click();
+  await expectText(page, 'Import done');
+  await shot(page, '10c-import');
 
   log('sees user.jit_created in the audit log');
   await page.getByRole('link', { name: 'Audit log' }).click();
