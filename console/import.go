@@ -81,7 +81,7 @@ func (c *Console) importUpload(w http.ResponseWriter, r *http.Request, k *call) 
 		return page(gatehouse.Errorf(gatehouse.EINVALID, "%s holds no users.", name))
 	}
 	if len(rows) > api.MaxImportRows {
-		return page(gatehouse.Errorf(gatehouse.EINVALID, "%s has %d rows; the console imports at most %d at a time. Use `gatehouse import`, which sends bigger files in parts.", name, len(rows), api.MaxImportRows))
+		return page(gatehouse.Errorf(gatehouse.EINVALID, "%s has %d rows; the console imports at most %d at a time. Use the command line (gatehouse import), which sends bigger files in parts.", name, len(rows), api.MaxImportRows))
 	}
 	in := make([]api.ImportRow, len(rows))
 	for i, row := range rows {

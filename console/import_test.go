@@ -158,6 +158,7 @@ func TestImport(t *testing.T) {
 	if b := c.get("/console/t/acme/import?m=imported").body; strings.Contains(b, "Import done") {
 		t.Fatal("the result is shown again")
 	}
+	want(t, c.get("/console/t/acme/users?source=import"), http.StatusOK, "bo@acme.com", "ana@acme.com")
 	us := usersOf(t, gh, "acme")
 	if len(us) != 2 {
 		t.Fatalf("users: %d", len(us))
