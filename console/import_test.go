@@ -12,6 +12,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 )
 
 // upload posts the import form as a browser does (multipart), with the
@@ -137,7 +138,13 @@ func TestImportBadRows(t *testing.T) {
 // nothing), imported from the preview, and the result shown once; the
 // same file again is all unchanged.
 func TestImport(t *testing.T) {
-	gh, c := operator(t)
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) { importJourney(t, engine) })
+	}
+}
+
+func importJourney(t *testing.T, engine string) {
+	gh, c := operatorOn(t, engine)
 	setupAcme(t, c)
 	a := c.upload(map[string]string{"step": "check"}, "users.csv", goodCSV)
 	want(t, a, http.StatusOK, "Every row of users.csv is valid", "<strong>2</strong> create", "<strong>0</strong> update", `id="import-now"`)

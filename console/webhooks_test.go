@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 	"github.com/gatehouse-sso/gatehouse/webhook"
 )
 
@@ -221,6 +222,12 @@ func TestWebhookTenantScope(t *testing.T) {
 // its status, attempts and error; Retry queues it again, and the worker
 // then delivers it to the endpoint, which is back.
 func TestWebhookDeliveries(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) { webhookDeliveries(t, engine) })
+	}
+}
+
+func webhookDeliveries(t *testing.T, engine string) {
 	var up atomic.Bool
 	var got atomic.Int32
 	var sec atomic.Value // the secret the console showed
@@ -238,7 +245,7 @@ func TestWebhookDeliveries(t *testing.T) {
 		got.Add(1)
 	}))
 	defer recv.Close()
-	gh, c := operator(t)
+	gh, c := operatorOn(t, engine)
 	setupAcme(t, c)
 	a := c.post("/console/t/acme/webhooks", "/console/t/acme/webhooks", url.Values{"url": {recv.URL + "/in"}, "event": {"*"}, "enabled": {"on"}})
 	want(t, a, http.StatusSeeOther)
