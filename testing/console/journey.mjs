@@ -184,7 +184,7 @@ try {
     buffer: Buffer.from(`email,display_name,groups\nzoe@${domain},Zoe Imported,Everyone\n`) });
   await page.getByRole('button', { name: 'Check file' }).click();
   await expectText(page, 'Every row of users.csv is valid');
-  await page.getByRole('button', { name: 'Import 1 users' }).click();
+  await page.getByRole('button', { name: 'Import 1 user', exact: true }).click();
   await expectText(page, 'Import done');
   await shot(page, '10c-import');
 
