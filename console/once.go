@@ -1,7 +1,9 @@
 package console
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -18,8 +20,16 @@ import (
 // The cookie is sealed with the root key (AES-GCM: unreadable and
 // unforgeable), bound to the console session and to the one page it is
 // for, and expires after onceTTL even when never read. It is HttpOnly,
-// SameSite=Strict and scoped to the console like the session cookie.
-const onceCookie = "gatehouse_console_once"
+// SameSite=Strict and scoped to the console like the session cookie. Each
+// page has a cookie of its own, so values made in two tabs at once both
+// wait for their page.
+const onceCookie = "gatehouse_console_once_"
+
+// onceName is the cookie of a page's value.
+func onceName(page string) string {
+	h := sha256.Sum256([]byte(page))
+	return onceCookie + hex.EncodeToString(h[:6])
+}
 
 // onceTTL bounds how long a value waits for its page.
 const onceTTL = 5 * time.Minute
@@ -47,7 +57,7 @@ func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, k *call, page
 	if err != nil {
 		return err
 	}
-	http.SetCookie(w, &http.Cookie{Name: onceCookie, Value: base64.RawURLEncoding.EncodeToString(box), Path: c.base + "/",
+	http.SetCookie(w, &http.Cookie{Name: onceName(page), Value: base64.RawURLEncoding.EncodeToString(box), Path: c.base + "/",
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode, MaxAge: int(onceTTL / time.Second)})
 	return c.redirect(w, r, page, flash)
 }
@@ -55,7 +65,7 @@ func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, k *call, page
 // takeOnce returns the value waiting for the console path page in this
 // session, deleting it; "" when there is none.
 func (c *Console) takeOnce(w http.ResponseWriter, r *http.Request, k *call, page string) string {
-	ck, err := r.Cookie(onceCookie)
+	ck, err := r.Cookie(onceName(page))
 	if err != nil || ck.Value == "" || len(ck.Value) > 8192 {
 		return ""
 	}
@@ -66,11 +76,10 @@ func (c *Console) takeOnce(w http.ResponseWriter, r *http.Request, k *call, page
 	pt, err := c.cfg.Keyring.Open(raw, onceAAD)
 	var b onceBox
 	if err != nil || json.Unmarshal(pt, &b) != nil || !secret.EqualString(b.SID, k.p.sid) || b.Path != page {
-		// Another page's value waits for it (or the cookie is no good:
-		// it expires by itself).
+		// Another session's, or no good: it expires by itself.
 		return ""
 	}
-	http.SetCookie(w, &http.Cookie{Name: onceCookie, Value: "", Path: c.base + "/", MaxAge: -1, Expires: time.Unix(0, 0),
+	http.SetCookie(w, &http.Cookie{Name: onceName(page), Value: "", Path: c.base + "/", MaxAge: -1, Expires: time.Unix(0, 0),
 		HttpOnly: true, Secure: c.secure, SameSite: http.SameSiteStrictMode})
 	if c.clock.Now().Unix() > b.Exp {
 		return ""

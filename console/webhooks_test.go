@@ -105,8 +105,23 @@ func TestWebhookPages(t *testing.T) {
 		}
 	}
 	want(t, c.get(list), http.StatusOK, "https://hooks.example.com/in", "<code>user.*</code>", "enabled", "none yet")
+	// Two made before either page is opened (two tabs): each page shows its own.
+	var pages []string
+	for _, u := range []string{"https://a.example.com/in", "https://b.example.com/in"} {
+		a := c.post(list, list, url.Values{"url": {u}, "event": {"*"}})
+		want(t, a, http.StatusSeeOther)
+		pages = append(pages, a.location)
+	}
+	s1, s2 := secretRE.FindString(c.get(pages[1]).body), secretRE.FindString(c.get(pages[0]).body)
+	if s1 == "" || s2 == "" || s1 == s2 {
+		t.Fatalf("secrets of two tabs: %q %q", s1, s2)
+	}
+	for _, p := range pages {
+		del := strings.TrimSuffix(p, "?m=created") + "/delete"
+		want(t, c.post(del, del, url.Values{"confirm": {"yes"}}), http.StatusSeeOther)
+	}
 	ev := auditOf(t, gh, "acme", "webhook.created")
-	if len(ev) != 1 || ev[0].TargetID != h.ID || ev[0].ActorType != "superuser" || ev[0].Details["via"] != "console" {
+	if len(ev) != 3 || ev[2].TargetID != h.ID || ev[0].ActorType != "superuser" || ev[0].Details["via"] != "console" {
 		t.Fatalf("webhook.created audit: %+v", ev)
 	}
 
@@ -154,7 +169,7 @@ func TestWebhookPages(t *testing.T) {
 	if len(webhooksOf(t, gh, "acme")) != 0 {
 		t.Fatal("not deleted")
 	}
-	if ev := auditOf(t, gh, "acme", "webhook.deleted"); len(ev) != 1 || ev[0].TargetID != h.ID {
+	if ev := auditOf(t, gh, "acme", "webhook.deleted"); len(ev) != 3 || ev[0].TargetID != h.ID {
 		t.Fatalf("webhook.deleted audit: %+v", ev)
 	}
 	want(t, c.get(edit), http.StatusNotFound)
