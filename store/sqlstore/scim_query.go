@@ -267,16 +267,16 @@ func compileQuery(w *where, table string, cols map[string]column, q gatehouse.Qu
 }
 
 // pageClause returns LIMIT/OFFSET for q, with its arguments in w.
-func pageClause(w *where, q gatehouse.Query) string {
-	limit := q.Limit
+func pageClause(w *where, q gatehouse.Query) (clause string, limit, offset int) {
+	limit = q.Limit
 	if limit > 10*maxLimit {
 		limit = 10 * maxLimit
 	}
-	offset := q.Offset
+	offset = q.Offset
 	if offset < 0 {
 		offset = 0
 	}
-	return " LIMIT " + w.arg(limit) + " OFFSET " + w.arg(offset)
+	return " LIMIT " + w.arg(limit) + " OFFSET " + w.arg(offset), limit, offset
 }
 
 // querySpec describes one queryable table for queryPage.
@@ -289,8 +289,14 @@ type querySpec[T any] struct {
 	base    []string // conditions besides the tenant
 }
 
-// queryPage counts the rows of spec matching q in the tenant and reads
-// one page of them.
+// queryPage reads one page of the rows of spec matching q in the tenant
+// and their total. The page query runs first: when it returns some rows but
+// fewer than the limit, or none at offset 0, the page reached the end of the
+// result, so the total is offset + rows and the SELECT COUNT(*) (about half
+// the store's work for a SCIM userName eq lookup) is skipped. Both queries
+// run in the caller's transaction, so the total agrees with the page either
+// way. The count still runs for a full page, for an empty page past offset 0
+// (the total may be below the offset), and when no rows are asked for.
 func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Query, spec querySpec[T]) ([]T, int, error) {
 	w := &where{}
 	w.add(`tenant_id = ?`, tenantID)
@@ -301,23 +307,29 @@ func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Q
 	if err != nil {
 		return nil, 0, err
 	}
+	list := []T{}
+	if q.Limit > 0 {
+		// The count below reuses w's condition arguments; the page's
+		// LIMIT/OFFSET arguments follow them, so they are cut off again.
+		nargs := len(w.args)
+		page, limit, offset := pageClause(w, q)
+		err = t.each(ctx, func(sc scanner) error {
+			v, err := spec.scan(sc)
+			if err == nil {
+				list = append(list, v)
+			}
+			return err
+		}, `SELECT `+spec.columns+` FROM `+spec.from+w.String()+order+page, w.args...)
+		if err != nil {
+			return nil, 0, err
+		}
+		w.args = w.args[:nargs]
+		if len(list) < limit && (len(list) > 0 || offset == 0) {
+			return list, offset + len(list), nil
+		}
+	}
 	var total int
 	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM `+spec.from+w.String(), w.args...); err != nil {
-		return nil, 0, err
-	}
-	list := []T{}
-	if q.Limit <= 0 || q.Offset >= total {
-		return list, total, nil
-	}
-	page := pageClause(w, q)
-	err = t.each(ctx, func(sc scanner) error {
-		v, err := spec.scan(sc)
-		if err == nil {
-			list = append(list, v)
-		}
-		return err
-	}, `SELECT `+spec.columns+` FROM `+spec.from+w.String()+order+page, w.args...)
-	if err != nil {
 		return nil, 0, err
 	}
 	return list, total, nil

@@ -202,3 +202,93 @@ func TestQueryUsersEngines(t *testing.T) {
 		})
 	}
 }
+
+// TestQueryPageTotals checks totalResults for full, partial and empty pages
+// now that the count is skipped when the page itself shows the end.
+func TestQueryPageTotals(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := Open(ctx, testdb.URL(t, engine), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var te gatehouse.Tenant
+			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+				te = gatehouse.Tenant{Slug: "totals", Name: "Totals"}
+				if err := tx.CreateTenant(ctx, &te); err != nil {
+					return err
+				}
+				for _, name := range []string{"u1", "u2", "u3", "u4", "u5"} {
+					if err := tx.CreateUser(ctx, &gatehouse.User{TenantID: te.ID, Username: name}); err != nil {
+						return err
+					}
+				}
+				for _, name := range []string{"g1", "g2", "g3"} {
+					if err := tx.CreateGroup(ctx, &gatehouse.Group{TenantID: te.ID, Name: name}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			none := eq("username", "nobody")
+			for _, tc := range []struct {
+				name                string
+				f                   *gatehouse.Filter
+				offset, limit       int
+				wantRows, wantTotal int
+			}{
+				{"partial first page", nil, 0, 10, 5, 5},
+				{"exactly full first page", nil, 0, 5, 5, 5},
+				{"full first page", nil, 0, 2, 2, 5},
+				{"full middle page", nil, 2, 2, 2, 5},
+				{"partial last page", nil, 4, 2, 1, 5},
+				{"empty page at the end", nil, 5, 2, 0, 5},
+				{"empty page past the end", nil, 9, 2, 0, 5},
+				{"negative offset", nil, -3, 10, 5, 5},
+				{"no rows asked", nil, 0, 0, 0, 5},
+				{"no rows asked past the end", nil, 7, 0, 0, 5},
+				{"userName eq", eq("username", "U3"), 0, 100, 1, 1},
+				{"no match", none, 0, 10, 0, 0},
+				{"no match, offset", none, 3, 10, 0, 0},
+				{"filtered partial", &gatehouse.Filter{Op: "sw", Attr: "username", Value: "u"}, 3, 10, 2, 5},
+			} {
+				err := s.View(ctx, func(tx gatehouse.Tx) error {
+					q := gatehouse.Query{Filter: tc.f, Offset: tc.offset, Limit: tc.limit}
+					users, total, err := tx.QueryUsers(ctx, te.ID, q)
+					if err != nil {
+						return err
+					}
+					if len(users) != tc.wantRows || total != tc.wantTotal {
+						t.Errorf("users, %s: %d rows, total %d; want %d, %d", tc.name, len(users), total, tc.wantRows, tc.wantTotal)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+			}
+			for _, tc := range []struct {
+				offset, limit, wantRows, wantTotal int
+			}{{0, 10, 3, 3}, {0, 3, 3, 3}, {1, 1, 1, 3}, {2, 5, 1, 3}, {3, 5, 0, 3}, {8, 5, 0, 3}, {0, 0, 0, 3}} {
+				err := s.View(ctx, func(tx gatehouse.Tx) error {
+					groups, total, err := tx.QueryGroups(ctx, te.ID, gatehouse.Query{Offset: tc.offset, Limit: tc.limit})
+					if err != nil {
+						return err
+					}
+					if len(groups) != tc.wantRows || total != tc.wantTotal {
+						t.Errorf("groups %+v: %d rows, total %d", tc, len(groups), total)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	}
+}
