@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -76,6 +77,25 @@ type keyCache struct {
 	rotateAfter time.Duration
 	mu          sync.Mutex // serializes key creation in this process
 	priv        sync.Map   // key id → crypto.Signer (keys never change)
+	lists       sync.Map   // tenant id → *keyList: the keys signing reads
+}
+
+// keyListTTL is how long a replica signs from its copy of a tenant's key
+// list instead of reading it for every token. A rotation made in this
+// process is seen at once (keyGeneration); one made on another replica
+// within keyListTTL: until then this replica signs with the key just
+// retired, which stays in the JWKS for retiredKeyOverlap (a day), far
+// longer than keyListTTL plus any ID token's lifetime, so its tokens verify.
+const keyListTTL = 30 * time.Second
+
+// keyGeneration counts key creations and rotations in this process; a
+// cached key list of an older generation is read again.
+var keyGeneration atomic.Uint64
+
+type keyList struct {
+	keys []*gatehouse.SigningKey
+	at   time.Time
+	gen  uint64
 }
 
 func newKeyCache(st gatehouse.Store, kr *secret.Keyring, clock gatehouse.Clock, rotateAfter time.Duration) *keyCache {
@@ -99,10 +119,16 @@ func (kc *keyCache) signingKey(ctx context.Context, tenantID, alg string) (*sign
 	alg = normalizeAlg(alg)
 	var keys []*gatehouse.SigningKey
 	load := func() (err error) {
-		keys, err = kc.list(ctx, tenantID)
+		gen := keyGeneration.Load()
+		if keys, err = kc.list(ctx, tenantID); err == nil {
+			kc.lists.Store(tenantID, &keyList{keys: keys, at: kc.clock.Now(), gen: gen})
+		}
 		return err
 	}
-	if err := load(); err != nil {
+	if l, ok := kc.lists.Load(tenantID); ok && l.(*keyList).gen == keyGeneration.Load() &&
+		kc.clock.Now().Sub(l.(*keyList).at) < keyListTTL {
+		keys = l.(*keyList).keys
+	} else if err := load(); err != nil {
 		return nil, err
 	}
 	k := active(keys, alg)
@@ -117,11 +143,13 @@ func (kc *keyCache) signingKey(ctx context.Context, tenantID, alg string) (*sign
 			k = active(keys, alg)
 			switch {
 			case k == nil:
-				return kc.store.Update(ctx, func(tx gatehouse.Tx) error {
+				err := kc.store.Update(ctx, func(tx gatehouse.Tx) error {
 					var err error
 					k, err = newSigningKey(ctx, tx, kc.keyring, kc.clock.Now(), tenantID, alg)
 					return err
 				})
+				keyGeneration.Add(1)
+				return err
 			case kc.clock.Now().Sub(k.CreatedAt) > kc.rotateAfter:
 				if err := rotate(ctx, kc.store, kc.keyring, kc.clock.Now(), tenantID, gatehouse.Actor{Type: "system", ID: "key-schedule"}); err != nil {
 					return err
@@ -267,6 +295,8 @@ func rotate(ctx context.Context, store gatehouse.Store, kr *secret.Keyring, now 
 			algs = append(algs, k.Alg)
 		}
 	}
+	// Signing in this process uses the new keys from the next token on.
+	defer keyGeneration.Add(1)
 	return store.Update(ctx, func(tx gatehouse.Tx) error {
 		keys, err := tx.ListSigningKeys(ctx, tenantID)
 		if err != nil {
