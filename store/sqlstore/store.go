@@ -44,7 +44,8 @@
 // through ONE writer connection (BEGIN IMMEDIATE) and View through a
 // separate pool of read-only connections, so concurrent writers queue in
 // the process instead of failing with SQLITE_BUSY, and readers never wait
-// for the writer. PostgreSQL runs Update in READ COMMITTED and re-runs fn a
+// for the writer. Queued writers are committed together, each fn in a
+// savepoint of its own (group commit, groupcommit.go). PostgreSQL runs Update in READ COMMITTED and re-runs fn a
 // few times on serialization failures and deadlocks (SQLSTATE 40001,
 // 40P01); fn must therefore have no side effects outside the transaction.
 //
@@ -86,6 +87,8 @@ type Store struct {
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	purge  purgeTicker
+	// commits batches SQLite writes (groupcommit.go); nil on PostgreSQL.
+	commits *committer
 }
 
 var _ gatehouse.Store = (*Store)(nil)
@@ -122,6 +125,9 @@ func open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	s.writer, s.reader, err = d.connect(ctx, target, opts)
 	if err != nil {
 		return nil, err
+	}
+	if d == sqliteDialect {
+		s.commits = &committer{}
 	}
 	return s, nil
 }
@@ -168,7 +174,12 @@ const maxAttempts = 5
 // Update runs fn in one read-write transaction; see gatehouse.Store.
 func (s *Store) Update(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.run(ctx, s.writer, s.d.writeTx, fn)
+		var err error
+		if s.commits != nil {
+			err = s.commits.update(s, ctx, fn)
+		} else {
+			err = s.run(ctx, s.writer, s.d.writeTx, fn)
+		}
 		if err == nil || attempt == maxAttempts || !s.d.retryable(err) {
 			return err
 		}

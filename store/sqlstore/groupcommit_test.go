@@ -1,0 +1,313 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+)
+
+func openEngine(t *testing.T, engine string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), testdb.URL(t, engine), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// slugs lists the tenants' slugs, sorted.
+func slugs(t *testing.T, s *Store) []string {
+	t.Helper()
+	rows, err := s.DB().Query(`SELECT slug FROM tenants ORDER BY slug`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func (c *committer) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.queue)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+type batchResult struct {
+	err   error
+	panic any
+}
+
+// runBatched holds the writer with one Update, queues fns in order behind
+// it, then lets them all run: they form one batch (len(fns) <= maxBatch).
+func runBatched(t *testing.T, s *Store, fns []func(gatehouse.Tx) error) []batchResult {
+	t.Helper()
+	ctx := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	blocker := make(chan error, 1)
+	go func() {
+		blocker <- s.Update(ctx, func(gatehouse.Tx) error { close(started); <-release; return nil })
+	}()
+	<-started
+	results := make([]batchResult, len(fns))
+	var wg sync.WaitGroup
+	for i, fn := range fns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { results[i].panic = recover() }()
+			results[i].err = s.Update(ctx, fn)
+		}()
+		waitFor(t, "the queue", func() bool { return s.commits.queued() == i+1 })
+	}
+	before := s.commits.batches.Load()
+	close(release)
+	wg.Wait()
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	if got := s.commits.batches.Load() - before; len(fns) > 1 && got != 1 {
+		t.Fatalf("%d batches, want 1", got)
+	}
+	return results
+}
+
+func createTenant(slug string) func(gatehouse.Tx) error {
+	return func(tx gatehouse.Tx) error {
+		return tx.CreateTenant(context.Background(), &gatehouse.Tenant{Slug: slug, Name: slug})
+	}
+}
+
+var errDeliberate = errors.New("deliberate failure")
+
+// TestGroupCommitIsolatesFailures: in one batch, a failing fn, a panicking
+// fn and a fn that survives a unique violation through t.guard's nested
+// savepoint; each caller gets its own result and only the successful
+// writes stay.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	ctx := context.Background()
+	if err := s.Update(ctx, createTenant("taken")); err != nil {
+		t.Fatal(err)
+	}
+	res := runBatched(t, s, []func(gatehouse.Tx) error{
+		createTenant("a"),
+		func(tx gatehouse.Tx) error { // writes, then fails: rolled back
+			if err := createTenant("failed")(tx); err != nil {
+				return err
+			}
+			return errDeliberate
+		},
+		createTenant("b"),
+		func(tx gatehouse.Tx) error { // writes, then panics
+			if err := createTenant("panicked")(tx); err != nil {
+				return err
+			}
+			panic("boom")
+		},
+		func(tx gatehouse.Tx) error { // a conflict caught, then goes on
+			err := createTenant("taken")(tx)
+			if !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+				return fmt.Errorf("want a conflict, got %v", err)
+			}
+			return createTenant("after-conflict")(tx)
+		},
+		createTenant("a"), // conflicts with the first fn of the batch
+		createTenant("c"),
+	})
+	for i, want := range []string{"", "deliberate", "", "panic", "", "conflict", ""} {
+		r := res[i]
+		switch want {
+		case "":
+			if r.err != nil || r.panic != nil {
+				t.Errorf("fn %d: %v, panic %v", i, r.err, r.panic)
+			}
+		case "deliberate":
+			if !errors.Is(r.err, errDeliberate) {
+				t.Errorf("fn %d: %v", i, r.err)
+			}
+		case "panic":
+			if r.panic != "boom" {
+				t.Errorf("fn %d: panic %v, err %v", i, r.panic, r.err)
+			}
+		case "conflict":
+			if !gatehouse.IsCode(r.err, gatehouse.ECONFLICT) {
+				t.Errorf("fn %d: %v", i, r.err)
+			}
+		}
+	}
+	got := fmt.Sprint(slugs(t, s))
+	if want := "[a after-conflict b c taken]"; got != want {
+		t.Errorf("tenants %s, want %s", got, want)
+	}
+	// The writer is usable afterwards, batched or not.
+	if err := s.Update(ctx, createTenant("later")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestGroupCommitBrokenBatch: a fn that ends the shared transaction under
+// the others (as SQLite does on an interrupted write) gets an error; the
+// batch's other fns, before and after it, are run again alone and commit.
+func TestGroupCommitBrokenBatch(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	res := runBatched(t, s, []func(gatehouse.Tx) error{
+		createTenant("before"),
+		func(gt gatehouse.Tx) error {
+			if err := createTenant("breaker")(gt); err != nil {
+				return err
+			}
+			_, err := gt.(*tx).sqlTx.Exec("ROLLBACK")
+			return err // nil: the fn believes all is well
+		},
+		createTenant("after"),
+	})
+	if res[0].err != nil || res[2].err != nil {
+		t.Errorf("innocent fns failed: %v, %v", res[0].err, res[2].err)
+	}
+	if res[1].err == nil {
+		t.Error("the fn that broke the batch succeeded")
+	}
+	if got, want := fmt.Sprint(slugs(t, s)), "[after before]"; got != want {
+		t.Errorf("tenants %s, want %s", got, want)
+	}
+}
+
+// TestGroupCommitFailedCommit: when the shared COMMIT fails, every caller
+// of the batch gets an error and nothing of the batch is written.
+func TestGroupCommitFailedCommit(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	res := runBatched(t, s, []func(gatehouse.Tx) error{
+		createTenant("x"),
+		func(gt gatehouse.Tx) error {
+			// A foreign key violation checked only at COMMIT.
+			t := gt.(*tx)
+			if _, err := t.exec(context.Background(), `PRAGMA defer_foreign_keys = ON`); err != nil {
+				return err
+			}
+			_, err := t.exec(context.Background(), `INSERT INTO tenant_domains (domain, tenant_id, created_at) VALUES ('x.example', 'ten_missing', 0)`)
+			return err
+		},
+		createTenant("y"),
+	})
+	for i, r := range res {
+		if r.err == nil {
+			t.Errorf("fn %d succeeded although the commit failed", i)
+		}
+	}
+	if got := slugs(t, s); len(got) != 0 {
+		t.Errorf("tenants %v written by a failed commit", got)
+	}
+}
+
+// TestGroupCommitCancelWhileQueued: a caller that gives up while queued
+// leaves the queue at once and its fn never runs.
+func TestGroupCommitCancelWhileQueued(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	started, release := make(chan struct{}), make(chan struct{})
+	go s.Update(context.Background(), func(gatehouse.Tx) error { close(started); <-release; return nil })
+	<-started
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ran := false
+	go func() { done <- s.Update(ctx, func(tx gatehouse.Tx) error { ran = true; return nil }) }()
+	waitFor(t, "the queue", func() bool { return s.commits.queued() == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("got %v, want context.Canceled", err)
+	}
+	close(release)
+	if err := s.Update(context.Background(), createTenant("next")); err != nil {
+		t.Fatal(err)
+	}
+	if ran || s.commits.queued() != 0 {
+		t.Errorf("ran %v, queued %d", ran, s.commits.queued())
+	}
+}
+
+// TestUpdateStress: many concurrent writers, a third of which fail after
+// writing and some of which conflict, on both engines; the final rows are
+// exactly the successful ones.
+func TestUpdateStress(t *testing.T) {
+	const workers, each = 200, 6
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			s := openEngine(t, engine)
+			ctx := context.Background()
+			var mu sync.Mutex
+			var ok []string
+			failed, conflicts := 0, 0
+			var wg sync.WaitGroup
+			for w := range workers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						slug := fmt.Sprintf("w%03d-%d", w, i)
+						fail := (w+i)%3 == 0
+						if (w+i)%7 == 0 {
+							// Everyone of these races for the same few slugs.
+							slug = fmt.Sprintf("shared-%d", i)
+						}
+						err := s.Update(ctx, func(tx gatehouse.Tx) error {
+							if err := createTenant(slug)(tx); err != nil {
+								return err
+							}
+							if fail {
+								return errDeliberate
+							}
+							return nil
+						})
+						mu.Lock()
+						switch {
+						case err == nil:
+							ok = append(ok, slug)
+						case errors.Is(err, errDeliberate):
+							failed++
+						case gatehouse.IsCode(err, gatehouse.ECONFLICT):
+							conflicts++
+						default:
+							t.Errorf("%s: %v", slug, err)
+						}
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			sort.Strings(ok)
+			if got := slugs(t, s); fmt.Sprint(got) != fmt.Sprint(ok) {
+				t.Errorf("%d tenants in the database, %d acknowledged", len(got), len(ok))
+			}
+			if len(ok)+failed+conflicts != workers*each {
+				t.Errorf("%d ok + %d failed + %d conflicts != %d", len(ok), failed, conflicts, workers*each)
+			}
+			if s.commits != nil {
+				t.Logf("%d writes: %d batches of %d transactions", workers*each, s.commits.batches.Load(), s.commits.batched.Load())
+			}
+		})
+	}
+}
