@@ -51,8 +51,18 @@ func audit(ctx context.Context, tx gatehouse.Tx, now time.Time, action, targetTy
 
 // --- clients -------------------------------------------------------------
 
+// loadClient returns the app of clientID for this request. zitadel asks
+// for the client two or three times per request (GetClientByClientID,
+// then AuthorizeClientIDSecret; AuthResponse again at resume): the app is
+// read from the store once per request and kept in the request state, never
+// across requests, so a rotated secret, a changed app or a deleted app
+// takes effect at the next request on every replica. The secret is still
+// checked on every authenticate call.
 func (s *storage) loadClient(ctx context.Context, clientID string) (*client, error) {
 	st := stateFrom(ctx)
+	if c := st.client; c != nil && c.app.ClientID == clientID && c.app.TenantID == st.tenant.ID {
+		return c, nil
+	}
 	var app *gatehouse.App
 	err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
 		var err error
@@ -65,10 +75,36 @@ func (s *storage) loadClient(ctx context.Context, clientID string) (*client, err
 		}
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
+	return s.keepClient(ctx, app), nil
+}
+
+// keepClient makes app the request's client: it decides the ID token's
+// algorithm, and later lookups of the same client id in this request use it.
+func (s *storage) keepClient(ctx context.Context, app *gatehouse.App) *client {
+	st := stateFrom(ctx)
 	c := &client{app: app, issuer: st.issuer, p: s.p}
-	// The client of the request decides the ID token's algorithm.
 	st.client = c
-	return c, nil
+	return c
+}
+
+// preloadClient reads, in a transaction the request opens anyway, the app
+// the request is about (the code's or the refresh token's client), so the
+// client lookup that follows needs no transaction of its own. A missing
+// app is left to loadClient, which refuses it.
+func (s *storage) preloadClient(ctx context.Context, tx gatehouse.Tx, clientID string) error {
+	st := stateFrom(ctx)
+	if c := st.client; c != nil && c.app.ClientID == clientID {
+		return nil
+	}
+	app, err := tx.GetAppByClientID(ctx, st.tenant.ID, clientID)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.keepClient(ctx, app)
+	return nil
 }
 
 func (s *storage) GetClientByClientID(ctx context.Context, clientID string) (zop.Client, error) {
@@ -123,12 +159,9 @@ func (s *storage) ClientCredentialsTokenRequest(ctx context.Context, clientID st
 // stops authorization code injection.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, hintSubject string) (zop.AuthRequest, error) {
 	st := stateFrom(ctx)
-	c := st.client
-	if c == nil || c.app.ClientID != req.ClientID {
-		var err error
-		if c, err = s.loadClient(ctx, req.ClientID); err != nil {
-			return nil, err
-		}
+	c, err := s.loadClient(ctx, req.ClientID)
+	if err != nil {
+		return nil, err
 	}
 	if req.CodeChallenge != "" && req.CodeChallengeMethod != oidc.CodeChallengeMethodS256 {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code_challenge_method must be S256.")
@@ -197,6 +230,10 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthR
 	err := s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
 		var err error
 		row, err = tx.UseOPAuthCode(ctx, tenantOf(ctx), secret.Digest(code), now)
+		if err == nil {
+			// zitadel looks the client up next.
+			return s.preloadClient(ctx, tx, row.ClientID)
+		}
 		if gatehouse.IsCode(err, gatehouse.ECONFLICT) && row != nil {
 			reused = true
 			n, err := tx.RevokeOPTokens(ctx, row.TenantID, gatehouse.OPTokenFilter{GrantID: row.ID}, now)
@@ -272,13 +309,6 @@ func groupAllowed(app *gatehouse.App, u *gatehouse.User) bool {
 	return false
 }
 
-func (s *storage) requestClient(ctx context.Context, clientID string) (*client, error) {
-	if c := stateFrom(ctx).client; c != nil && c.app.ClientID == clientID {
-		return c, nil
-	}
-	return s.loadClient(ctx, clientID)
-}
-
 func clientIDOf(req zop.TokenRequest) string {
 	switch r := req.(type) {
 	case *authRequest:
@@ -308,7 +338,7 @@ func (s *storage) newAccessToken(ctx context.Context, tx gatehouse.Tx, c *client
 }
 
 func (s *storage) CreateAccessToken(ctx context.Context, req zop.TokenRequest) (string, time.Time, error) {
-	c, err := s.requestClient(ctx, clientIDOf(req))
+	c, err := s.loadClient(ctx, clientIDOf(req))
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -330,7 +360,7 @@ func (s *storage) CreateAccessToken(ctx context.Context, req zop.TokenRequest) (
 // 4.14.2): the old one is marked used in the same transaction, and if it
 // was used already (two concurrent uses) the whole grant is revoked.
 func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.TokenRequest, current string) (string, string, time.Time, error) {
-	c, err := s.requestClient(ctx, clientIDOf(req))
+	c, err := s.loadClient(ctx, clientIDOf(req))
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
