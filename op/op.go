@@ -250,6 +250,9 @@ type reqState struct {
 	tenant *gatehouse.Tenant
 	issuer string
 	client *client
+	// user is the grant's user as checked in the grant's transaction
+	// (newAccessToken), for the ID token's claims of the same request.
+	user *gatehouse.User
 }
 
 type stateKey struct{}

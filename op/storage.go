@@ -325,9 +325,14 @@ func clientIDOf(req zop.TokenRequest) string {
 func (s *storage) newAccessToken(ctx context.Context, tx gatehouse.Tx, c *client, req zop.TokenRequest, now time.Time) (*gatehouse.OPToken, error) {
 	userID, grantID, sessionID := grantOf(req)
 	if userID != "" {
-		if _, err := checkUser(ctx, tx, c.app, userID); err != nil {
+		u, err := checkUser(ctx, tx, c.app, userID)
+		if err != nil {
 			return nil, err
 		}
+		// The ID token of this grant takes its claims from this user,
+		// read and checked in the grant's transaction
+		// (SetUserinfoFromRequest).
+		stateFrom(ctx).user = u
 	}
 	tk := &gatehouse.OPToken{
 		ID: gatehouse.NewID("oat"), TenantID: c.app.TenantID, ClientID: c.app.ClientID, UserID: userID,
@@ -533,15 +538,21 @@ func (s *storage) SetUserinfoFromScopes(context.Context, *oidc.UserInfo, string,
 }
 
 // SetUserinfoFromRequest fills the ID token's claims, and its "sid".
+// The user is the one the grant's transaction just checked (newAccessToken),
+// so a grant reads it once; it is read here only when no token was made
+// in this request.
 func (s *storage) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, req zop.IDTokenRequest, scopes []string) error {
-	var u *gatehouse.User
-	err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		u, err = tx.GetUser(ctx, tenantOf(ctx), req.GetSubject())
-		return err
-	})
-	if err != nil {
-		return err
+	st := stateFrom(ctx)
+	u := st.user
+	if u == nil || u.ID != req.GetSubject() || u.TenantID != st.tenant.ID {
+		err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
+			var err error
+			u, err = tx.GetUser(ctx, st.tenant.ID, req.GetSubject())
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	userClaims(info, u, scopes)
 	if sr, ok := req.(interface{ sessionID() string }); ok && sr.sessionID() != "" {
