@@ -253,6 +253,9 @@ type reqState struct {
 	// user is the grant's user as checked in the grant's transaction
 	// (newAccessToken), for the ID token's claims of the same request.
 	user *gatehouse.User
+	// complete, when set, writes the resume step's completion of the
+	// authorize request in SaveAuthCode's transaction.
+	complete func(tx gatehouse.Tx) error
 }
 
 type stateKey struct{}

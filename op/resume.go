@@ -89,7 +89,10 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
-	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
+	// Written with the code (SaveAuthCode), in one transaction: the code
+	// is stored only for a request done for this user, and a failure
+	// leaves the request as it was.
+	st.complete = func(tx gatehouse.Tx) error {
 		if err := tx.CompleteOPAuthRequest(ctx, ar.row); err != nil {
 			return err
 		}
@@ -98,11 +101,6 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 			Action: "app.signed_in", TargetType: "app", TargetID: c.app.ID,
 			Details: map[string]any{"client_id": c.app.ClientID, "connection_id": sess.ConnectionID},
 		})
-	})
-	if err != nil {
-		p.log.ErrorContext(ctx, "op: complete auth request", "err", err)
-		p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
-		return
 	}
 	// First-party apps: no consent screen; answer the app at once.
 	if ar.GetResponseMode() == oidc.ResponseModeFormPost {

@@ -197,12 +197,16 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReque
 	return s.authRequest(ctx, id)
 }
 
+// authRequest loads a live authorize request; in the same read it loads
+// its client for the request (resume needs both).
 func (s *storage) authRequest(ctx context.Context, id string) (*authRequest, error) {
 	var row *gatehouse.OPAuthRequest
 	err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
 		var err error
-		row, err = tx.GetOPAuthRequest(ctx, tenantOf(ctx), id)
-		return err
+		if row, err = tx.GetOPAuthRequest(ctx, tenantOf(ctx), id); err != nil {
+			return err
+		}
+		return s.preloadClient(ctx, tx, row.ClientID)
 	})
 	if err != nil {
 		return nil, err
@@ -214,9 +218,19 @@ func (s *storage) authRequest(ctx context.Context, id string) (*authRequest, err
 	return loadAuthRequest(row)
 }
 
+// SaveAuthCode stores the code's digest. The resume step's own writes
+// (the request marked done for the user, the sign-in audit) are committed
+// in the same transaction (reqState.complete), so answering the app is
+// one commit, and nothing is recorded as signed in unless the code is.
 func (s *storage) SaveAuthCode(ctx context.Context, id, code string) error {
+	st := stateFrom(ctx)
 	return s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
-		return tx.SetOPAuthCode(ctx, tenantOf(ctx), id, secret.Digest(code), s.now().Add(codeTTL))
+		if st.complete != nil {
+			if err := st.complete(tx); err != nil {
+				return err
+			}
+		}
+		return tx.SetOPAuthCode(ctx, st.tenant.ID, id, secret.Digest(code), s.now().Add(codeTTL))
 	})
 }
 
