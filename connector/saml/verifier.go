@@ -146,13 +146,7 @@ func (v *verifier) checkKey(cert *x509.Certificate) error {
 // checkSigned looks inside what the signature covers: a Response must hold
 // exactly one assertion (plain or encrypted) anywhere, an Assertion none.
 func (v *verifier) checkSigned(signed *etree.Element) error {
-	doc := etree.NewDocument()
-	doc.SetRoot(signed.Copy())
-	b, err := doc.WriteToBytes()
-	if err != nil {
-		return err
-	}
-	n, err := countNested(b)
+	n, err := countNested(signed)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}

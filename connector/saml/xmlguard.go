@@ -8,6 +8,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/beevik/etree"
 )
 
 // Limits applied to a response before any XML library sees it. A response
@@ -310,33 +312,41 @@ func declaredEncoding(inst []byte) string {
 	return s
 }
 
-// countAssertions counts the saml:Assertion and saml:EncryptedAssertion
-// elements anywhere below (not including) an element given as bytes. Used on
-// the element a signature covers, which for a decrypted assertion the
-// pre-parse checks never saw.
-func countNested(doc []byte) (int, error) {
-	d := xml.NewDecoder(bytes.NewReader(doc))
-	d.Strict = true
-	n, depth := 0, 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			return n, nil
+// countNested counts the saml:Assertion and saml:EncryptedAssertion
+// elements anywhere below (not including) el, the element a signature
+// covers, which for a decrypted assertion the pre-parse checks never saw.
+// It walks the verified etree element, resolving prefixes as encoding/xml
+// would on el serialized on its own (nsScope; only el's own and its
+// descendants' declarations count, not those of el's parents), instead of
+// serializing el and tokenizing it again: same answer
+// (TestCountNestedAgrees), a twentieth of a login's CPU less.
+func countNested(el *etree.Element) (int, error) {
+	s := nsScope{m: map[string]string{}}
+	n := 0
+	var attrs []xml.Attr
+	var walk func(e *etree.Element, depth int) error
+	walk = func(e *etree.Element, depth int) error {
+		if depth > maxDepth {
+			return errors.New("nested too deep")
 		}
-		if err != nil {
-			return 0, err
+		attrs = attrs[:0]
+		for _, a := range e.Attr {
+			attrs = append(attrs, xml.Attr{Name: xml.Name{Space: a.Space, Local: a.Key}, Value: a.Value})
 		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth > maxDepth {
-				return 0, errors.New("nested too deep")
+		name := s.start(xml.StartElement{Name: xml.Name{Space: e.Space, Local: e.Tag}, Attr: attrs})
+		if depth > 1 && name.Space == nsAssertion && (name.Local == "Assertion" || name.Local == "EncryptedAssertion") {
+			n++
+		}
+		for _, c := range e.ChildElements() {
+			if err := walk(c, depth+1); err != nil {
+				return err
 			}
-			if depth > 1 && t.Name.Space == nsAssertion && (t.Name.Local == "Assertion" || t.Name.Local == "EncryptedAssertion") {
-				n++
-			}
-		case xml.EndElement:
-			depth--
 		}
+		s.end()
+		return nil
 	}
+	if err := walk(el, 1); err != nil {
+		return 0, err
+	}
+	return n, nil
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/beevik/etree"
+
 	"github.com/gatehouse-sso/gatehouse/connector/saml/samltest"
 )
 
@@ -284,4 +286,88 @@ func FuzzGuardOracle(f *testing.F) {
 			t.Fatalf("one pass: %v, three passes: %v", newErr, oldErr)
 		}
 	})
+}
+
+// serializedCountNested is countNested as it was (commit ee4813a): it
+// serialized the element and tokenized it again. It counts the saml:Assertion and saml:EncryptedAssertion
+// elements anywhere below (not including) an element given as bytes. Used on
+// the element a signature covers, which for a decrypted assertion the
+// pre-parse checks never saw.
+func serializedCountNested(doc []byte) (int, error) {
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	d.Strict = true
+	n, depth := 0, 0
+	for {
+		tok, err := d.Token()
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			if depth > maxDepth {
+				return 0, errors.New("nested too deep")
+			}
+			if depth > 1 && t.Name.Space == nsAssertion && (t.Name.Local == "Assertion" || t.Name.Local == "EncryptedAssertion") {
+				n++
+			}
+		case xml.EndElement:
+			depth--
+		}
+	}
+}
+
+// TestCountNestedAgrees: walking the etree element counts the same nested
+// assertions as serializing it and tokenizing it again did, for every
+// element of real responses, the signature-wrapping shapes and namespace
+// tricks (rebound and default namespaces, unbound prefixes, declarations
+// on the element's parents, which serializing the element alone drops).
+func TestCountNestedAgrees(t *testing.T) {
+	f := newFixture(t, nil)
+	assertion := f.opts()
+	assertion.SignAssertion = true
+	response := signedBoth(f.opts())
+	docs := []string{
+		string(samltest.Bytes(f.idp.Response(response))),
+		string(samltest.Bytes(samltest.DuplicateAssertion(f.idp.Response(assertion), "evil"))),
+		string(samltest.Bytes(samltest.HideAssertionInExtensions(f.idp.Response(assertion), "evil"))),
+		`<r xmlns:a="urn:oasis:names:tc:SAML:2.0:assertion"><a:Assertion><a:Advice><a:Assertion/><b:Assertion xmlns:b="urn:oasis:names:tc:SAML:2.0:assertion"/></a:Advice></a:Assertion><x xmlns:a="urn:x"><a:Assertion/></x></r>`,
+		`<r xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><Assertion><EncryptedAssertion xmlns="urn:x"/><y><EncryptedAssertion/></y></Assertion><q:Assertion/></r>`,
+		`<r xmlns:a="urn:oasis:names:tc:SAML:2.0:assertion"><s><a:Assertion xmlns:a=""/><a:Assertion/></s><xml:Assertion/></r>`,
+		"<r>" + strings.Repeat("<a>", maxDepth+2) + strings.Repeat("</a>", maxDepth+2) + "</r>",
+	}
+	for n := 1; n <= 8; n++ {
+		o := assertion
+		if n <= 2 {
+			o = response
+		}
+		docs = append(docs, string(samltest.Bytes(samltest.XSW(n, f.idp.Response(o), "evil"))))
+	}
+	for i, doc := range docs {
+		d := etree.NewDocument()
+		if err := d.ReadFromString(doc); err != nil {
+			t.Fatal(err)
+		}
+		var walk func(e *etree.Element)
+		walk = func(e *etree.Element) {
+			one := etree.NewDocument()
+			one.SetRoot(e.Copy())
+			b, err := one.WriteToBytes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, wantErr := serializedCountNested(b)
+			got, gotErr := countNested(e)
+			if got != want || (gotErr == nil) != (wantErr == nil) {
+				t.Fatalf("doc %d, <%s>: countNested = %d, %v; serialized: %d, %v", i, e.FullTag(), got, gotErr, want, wantErr)
+			}
+			for _, c := range e.ChildElements() {
+				walk(c)
+			}
+		}
+		walk(d.Root())
+	}
 }
