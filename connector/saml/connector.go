@@ -62,6 +62,18 @@ type Connector struct {
 	signing    []parsedPair
 	encryption []parsedPair
 	fixedIdP   *idpInfo // nil when the IdP metadata comes from a URL
+
+	// spMu guards sp, the ServiceProvider template of the last IdP
+	// settings seen (newSP copies it).
+	spMu sync.Mutex
+	sp   *spTemplate
+}
+
+// spTemplate is a ServiceProvider built for one idpInfo (fixed, or one
+// fetch of the metadata URL).
+type spTemplate struct {
+	idp *idpInfo
+	sp  crewjam.ServiceProvider
 }
 
 // idpInitiatedConnector is a Connector that accepts unsolicited responses;
@@ -189,15 +201,36 @@ func (c *Connector) requestedNameIDFormat(idp *idpInfo) string {
 	return formatUnspecified
 }
 
-// newSP builds a crewjam ServiceProvider for one operation. It is a plain
-// struct, cheap to build; a fresh one per request keeps per-request state
-// (the verifier's record of what it verified) apart.
+// newSP returns a crewjam ServiceProvider for one operation: a copy of
+// the connector's template for idp, with this operation's settings. A
+// fresh one per request keeps per-request state (the verifier's record of
+// what it verified) apart. crewjam never writes to a ServiceProvider, so
+// the copies may share the template's slices and IdP descriptor.
 func (c *Connector) newSP(idp *idpInfo, v *verifier, allowUnsolicited bool) *crewjam.ServiceProvider {
+	c.spMu.Lock()
+	t := c.sp
+	if t == nil || t.idp != idp {
+		t = &spTemplate{idp: idp, sp: c.buildSP(idp)}
+		c.sp = t
+	}
+	c.spMu.Unlock()
+	sp := t.sp
+	sp.AllowIDPInitiated = allowUnsolicited
+	if v != nil {
+		sp.SignatureVerifier = v
+	}
+	return &sp
+}
+
+// buildSP builds the ServiceProvider template for idp: URLs, keys, the IdP
+// descriptor (its certificates base64-encoded) are the same for every
+// request until the connection or the IdP metadata changes.
+func (c *Connector) buildSP(idp *idpInfo) crewjam.ServiceProvider {
 	entityID, acs, metadata, slo := spURLs(c.env.PublicURL, c.conn.ID)
 	acsURL, _ := url.Parse(acs)
 	mdURL, _ := url.Parse(metadata)
 	sloURL, _ := url.Parse(slo)
-	sp := &crewjam.ServiceProvider{
+	sp := crewjam.ServiceProvider{
 		EntityID:                         entityID,
 		Key:                              c.signing[0].key,
 		Certificate:                      c.signing[0].cert,
@@ -208,7 +241,6 @@ func (c *Connector) newSP(idp *idpInfo, v *verifier, allowUnsolicited bool) *cre
 		SloURL:                           *sloURL,
 		IDPMetadata:                      idpEntityDescriptor(idp),
 		AuthnNameIDFormat:                crewjam.NameIDFormat(c.requestedNameIDFormat(idp)),
-		AllowIDPInitiated:                allowUnsolicited,
 		RejectSHA1Signatures:             !c.cfg.AllowSHA1,
 		LogoutSignatureMethod:            dsig.RSASHA256SignatureMethod,
 		AssertionConsumerServiceBindings: []string{crewjam.HTTPPostBinding},
@@ -226,9 +258,6 @@ func (c *Connector) newSP(idp *idpInfo, v *verifier, allowUnsolicited bool) *cre
 	}
 	for _, p := range c.signing {
 		sp.DecryptionKeys = append(sp.DecryptionKeys, p.key)
-	}
-	if v != nil {
-		sp.SignatureVerifier = v
 	}
 	return sp
 }
