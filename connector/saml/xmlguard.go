@@ -139,11 +139,13 @@ func checkXML(doc []byte) error {
 		case xml.EndElement:
 			// RawToken does not match end tags to start tags; Token
 			// (which the structure pass used) refuses a mismatch.
-			if len(open) == 0 || open[len(open)-1] != t.Name {
-				return fmt.Errorf("%w: end tag </%s> does not close the open element", ErrMalformed, qname(t.Name))
+			if (len(open) == 0 || open[len(open)-1] != t.Name) && structErr == nil {
+				structErr = fmt.Errorf("%w: end tag </%s> does not close the open element", ErrMalformed, qname(t.Name))
 			}
-			open = open[:len(open)-1]
-			ns.end()
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+				ns.end()
+			}
 			depth--
 		case xml.CharData:
 			if depth == 0 && len(bytes.TrimSpace(t)) > 0 {
