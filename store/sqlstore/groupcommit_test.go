@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,6 +308,54 @@ func TestUpdateStress(t *testing.T) {
 			}
 			if s.commits != nil {
 				t.Logf("%d writes: %d batches of %d transactions", workers*each, s.commits.batches.Load(), s.commits.batched.Load())
+			}
+		})
+	}
+}
+
+// BenchmarkGroupCommit compares the same parallel writes with group commit
+// off (one transaction per Update, as before) and on, in one run:
+//
+//	go test ./store/sqlstore -run '^$' -bench GroupCommit -benchtime 2s
+func BenchmarkGroupCommit(b *testing.B) {
+	for _, mode := range []string{"off", "on"} {
+		b.Run(mode, func(b *testing.B) {
+			s, err := Open(context.Background(), testdb.URL(b, "sqlite"), Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			if mode == "off" {
+				s.commits = nil
+			}
+			ctx := context.Background()
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateTenant(ctx, te) }); err != nil {
+				b.Fatal(err)
+			}
+			var n atomic.Int64
+			b.SetParallelism(8) // 16 writers on 2 cores, as in the load test
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := n.Add(1)
+					err := s.Update(ctx, func(tx gatehouse.Tx) error {
+						u := &gatehouse.User{TenantID: te.ID, Username: fmt.Sprintf("user%d", i), Email: fmt.Sprintf("user%d@acme.com", i)}
+						if err := tx.CreateUser(ctx, u); err != nil {
+							return err
+						}
+						return tx.AppendAudit(ctx, &gatehouse.AuditEvent{TenantID: te.ID, ActorType: "scim", ActorID: "tok",
+							Action: "user.created", TargetType: "user", TargetID: u.ID})
+					})
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			if s.commits != nil && s.commits.batches.Load() > 0 {
+				b.ReportMetric(float64(s.commits.batched.Load())/float64(s.commits.batches.Load()), "tx/batch")
 			}
 		})
 	}
