@@ -54,6 +54,11 @@ func TestAuth(t *testing.T) {
 		if !lastUsed().After(first) {
 			t.Error("token not touched after a minute")
 		}
+
+		// Revocation takes effect on the very next request: the token is
+		// read on every request, never cached.
+		e.update(func(tx gatehouse.Tx) error { return tx.DeleteSCIMToken(e.ctx, e.tenant.ID, e.tokID) })
+		e.do("GET", "/scim/v2/Users", nil).wantError(t, 401, "")
 	})
 }
 

@@ -88,3 +88,52 @@ func TestGetGroupRefByName(t *testing.T) {
 		})
 	}
 }
+
+// TestLookupSCIMToken: the same token as GetSCIMTokenByHash, ENOTFOUND for
+// an unknown digest, and ENOTFOUND on the next lookup after the token is
+// deleted (no caching delays revocation).
+func TestLookupSCIMToken(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			tok := &gatehouse.SCIMToken{Name: "okta", Hash: []byte("0123456789abcdef0123456789abcdef")}
+			var want *gatehouse.SCIMToken
+			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, te); err != nil {
+					return err
+				}
+				tok.TenantID = te.ID
+				if err := tx.CreateSCIMToken(ctx, tok); err != nil {
+					return err
+				}
+				want, err = tx.GetSCIMTokenByHash(ctx, tok.Hash)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.LookupSCIMToken(ctx, tok.Hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("got %+v, want %+v", got, want)
+			}
+			if _, err := s.LookupSCIMToken(ctx, []byte("no such digest")); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				t.Errorf("unknown digest: %v", err)
+			}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteSCIMToken(ctx, te.ID, tok.ID) }); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.LookupSCIMToken(ctx, tok.Hash); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				t.Errorf("after deletion: %v", err)
+			}
+		})
+	}
+}
