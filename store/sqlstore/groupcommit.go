@@ -168,12 +168,19 @@ func (s *Store) runBatch(batch []*commitReq) {
 	s.commits.batches.Add(1)
 	s.commits.batched.Add(int64(len(batch)))
 	// The shared transaction belongs to no caller: one giving up must not
-	// roll back the others. Each fn's statements still use its own context.
+	// roll back the others, so it lives until the last of them gives up
+	// (waiting for the writer included). Each fn's statements still use
+	// its caller's context.
 	bg := context.Background()
-	sqlTx, err := s.writer.BeginTx(bg, s.d.writeTx)
+	txCtx, stop := batchContext(batch)
+	defer stop()
+	sqlTx, err := s.writer.BeginTx(txCtx, s.d.writeTx)
 	if err != nil {
 		for _, r := range batch {
 			r.err, r.done = s.d.mapErr(err), true
+			if cerr := r.ctx.Err(); cerr != nil {
+				r.err = mapErr(cerr) // a deadline is EUNAVAILABLE, as alone
+			}
 		}
 		return
 	}
@@ -225,6 +232,27 @@ func (s *Store) runBatch(batch []*commitReq) {
 	err = sqlTx.Commit()
 	for _, r := range ok {
 		r.err, r.done = s.d.mapErr(err), true
+	}
+}
+
+// batchContext is done once every request's context is done.
+func batchContext(batch []*commitReq) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
+	stops := make([]func() bool, len(batch))
+	for i, r := range batch {
+		stops[i] = context.AfterFunc(r.ctx, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		})
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
 	}
 }
 

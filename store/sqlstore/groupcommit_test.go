@@ -250,6 +250,57 @@ func TestGroupCommitCancelWhileQueued(t *testing.T) {
 	}
 }
 
+// TestGroupCommitDeadlineWhileWriterBusy: a batch waiting for a writer
+// connection held outside the store's writes (a backup) gives up when its
+// callers' deadlines pass, as a lone Update does.
+func TestGroupCommitDeadlineWhileWriterBusy(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	bg := context.Background()
+	started, release := make(chan struct{}), make(chan struct{})
+	go s.Update(bg, func(gatehouse.Tx) error { close(started); <-release; return nil })
+	<-started
+	held, unhold := make(chan struct{}), make(chan struct{})
+	go func() {
+		conn, err := s.DB().Conn(bg) // waits for the blocker's commit
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		close(held)
+		<-unhold
+		conn.Close()
+	}()
+	waitFor(t, "the connection request", func() bool { return s.DB().Stats().WaitCount >= 1 })
+	errs := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			ctx, cancel := context.WithTimeout(bg, 300*time.Millisecond)
+			defer cancel()
+			errs <- s.Update(ctx, createTenant(fmt.Sprint("late", i)))
+		}()
+		waitFor(t, "the queue", func() bool { return s.commits.queued() == i+1 })
+	}
+	close(release)
+	<-held
+	for range 2 {
+		select {
+		case err := <-errs:
+			if !gatehouse.IsCode(err, gatehouse.EUNAVAILABLE) {
+				t.Errorf("got %v, want EUNAVAILABLE", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a queued Update outlived its deadline")
+		}
+	}
+	close(unhold)
+	if err := s.Update(bg, createTenant("next")); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(slugs(t, s)); got != "[next]" {
+		t.Errorf("tenants %s", got)
+	}
+}
+
 // TestUpdateStress: many concurrent writers, a third of which fail after
 // writing and some of which conflict, on both engines; the final rows are
 // exactly the successful ones.
