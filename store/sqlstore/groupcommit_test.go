@@ -364,50 +364,65 @@ func TestUpdateStress(t *testing.T) {
 	}
 }
 
-// BenchmarkGroupCommit compares the same parallel writes with group commit
-// off (one transaction per Update, as before) and on, in one run:
+// BenchmarkGroupCommit compares the same writes with group commit off
+// (one transaction per Update, as before) and on, in one run: one writer
+// at a time (latency at low load must not rise) and 16 at once.
 //
 //	go test ./store/sqlstore -run '^$' -bench GroupCommit -benchtime 2s
 func BenchmarkGroupCommit(b *testing.B) {
-	for _, mode := range []string{"off", "on"} {
-		b.Run(mode, func(b *testing.B) {
-			s, err := Open(context.Background(), testdb.URL(b, "sqlite"), Options{})
-			if err != nil {
-				b.Fatal(err)
+	for _, writers := range []string{"serial", "parallel"} {
+		for _, mode := range []string{"off", "on"} {
+			b.Run(writers+"/"+mode, func(b *testing.B) { benchGroupCommit(b, mode == "on", writers == "parallel") })
+		}
+	}
+}
+
+func benchGroupCommit(b *testing.B, on, parallel bool) {
+	s, err := Open(context.Background(), testdb.URL(b, "sqlite"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if !on {
+		s.commits = nil
+	}
+	ctx := context.Background()
+	te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+	if err := s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateTenant(ctx, te) }); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	write := func() error {
+		i := n.Add(1)
+		return s.Update(ctx, func(tx gatehouse.Tx) error {
+			u := &gatehouse.User{TenantID: te.ID, Username: fmt.Sprintf("user%d", i), Email: fmt.Sprintf("user%d@acme.com", i)}
+			if err := tx.CreateUser(ctx, u); err != nil {
+				return err
 			}
-			defer s.Close()
-			if mode == "off" {
-				s.commits = nil
-			}
-			ctx := context.Background()
-			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
-			if err := s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateTenant(ctx, te) }); err != nil {
-				b.Fatal(err)
-			}
-			var n atomic.Int64
-			b.SetParallelism(8) // 16 writers on 2 cores, as in the load test
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					i := n.Add(1)
-					err := s.Update(ctx, func(tx gatehouse.Tx) error {
-						u := &gatehouse.User{TenantID: te.ID, Username: fmt.Sprintf("user%d", i), Email: fmt.Sprintf("user%d@acme.com", i)}
-						if err := tx.CreateUser(ctx, u); err != nil {
-							return err
-						}
-						return tx.AppendAudit(ctx, &gatehouse.AuditEvent{TenantID: te.ID, ActorType: "scim", ActorID: "tok",
-							Action: "user.created", TargetType: "user", TargetID: u.ID})
-					})
-					if err != nil {
-						b.Error(err)
-						return
-					}
+			return tx.AppendAudit(ctx, &gatehouse.AuditEvent{TenantID: te.ID, ActorType: "scim", ActorID: "tok",
+				Action: "user.created", TargetType: "user", TargetID: u.ID})
+		})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if parallel {
+		b.SetParallelism(8) // 16 writers on 2 cores, as in the load test
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := write(); err != nil {
+					b.Error(err)
+					return
 				}
-			})
-			if s.commits != nil && s.commits.batches.Load() > 0 {
-				b.ReportMetric(float64(s.commits.batched.Load())/float64(s.commits.batches.Load()), "tx/batch")
 			}
 		})
+	} else {
+		for range b.N {
+			if err := write(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if s.commits != nil && s.commits.batches.Load() > 0 {
+		b.ReportMetric(float64(s.commits.batched.Load())/float64(s.commits.batches.Load()), "tx/batch")
 	}
 }
