@@ -137,3 +137,44 @@ func TestLookupSCIMToken(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkSCIMTokenLookup: SCIM's per-request token read, in a View as
+// before and with LookupSCIMToken.
+func BenchmarkSCIMTokenLookup(b *testing.B) {
+	for _, engine := range testdb.Engines {
+		ctx := context.Background()
+		s, err := sqlstore.Open(ctx, testdb.URL(b, engine), sqlstore.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		tok := &gatehouse.SCIMToken{Name: "okta", Hash: []byte("0123456789abcdef0123456789abcdef")}
+		err = s.Update(ctx, func(tx gatehouse.Tx) error {
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			if err := tx.CreateTenant(ctx, te); err != nil {
+				return err
+			}
+			tok.TenantID = te.ID
+			return tx.CreateSCIMToken(ctx, tok)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(engine+"/view", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if err := s.View(ctx, func(tx gatehouse.Tx) error { _, err := tx.GetSCIMTokenByHash(ctx, tok.Hash); return err }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(engine+"/lookup", func(b *testing.B) {
+			b.ReportAllocs()
+			for range b.N {
+				if _, err := s.LookupSCIMToken(ctx, tok.Hash); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
