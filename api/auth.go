@@ -39,9 +39,8 @@ const touchInterval = time.Minute
 // authenticate reads the bearer token (RFC 6750 §2.1) and finds whose it is.
 // It fails closed: anything but a known token is EUNAUTHORIZED.
 func (s *server) authenticate(r *http.Request) (*principal, error) {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || len(token) > 512 {
+	token := secret.BearerToken(r.Header.Get("Authorization"))
+	if token == "" || len(token) > 512 {
 		return nil, errUnauthorized
 	}
 	// The superuser token is compared by digest in constant time.

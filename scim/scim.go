@@ -168,9 +168,8 @@ type tokenLookup interface {
 // from the token only, never from the URL or body.
 func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	unauth := gatehouse.Errorf(gatehouse.EUNAUTHORIZED, "A valid SCIM bearer token is required.")
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	tok = strings.TrimSpace(tok)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || !strings.HasPrefix(tok, TokenPrefix) {
+	tok := secret.BearerToken(r.Header.Get("Authorization"))
+	if !strings.HasPrefix(tok, TokenPrefix) {
 		return nil, unauth
 	}
 	// The lookup is by SHA-256 digest: the database index never sees the

@@ -102,3 +102,20 @@ func TestTokens(t *testing.T) {
 		t.Fatal("digest match wrong")
 	}
 }
+
+func TestBearerToken(t *testing.T) {
+	for in, want := range map[string]string{
+		"Bearer abc":    "abc",
+		"bearer  abc ":  "abc",
+		"BEARER abc":    "abc",
+		"Basic abc":     "",
+		"Bearer":        "",
+		"Bearer ":       "",
+		"":              "",
+		"Bearerabc def": "",
+	} {
+		if got := BearerToken(in); got != want {
+			t.Errorf("BearerToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

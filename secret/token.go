@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"strings"
 )
 
 // NewToken returns prefix + 32 random bytes (256 bits) in URL-safe base64
@@ -41,3 +42,14 @@ func EqualString(a, b string) bool { return Equal([]byte(a), []byte(b)) }
 
 // Matches reports whether token's digest equals digest, in constant time.
 func Matches(token string, digest []byte) bool { return Equal(Digest(token), digest) }
+
+// BearerToken returns the token of an Authorization header value in the
+// Bearer scheme (RFC 6750 §2.1; the scheme name is case-insensitive), or ""
+// when the value is absent, of another scheme, or empty.
+func BearerToken(authorization string) string {
+	scheme, tok, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return ""
+	}
+	return strings.TrimSpace(tok)
+}

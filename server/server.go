@@ -203,7 +203,7 @@ func (s *Server) Handler() http.Handler {
 			// Authentication comes first on the admin API even now: a
 			// request without the superuser token cannot be judged
 			// without the database, except that no token is always 401.
-			if strings.HasPrefix(r.URL.Path, "/api/") && bearer(r) == "" {
+			if strings.HasPrefix(r.URL.Path, "/api/") && secret.BearerToken(r.Header.Get("Authorization")) == "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="gatehouse"`)
 				w.Header().Set("Content-Type", "application/json")
 				w.WriteHeader(http.StatusUnauthorized)
@@ -243,15 +243,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte(`{"status":"ready"}`))
-}
-
-// bearer returns the request's bearer token, or "".
-func bearer(r *http.Request) string {
-	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return ""
-	}
-	return strings.TrimSpace(tok)
 }
 
 // writeUnavailable answers in the caller's format while the database is
