@@ -184,11 +184,16 @@ func NewClient(p Policy) *http.Client {
 	tr := &http.Transport{
 		// No proxy from the environment: the dial-time check must see
 		// the destination, not a proxy.
-		Proxy:                  nil,
-		DialContext:            dialer.DialContext,
-		ForceAttemptHTTP2:      true,
-		MaxIdleConns:           100,
-		MaxIdleConnsPerHost:    4,
+		Proxy:             nil,
+		DialContext:       dialer.DialContext,
+		ForceAttemptHTTP2: true,
+		MaxIdleConns:      256,
+		// A burst of logins through one IdP calls its token endpoint
+		// concurrently; over HTTP/1.1 (on-premises IdPs, loopback) each
+		// call needs a connection of its own, and with net/http's default
+		// of 2 (or a small cap) most are closed after one use and dialled
+		// again: a connect, a close and often a TLS handshake per login.
+		MaxIdleConnsPerHost:    64,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    p.Timeout,
 		ResponseHeaderTimeout:  p.Timeout,
