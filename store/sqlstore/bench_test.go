@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func run(b *testing.B, parallel bool, op func(i int64) error) {
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	if parallel {
 		b.SetParallelism(4)
 		b.RunParallel(func(pb *testing.PB) {
@@ -69,6 +70,18 @@ func run(b *testing.B, parallel bool, op func(i int64) error) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "ops/s")
+	// CPU time per op (user + system, the whole test process) holds steady
+	// on a shared, loaded machine where ns/op (wall time) does not.
+	b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// processCPU is the process's user + system CPU time so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkCreateUser: one JIT-style creation per transaction (user,
