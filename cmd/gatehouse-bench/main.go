@@ -115,6 +115,7 @@ func serve(ctx context.Context, args []string) int {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	server.TuneGC()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gatehouse-bench serve:", err)

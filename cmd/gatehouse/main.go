@@ -114,6 +114,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(cfg, stderr)
 	server.Version = buildVersion()
+	server.TuneGC()
 	srv, err := server.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "gatehouse:", err)
