@@ -26,14 +26,14 @@ func TestFilterSQL(t *testing.T) {
 		args    []any
 	}{
 		{"username eq folds and repeats the partial index term", eq("username", " Ana "),
-			"", `(username_key = $1 AND username_key <> '')`, []any{"ana"}},
-		{"email eq", eq("email", "Ana@Acme.com"), "", `(email_key = $1 AND email_key <> '')`, []any{"ana@acme.com"}},
+			"", `(username_key = CAST($1 AS TEXT) AND username_key <> '')`, []any{"ana"}},
+		{"email eq", eq("email", "Ana@Acme.com"), "", `(email_key = CAST($1 AS TEXT) AND email_key <> '')`, []any{"ana@acme.com"}},
 		{"co escapes LIKE wildcards", &gatehouse.Filter{Op: "co", Attr: "username", Value: `50%_off\`},
-			"", `username_key LIKE $1 ESCAPE '\'`, []any{`%50\%\_off\\%`}},
-		{"sw", &gatehouse.Filter{Op: "sw", Attr: "display_name", Value: "Ab"}, "", `lower(display_name) LIKE $1 ESCAPE '\'`, []any{"ab%"}},
-		{"ew", &gatehouse.Filter{Op: "ew", Attr: "email", Value: "@X.io"}, "", `email_key LIKE $1 ESCAPE '\'`, []any{"%@x.io"}},
-		{"gt case-insensitive", &gatehouse.Filter{Op: "gt", Attr: "family_name", Value: "M"}, "", `lower(family_name) > $1`, []any{"m"}},
-		{"exact eq", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "X'1", CaseExact: true}, "", `external_id = $1`, []any{"X'1"}},
+			"", `username_key LIKE CAST($1 AS TEXT) ESCAPE '\'`, []any{`%50\%\_off\\%`}},
+		{"sw", &gatehouse.Filter{Op: "sw", Attr: "display_name", Value: "Ab"}, "", `lower(display_name) LIKE CAST($1 AS TEXT) ESCAPE '\'`, []any{"ab%"}},
+		{"ew", &gatehouse.Filter{Op: "ew", Attr: "email", Value: "@X.io"}, "", `email_key LIKE CAST($1 AS TEXT) ESCAPE '\'`, []any{"%@x.io"}},
+		{"gt case-insensitive", &gatehouse.Filter{Op: "gt", Attr: "family_name", Value: "M"}, "", `lower(family_name) > CAST($1 AS TEXT)`, []any{"m"}},
+		{"exact eq", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "X'1", CaseExact: true}, "", `external_id = CAST($1 AS TEXT)`, []any{"X'1"}},
 		{"exact co uses replace", &gatehouse.Filter{Op: "co", Attr: "external_id", Value: "%", CaseExact: true}, "",
 			`replace(external_id, $1, '') <> external_id`, []any{"%"}},
 		{"exact sw", &gatehouse.Filter{Op: "sw", Attr: "id", Value: "usr_", CaseExact: true}, "", `substr(id, 1, $1) = $2`, []any{4, "usr_"}},
@@ -43,14 +43,14 @@ func TestFilterSQL(t *testing.T) {
 		{"pr", &gatehouse.Filter{Op: "pr", Attr: "external_id"}, "", `external_id <> ''`, nil},
 		{"time", &gatehouse.Filter{Op: "ge", Attr: "created_at", Value: t0}, "", `created_at >= $1`, []any{t0.UnixMicro()}},
 		{"membership", eq("group_id", "grp_1"), "scim",
-			`EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.managed_by = $1 AND m.group_id = $2)`,
+			`EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.managed_by = CAST($1 AS TEXT) AND m.group_id = CAST($2 AS TEXT))`,
 			[]any{"scim", "grp_1"}},
 		{"membership ne, any manager", &gatehouse.Filter{Op: "ne", Attr: "group_id", Value: "g"}, "",
-			`NOT EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.group_id = $1)`, []any{"g"}},
+			`NOT EXISTS (SELECT 1 FROM memberships m WHERE m.tenant_id = users.tenant_id AND m.user_id = users.id AND m.group_id = CAST($1 AS TEXT))`, []any{"g"}},
 		{"and/or/not", &gatehouse.Filter{Op: "or", Children: []*gatehouse.Filter{
 			{Op: "and", Children: []*gatehouse.Filter{eq("status", "active"), {Op: "not", Children: []*gatehouse.Filter{{Op: "pr", Attr: "email"}}}}},
 			{Op: "false"},
-		}}, "", `((lower(status) = $1 AND (NOT email <> '')) OR 1 = 0)`, []any{"active"}},
+		}}, "", `((lower(status) = CAST($1 AS TEXT) AND (NOT email <> '')) OR 1 = 0)`, []any{"active"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &where{}
