@@ -2,13 +2,16 @@
 // tenant connection to a SAML IdP (Okta, Entra ID, ADFS, Google Workspace,
 // OneLogin, Shibboleth, Keycloak, SimpleSAMLphp...).
 //
-// It uses crewjam/saml's core types and response validation, with our own
-// checks around it for what the library leaves to its caller (issue 6): a
-// size limit before any parsing, DOCTYPE/comment/depth/round-trip checks, a
-// single assertion anywhere in the document, signatures verified only
-// against the configured IdP certificates, our own clock skew, a replay
-// cache shared by all replicas, SHA-1 and short keys refused by default, and
-// a subject that is never a transient NameID.
+// It verifies SAML responses itself, in one parse of the document
+// (xmldoc.go: the parser and its guard rules; c14n.go, dsig.go: exclusive
+// canonicalization and XML Signature; response.go: the SAML checks), and
+// uses crewjam/saml for metadata, AuthnRequests, logout and XML Encryption.
+// The checks (issue 6): a size limit before any parsing,
+// DOCTYPE/comment/depth/round-trip refusals, a single assertion anywhere in
+// the document, signatures verified only against the configured IdP
+// certificates, the identity read only from the verified element, our own
+// clock skew, a replay cache shared by all replicas, SHA-1 and short keys
+// refused by default, and a subject that is never a transient NameID.
 package saml
 
 import (

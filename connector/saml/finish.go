@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -95,38 +94,16 @@ func (c *Connector) finish(ctx context.Context, flow *connector.Flow, r *http.Re
 // VerifyResponse checks a decoded SAMLResponse document (Finish without
 // the HTTP layer, for tests and the fuzzer).
 func (c *Connector) VerifyResponse(ctx context.Context, flow *connector.Flow, doc []byte) (*gatehouse.Identity, error) {
-	if err := checkXML(doc); err != nil {
-		return nil, refuseKind(err)
-	}
-	return c.verifyDocument(ctx, flow, doc)
+	return c.verifyDocument(ctx, flow, doc, false)
 }
 
-// verifyDocument is VerifyResponse after the lexical and structural checks
-// (separate so tests can show the signature checks hold on their own).
-func (c *Connector) verifyDocument(ctx context.Context, flow *connector.Flow, doc []byte) (*gatehouse.Identity, error) {
+// verifyDocument is VerifyResponse; anyAssertion (tests only) lifts the
+// one-assertion rule, to show the signature checks hold on their own.
+func (c *Connector) verifyDocument(ctx context.Context, flow *connector.Flow, doc []byte, anyAssertion bool) (*gatehouse.Identity, error) {
 	if c.env.Replay == nil {
 		return nil, refuse(ErrNoReplayCache, "Internal error.", nil)
 	}
-	idp, err := c.idp(ctx)
-	if err != nil {
-		return nil, &gatehouse.Error{Code: gatehouse.EUNAVAILABLE, Message: "The identity provider's settings could not be loaded. Please try again later.", Err: err}
-	}
-	clock := clockOf(c.env)
-	v := newVerifier(idp.Certs, c.cfg.AllowSHA1, c.cfg.AllowShortKeys, dsigClock(clock))
-	unsolicited := flow == nil
-	sp := c.newSP(idp, v, unsolicited)
-	var requestIDs []string
-	if !unsolicited {
-		requestIDs = []string{flow.RequestID}
-	}
-	assertion, err := sp.ParseXMLResponse(doc, requestIDs, sp.AcsURL)
-	if err != nil {
-		return nil, c.classify(err, v, unsolicited)
-	}
-	if err := c.checkAssertion(assertion, v, idp, sp.AcsURL, clock.Now()); err != nil {
-		return nil, err
-	}
-	id, err := c.identity(assertion, idp)
+	id, assertion, err := c.verify(ctx, flow, doc, anyAssertion)
 	if err != nil {
 		return nil, err
 	}
@@ -143,6 +120,38 @@ func (c *Connector) verifyDocument(ctx context.Context, flow *connector.Flow, do
 	return id, nil
 }
 
+// verify runs every check but the replay cache: one parse of the document
+// (checkResponse), our checks on the verified assertion, the identity.
+func (c *Connector) verify(ctx context.Context, flow *connector.Flow, doc []byte, anyAssertion bool) (*gatehouse.Identity, *crewjam.Assertion, error) {
+	idp, err := c.idp(ctx)
+	if err != nil {
+		return nil, nil, &gatehouse.Error{Code: gatehouse.EUNAVAILABLE, Message: "The identity provider's settings could not be loaded. Please try again later.", Err: err}
+	}
+	now := clockOf(c.env).Now()
+	entityID, acs, _, _ := spURLs(c.env.PublicURL, c.conn.ID)
+	rc := &responseCheck{
+		c: c, idp: idp, acs: acs, audience: entityID, now: now, anyAssertion: anyAssertion,
+		pol: sigPolicy{certs: idp.Certs, allowSHA1: c.cfg.AllowSHA1, allowShort: c.cfg.AllowShortKeys, now: now},
+	}
+	if flow == nil {
+		rc.unsolicited = true
+	} else {
+		rc.requestID = flow.RequestID
+	}
+	assertion, err := rc.checkResponse(doc)
+	if err != nil {
+		return nil, nil, refuseKind(err)
+	}
+	if err := c.checkAssertion(assertion, idp, acs, now); err != nil {
+		return nil, nil, err
+	}
+	id, err := c.identity(assertion, idp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return id, assertion, nil
+}
+
 // refuseKind wraps one of our sentinel errors in the matching public error.
 func refuseKind(err error) error {
 	for _, k := range []struct {
@@ -150,8 +159,11 @@ func refuseKind(err error) error {
 		msg  string
 	}{
 		{ErrTooLarge, msgTooLarge}, {ErrDoctype, msgUnverified}, {ErrRoundTrip, msgUnverified},
-		{ErrAssertionCount, msgUnverified}, {ErrWeakCrypto, msgUnverified}, {ErrUnsupported, msgUnverified},
-		{ErrMalformed, msgUnverified},
+		{ErrAssertionCount, msgUnverified}, {ErrWeakCrypto, msgUnverified}, {ErrSignature, msgUnverified},
+		{ErrDecrypt, msgUnverified}, {ErrDestination, msgUnverified}, {ErrAudience, msgUnverified},
+		{ErrIssuer, msgUnverified}, {ErrStatus, msgStatus}, {ErrInResponseTo, msgRequest},
+		{ErrUnsolicited, msgRequest}, {ErrExpired, msgExpired}, {ErrNotYetValid, msgExpired},
+		{ErrSubject, msgSubject}, {ErrUnsupported, msgUnverified}, {ErrMalformed, msgUnverified},
 	} {
 		if errors.Is(err, k.kind) {
 			return refuse(k.kind, k.msg, err)
@@ -160,51 +172,10 @@ func refuseKind(err error) error {
 	return refuse(ErrMalformed, msgUnverified, err)
 }
 
-// classify maps a crewjam/saml refusal to our sentinels.
-func (c *Connector) classify(err error, v *verifier, unsolicited bool) error {
-	if v.policyErr != nil {
-		return refuseKind(v.policyErr)
-	}
-	// crewjam hides the cause behind a fixed message; keep it for the log.
-	var ire *crewjam.InvalidResponseError
-	if errors.As(err, &ire) && ire.PrivateErr != nil {
-		err = ire.PrivateErr
-	}
-	var bad crewjam.ErrBadStatus
-	switch {
-	case errors.As(err, &bad):
-		return refuse(ErrStatus, msgStatus, err)
-	case errors.Is(err, crewjam.ErrInvalidSignature) && errors.Is(err, crewjam.ErrUnsupported):
-		return refuse(ErrWeakCrypto, msgUnverified, err)
-	case errors.Is(err, crewjam.ErrRequestIDMismatch) && unsolicited:
-		return refuse(ErrUnsolicited, msgRequest, err)
-	case errors.Is(err, crewjam.ErrRequestIDMismatch):
-		return refuse(ErrInResponseTo, msgRequest, err)
-	case errors.Is(err, crewjam.ErrExpired):
-		return refuse(ErrExpired, msgExpired, err)
-	case errors.Is(err, crewjam.ErrNotYetValid):
-		return refuse(ErrNotYetValid, msgExpired, err)
-	case errors.Is(err, crewjam.ErrIssuerMismatch):
-		return refuse(ErrIssuer, msgUnverified, err)
-	case errors.Is(err, crewjam.ErrDestinationMismatch):
-		return refuse(ErrDestination, msgUnverified, err)
-	case errors.Is(err, crewjam.ErrAudienceMismatch):
-		return refuse(ErrAudience, msgUnverified, err)
-	case errors.Is(err, crewjam.ErrDecryptionFailed):
-		return refuse(ErrDecrypt, msgUnverified, err)
-	case errors.Is(err, crewjam.ErrInvalidSignature), strings.Contains(err.Error(), "signature"):
-		return refuse(ErrSignature, msgUnverified, err)
-	}
-	return refuse(ErrMalformed, msgUnverified, err)
-}
-
-// checkAssertion applies our own checks to what crewjam accepted: the
-// connection's clock skew (crewjam's is a fixed 180 s), that the assertion
-// came from a verified element, and the issuer.
-func (c *Connector) checkAssertion(a *crewjam.Assertion, v *verifier, idp *idpInfo, acs url.URL, now time.Time) error {
-	if !v.responseVerified && !v.assertionIDs[a.ID] {
-		return refuse(ErrSignature, msgUnverified, errors.New("the returned assertion is not covered by a verified signature"))
-	}
+// checkAssertion applies our own checks to the verified assertion: the
+// connection's clock skew (crewjam's is a fixed 180 s), the issuer, a
+// valid bearer confirmation for our ACS.
+func (c *Connector) checkAssertion(a *crewjam.Assertion, idp *idpInfo, acs string, now time.Time) error {
 	if a.ID == "" {
 		return refuse(ErrMalformed, msgUnverified, errors.New("assertion has no ID"))
 	}
@@ -229,7 +200,7 @@ func (c *Connector) checkAssertion(a *crewjam.Assertion, v *verifier, idp *idpIn
 	var confErr error = errors.New("no bearer SubjectConfirmation for this ACS")
 	for _, sc := range a.Subject.SubjectConfirmations {
 		d := sc.SubjectConfirmationData
-		if sc.Method != "urn:oasis:names:tc:SAML:2.0:cm:bearer" || d == nil || d.Recipient != acs.String() {
+		if sc.Method != "urn:oasis:names:tc:SAML:2.0:cm:bearer" || d == nil || d.Recipient != acs {
 			continue
 		}
 		switch {

@@ -236,19 +236,24 @@ func TestTransientWithSubjectAttribute(t *testing.T) {
 
 // TestSecurityTable: every forged or invalid response is refused, with the
 // expected cause, and Finish returns no identity.
-func TestSecurityTable(t *testing.T) {
-	f := newFixture(t, nil)
+// securityCase is a forged or invalid response and the cause it must be
+// refused for (nil: any).
+type securityCase struct {
+	name string
+	doc  func() []byte
+	want error
+}
+
+// securityCases are the forged and invalid responses of TestSecurityTable
+// (also run through both verifiers by the differential test).
+func securityCases(f *fixture) []securityCase {
+	type tcase = securityCase
 	attacker := samltest.NewSigner("Attacker", 2048)
 	str := func(s string) *string { return &s }
 	doc := func(o samltest.Options) []byte { return samltest.Bytes(f.idp.Response(o)) }
 	signedResp := func() samltest.Options { o := f.opts(); o.SignResponse = true; return o }
 	signedAssertion := func() samltest.Options { o := f.opts(); o.SignAssertion = true; return o }
 
-	type tcase struct {
-		name string
-		doc  func() []byte
-		want error
-	}
 	var cases []tcase
 	for n := 1; n <= 8; n++ {
 		n := n
@@ -357,6 +362,12 @@ func TestSecurityTable(t *testing.T) {
 		}, ErrStatus},
 		{"not a Response", func() []byte { return []byte(`<x xmlns="urn:oasis:names:tc:SAML:2.0:protocol"/>`) }, ErrMalformed},
 	}...)
+	return cases
+}
+
+func TestSecurityTable(t *testing.T) {
+	f := newFixture(t, nil)
+	cases := securityCases(f)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			id, err := f.finish(tc.doc())
@@ -719,7 +730,7 @@ func TestXSWWithoutStructuralChecks(t *testing.T) {
 			o.SignAssertion = true
 		}
 		doc := samltest.Bytes(samltest.XSW(n, f.idp.Response(o), "evil@attacker.com"))
-		id, err := sp.verifyDocument(context.Background(), f.flow, doc)
+		id, err := sp.verifyDocument(context.Background(), f.flow, doc, true)
 		if err == nil && id.Subject != "00u1ana" {
 			t.Fatalf("XSW%d: accepted the attacker's identity %+v", n, id)
 		}

@@ -1,7 +1,6 @@
 package saml
 
 import (
-	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -12,7 +11,9 @@ import (
 )
 
 // verifier checks every XML signature crewjam/saml asks about (it is the
-// ServiceProvider's SignedElementVerifier). It trusts only the configured
+// ServiceProvider's SignedElementVerifier) when crewjam parses a message:
+// the LogoutResponse (FinishLogout). SAML responses at the ACS are verified
+// by our one-pass verifier instead (response.go, dsig.go). It trusts only the configured
 // IdP certificates: KeyInfo is removed before verification, so a
 // certificate sent in the message is never used, not even to choose among
 // the trusted ones; each trusted certificate is tried in turn (several are
@@ -131,16 +132,7 @@ func (v *verifier) verify(el *etree.Element) (*etree.Element, error) {
 }
 
 func (v *verifier) checkKey(cert *x509.Certificate) error {
-	if k, ok := cert.PublicKey.(*rsa.PublicKey); ok {
-		min := 2048
-		if v.allowShort {
-			min = 1024
-		}
-		if k.N.BitLen() < min {
-			return fmt.Errorf("%w: IdP key has %d bits", ErrWeakCrypto, k.N.BitLen())
-		}
-	}
-	return nil
+	return checkKeySize(cert, v.allowShort)
 }
 
 // checkSigned looks inside what the signature covers: a Response must hold
