@@ -174,10 +174,16 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 	default:
 		return nil, &gatehouse.Error{Code: gatehouse.EINTERNAL, Message: "Internal error.", Err: fmt.Errorf("provision: unknown mode %d", mode)}
 	}
+	guard, _ := ctx.Value(guardKey{}).(Guard)
 	for attempt := 1; ; attempt++ {
 		in.now = r.clock.Now().UTC()
 		var p *plan
 		err := r.store.Update(ctx, func(tx gatehouse.Tx) error {
+			if guard != nil {
+				if err := guard(ctx, tx); err != nil {
+					return err
+				}
+			}
 			var err error
 			p, err = r.plan(ctx, tx, in)
 			if err != nil {
@@ -228,6 +234,25 @@ type afterApplyKey struct{}
 // context so wrappers of the resolver (metrics) need not know about it.
 func WithAfterApply(ctx context.Context, fn AfterApply) context.Context {
 	return context.WithValue(ctx, afterApplyKey{}, fn)
+}
+
+// Guard is called first in every transaction of an Apply resolution,
+// before its reads, so the caller can make the resolution's commit depend
+// on checks and writes of its own in the same transaction: a login's
+// one-time keys (a replayed login then rolls back entirely, and the login
+// costs one commit) and the check that its connection did not change
+// while it was under way. An error rolls the resolution back and Resolve
+// returns it as is. It may run more than once, like AfterApply; an error
+// with code ECONFLICT or EPRECONDITION retries the resolution, so a
+// condition that a retry will not change must use another code.
+type Guard func(ctx context.Context, tx gatehouse.Tx) error
+
+type guardKey struct{}
+
+// WithGuard returns ctx carrying fn for Resolve (in Apply mode; a dry run
+// writes nothing and does not call it).
+func WithGuard(ctx context.Context, fn Guard) context.Context {
+	return context.WithValue(ctx, guardKey{}, fn)
 }
 
 func retryable(err error) bool {

@@ -26,18 +26,25 @@ const auditLoginFailed = "login.failed"
 // endpoint loads the connection named in a /sso/... path and opens its
 // connector, checking the connection's type against the path's (a callback
 // URL belongs to one protocol). On failure it has answered with the page.
-func (s *Server) endpoint(w http.ResponseWriter, r *http.Request, typ, id string) (*gatehouse.Tenant, *gatehouse.Connection, connector.Connector, bool) {
+// cached reads through the catalog: only for a login's callback, whose
+// commit checks the connection again (current).
+func (s *Server) endpoint(w http.ResponseWriter, r *http.Request, typ, id string, cached bool) (*gatehouse.Tenant, *gatehouse.Connection, connector.Connector, bool) {
 	ctx := r.Context()
 	var t *gatehouse.Tenant
 	var c *gatehouse.Connection
-	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		if c, err = tx.GetConnectionByID(ctx, id); err != nil {
+	var err error
+	if cached {
+		c, t, err = s.catalog.connection(ctx, id)
+	} else {
+		err = s.store.View(ctx, func(tx gatehouse.Tx) error {
+			var err error
+			if c, err = tx.GetConnectionByID(ctx, id); err != nil {
+				return err
+			}
+			t, err = tx.GetTenant(ctx, c.TenantID)
 			return err
-		}
-		t, err = tx.GetTenant(ctx, c.TenantID)
-		return err
-	})
+		})
+	}
 	if err == nil && c.Type != typ {
 		err = gatehouse.Errorf(gatehouse.ENOTFOUND, "not found")
 	}
@@ -68,16 +75,17 @@ func (s *Server) handleACS(w http.ResponseWriter, r *http.Request) {
 }
 
 // finish completes a login at a connection's callback or ACS. Order
-// matters: the flow cookie must match (browser binding), then the flow is
-// consumed once in the store (so a replayed callback fails on every
-// replica, even when it would fail later anyway), then the connector
-// verifies the IdP's answer (an IdP's error answer, RFC 6749 §4.1.2.1, is
-// the connector's to check and word, after its own binding checks such as
-// RFC 9207's iss), then provisioning decides, and only then is a
-// session issued. Every refusal clears the flow cookie and sets nothing else.
+// matters: the flow cookie must match (browser binding), then the
+// connector verifies the IdP's answer (an IdP's error answer, RFC 6749
+// §4.1.2.1, is the connector's to check and word, after its own binding
+// checks such as RFC 9207's iss), then provisioning decides, and in the
+// same transaction the flow (and the connector's one-time keys, such as a
+// SAML assertion's id) is recorded as used — so a replayed callback fails
+// on every replica and writes nothing (singleUse) — and the session is
+// written. Every refusal clears the flow cookie and sets nothing else.
 func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) {
 	ctx := r.Context()
-	t, c, conn, ok := s.endpoint(w, r, typ, id)
+	t, c, conn, ok := s.endpoint(w, r, typ, id, true)
 	if !ok {
 		return
 	}
@@ -111,25 +119,16 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) 
 			Message: "This sign-in method was turned off while you were signing in."})
 		return
 	}
-	err = s.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, "flow:"+flow.ID, session.FlowExpiry(flow)) })
-	if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
-		err = &gatehouse.Error{Code: gatehouse.EINVALID, Reason: reasonReplayed, Err: err,
-			Message: "This sign-in response was already used. Please start again."}
-		s.auditFailure(ctx, r, c, err)
-		s.fail(w, r, t, err, s.loginPath(t))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, t, err)
-		return
-	}
+	once := &singleUse{}
+	once.add("flow:"+flow.ID, session.FlowExpiry(flow))
+	ctx = withSingleUse(ctx, once)
 	ident, err := conn.Finish(ctx, flow, r)
 	if err != nil {
-		s.auditFailure(ctx, r, c, err)
+		s.auditFailure(ctx, r, c, err, once)
 		s.fail(w, r, t, err, s.loginPath(t))
 		return
 	}
-	s.complete(w, r, t, c, flow, ident)
+	s.complete(ctx, w, r, t, c, flow, ident, once)
 }
 
 func (s *Server) finishUnsolicited(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, ui connector.IdPInitiator) {
@@ -138,9 +137,11 @@ func (s *Server) finishUnsolicited(w http.ResponseWriter, r *http.Request, t *ga
 		s.fail(w, r, t, &gatehouse.Error{Code: gatehouse.EFORBIDDEN, Reason: "connection_disabled", Message: "This sign-in method is turned off."})
 		return
 	}
+	once := &singleUse{}
+	ctx = withSingleUse(ctx, once)
 	ident, err := ui.FinishUnsolicited(ctx, r)
 	if err != nil {
-		s.auditFailure(ctx, r, c, err)
+		s.auditFailure(ctx, r, c, err, once)
 		s.fail(w, r, t, err, s.loginPath(t))
 		return
 	}
@@ -150,13 +151,14 @@ func (s *Server) finishUnsolicited(w http.ResponseWriter, r *http.Request, t *ga
 	if tg, ok := ui.(interface{ IdPInitiatedTarget() string }); ok && ValidReturnTo(tg.IdPInitiatedTarget()) {
 		flow.ReturnTo = tg.IdPInitiatedTarget()
 	}
-	s.complete(w, r, t, c, flow, ident)
+	s.complete(ctx, w, r, t, c, flow, ident, once)
 }
 
 // complete provisions the identity and starts the session, or renders the
-// test page for a test flow.
-func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, flow *connector.Flow, ident *gatehouse.Identity) {
-	ctx := r.Context()
+// test page for a test flow. once holds the login's one-time keys: they
+// are written in the provisioning transaction, or on a refusal in a
+// transaction of their own.
+func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, flow *connector.Flow, ident *gatehouse.Identity, once *singleUse) {
 	// The connector answers for its own connection only; a mismatch is a
 	// bug that must not sign anyone in elsewhere.
 	if (ident.ConnectionID != "" && ident.ConnectionID != c.ID) || (ident.TenantID != "" && ident.TenantID != t.ID) {
@@ -165,6 +167,11 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 	}
 	ident.ConnectionID, ident.TenantID = c.ID, t.ID
 	if flow.Test {
+		// A dry run writes nothing: the keys get a transaction of their own.
+		if err := s.store.Update(ctx, func(tx gatehouse.Tx) error { return once.write(ctx, tx) }); err != nil {
+			s.refused(ctx, w, r, t, c, err, nil)
+			return
+		}
 		res, err := s.resolver.Resolve(ctx, t, c, ident, provision.DryRun)
 		if err != nil && res == nil {
 			var ge *gatehouse.Error
@@ -195,9 +202,19 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 		pending, pendingFor = p, res
 		return nil
 	}
-	res, err := s.resolver.Resolve(provision.WithAfterApply(ctx, hook), t, c, ident, provision.Apply)
+	// First in the same transaction: the connection (maybe read from the
+	// catalog) is still the one the login was verified with, and the
+	// login's one-time keys were not used before.
+	guard := func(ctx context.Context, tx gatehouse.Tx) error {
+		if err := current(ctx, tx, t, c, false); err != nil {
+			return err
+		}
+		return once.write(ctx, tx)
+	}
+	rctx := provision.WithGuard(provision.WithAfterApply(ctx, hook), guard)
+	res, err := s.resolver.Resolve(rctx, t, c, ident, provision.Apply)
 	if err != nil {
-		s.fail(w, r, t, err)
+		s.refused(ctx, w, r, t, c, err, once)
 		return
 	}
 	if res == nil || res.User == nil || !res.User.Active() {
@@ -235,10 +252,36 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, t *gatehouse.T
 	http.Redirect(w, r, target, http.StatusFound)
 }
 
+// refused answers a login that did not commit. A replay or a connection
+// changed under way is recorded as a failed login; any other refusal was
+// recorded by provisioning. The login's one-time keys are written unless
+// the refusal was a replay (they are used already), so the same response
+// cannot be tried again.
+func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, err error, once *singleUse) {
+	switch gatehouse.ErrorReason(err) {
+	case reasonReplayed:
+		s.auditFailure(ctx, r, c, err, nil)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	case reasonConnectionChanged, errConnectionDisabled.Reason:
+		s.catalog.forget(c.ID, t)
+		s.auditFailure(ctx, r, c, err, once)
+		s.fail(w, r, t, err, s.loginPath(t))
+		return
+	}
+	if once != nil {
+		if e := s.store.Update(ctx, func(tx gatehouse.Tx) error { return once.spend(ctx, tx) }); e != nil {
+			s.log.ErrorContext(ctx, "record one-time keys of a refused login", "connection", c.ID, "err", e, "request_id", requestID(r))
+		}
+	}
+	s.fail(w, r, t, err)
+}
+
 // auditFailure records a failed login at connection c for the tenant's
 // admins, in a transaction of its own, with the private cause (the admin
-// needs it to fix the connection; the user sees only the message).
-func (s *Server) auditFailure(ctx context.Context, r *http.Request, c *gatehouse.Connection, failure error) {
+// needs it to fix the connection; the user sees only the message). The
+// login's one-time keys (once, may be nil) are written with it.
+func (s *Server) auditFailure(ctx context.Context, r *http.Request, c *gatehouse.Connection, failure error, once *singleUse) {
 	details := map[string]any{"message": gatehouse.ErrorMessage(failure), "code": gatehouse.ErrorCode(failure)}
 	if reason := gatehouse.ErrorReason(failure); reason != "" {
 		details["reason"] = reason
@@ -253,7 +296,12 @@ func (s *Server) auditFailure(ctx context.Context, r *http.Request, c *gatehouse
 		ActorType: "connection", ActorID: c.ID, Action: auditLoginFailed,
 		TargetType: "connection", TargetID: c.ID, RequestID: requestID(r), Details: details,
 	}
-	if err := s.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.AppendAudit(ctx, e) }); err != nil {
+	if err := s.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+		return once.spend(ctx, tx)
+	}); err != nil {
 		s.log.ErrorContext(ctx, "record failed login", "connection", c.ID, "err", err, "request_id", e.RequestID)
 	}
 }
@@ -321,7 +369,7 @@ type metadataProvider interface {
 // the IdP side can be set up before the connection is switched on.
 func (s *Server) handleMetadata(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"))
+	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"), false)
 	if !ok {
 		return
 	}

@@ -95,12 +95,12 @@ func (s *Server) handleTenantLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if id := q.Get("connection"); id != "" {
-		var c *gatehouse.Connection
-		err := s.store.View(ctx, func(tx gatehouse.Tx) error {
-			var err error
-			c, err = tx.GetConnection(ctx, t.ID, id)
-			return err
-		})
+		// Through the catalog: a start with a connection changed on
+		// another replica a moment ago cannot finish (see catalog).
+		c, _, err := s.catalog.connection(ctx, id)
+		if err == nil && c.TenantID != t.ID {
+			err = gatehouse.Errorf(gatehouse.ENOTFOUND, "not found")
+		}
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			err = gatehouse.Errorf(gatehouse.ENOTFOUND, "This sign-in method does not exist (any more) at %s.", t.Name)
 		}

@@ -169,7 +169,7 @@ func (s *Server) idpLogout(ctx context.Context, w http.ResponseWriter, t *gateho
 // only tells the user whether the IdP confirmed.
 func (s *Server) handleSLO(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"))
+	t, c, conn, ok := s.endpoint(w, r, gatehouse.ConnSAML, r.PathValue("id"), false)
 	if !ok {
 		return
 	}

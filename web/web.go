@@ -80,6 +80,7 @@ type Server struct {
 	onLogout  func(context.Context, *gatehouse.Session)
 	canTest   func(*http.Request, *gatehouse.Tenant) bool
 	handler   http.Handler
+	catalog   *catalog
 
 	mu   sync.Mutex
 	open map[string]openConnector // connection id → opened connector
@@ -133,6 +134,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if s.env.Replay == nil {
 		s.env.Replay = storeReplay{s.store}
 	}
+	s.env.Replay = deferredReplay{now: s.env.Replay}
+	s.catalog = newCatalog(s.store, s.clock)
 	s.env.Dev = s.env.Dev || s.dev
 	if s.sessions == nil {
 		s.sessions, err = session.New(session.Config{Store: cfg.Store, Keyring: cfg.Keyring,
@@ -216,17 +219,18 @@ func (r storeReplay) UseOnce(ctx context.Context, key string, expires time.Time)
 	return r.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, key, expires) })
 }
 
-// tenant finds a tenant by slug (or by id, for links built from ids).
+// tenant finds a tenant by slug (or by id, for links built from ids),
+// through the catalog: a page or a login start may see a tenant changed
+// on another replica up to catalogTTL late (see catalog).
 func (s *Server) tenant(ctx context.Context, ref string) (*gatehouse.Tenant, error) {
-	var t *gatehouse.Tenant
-	err := s.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		t, err = tx.GetTenantBySlug(ctx, ref)
-		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) && strings.HasPrefix(ref, "ten_") {
+	t, err := s.catalog.tenantBySlug(ctx, ref)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) && tenantRefIsID(ref) {
+		err = s.store.View(ctx, func(tx gatehouse.Tx) error {
+			var err error
 			t, err = tx.GetTenant(ctx, ref)
-		}
-		return err
-	})
+			return err
+		})
+	}
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no organization named %q here. Check the address.", ref)
 	}

@@ -1,0 +1,55 @@
+package sqlstore
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// Fast paths for the login path's reads of tenants and connections (PERF,
+// issue #10). A login read its tenant and connection twice (start and
+// callback), each time in a View of two or three statements; package web
+// now keeps them in a short-lived per-replica cache and relies on these
+// two methods for freshness.
+
+// catalogGen counts the writes to tenants and connections made through any
+// Store of this process. It is per process rather than per Store so that
+// two replicas sharing one database inside one test process also
+// invalidate each other; in production a process has one Store.
+var catalogGen atomic.Uint64
+
+// bumpCatalog records a write to a tenant or connection. It is called in
+// the writing transaction, before its commit: a reader that loads the old
+// row between the bump and the commit may keep it for its cache's time
+// bound, never longer (see web's catalog).
+func bumpCatalog() { catalogGen.Add(1) }
+
+// CatalogGeneration changes whenever a tenant or connection is updated or
+// deleted through this process. A cache of those rows drops what it loaded
+// under an older generation.
+func (s *Store) CatalogGeneration() uint64 { return catalogGen.Load() }
+
+// ConnectionVersion reads, in one statement of the caller's transaction,
+// what a login must still find when it commits: the connection's tenant,
+// whether it is enabled, and the updated_at of the connection and of its
+// tenant (every change of either, domains included, sets it). ENOTFOUND
+// when the connection (or its tenant) was deleted.
+func (t *tx) ConnectionVersion(ctx context.Context, id string) (tenantID string, enabled bool, connUpdated, tenantUpdated time.Time, err error) {
+	var cu, tu int64
+	err = t.get(ctx, connectionNotFound, func(sc scanner) error { return sc.Scan(&tenantID, &enabled, &cu, &tu) },
+		`SELECT c.tenant_id, c.enabled, c.updated_at, t.updated_at FROM connections c JOIN tenants t ON t.id = c.tenant_id WHERE c.id = $1`, id)
+	if err != nil {
+		return "", false, time.Time{}, time.Time{}, err
+	}
+	return tenantID, enabled, fromTS(cu), fromTS(tu), nil
+}
+
+var _ interface {
+	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
+} = (*tx)(nil)
+
+var _ interface{ CatalogGeneration() uint64 } = (*Store)(nil)
+
+var _ gatehouse.Store = (*Store)(nil)

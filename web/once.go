@@ -1,0 +1,103 @@
+package web
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
+)
+
+// singleUse collects the one-time keys of one login — its flow id, and the
+// keys the connector records through connector.Env.Replay (a SAML
+// assertion's id) — so they are written in the transaction that commits
+// the login (user, link, audit, session) instead of one transaction each
+// before it: one commit per login.
+//
+// A replay of the login therefore still never produces a second session or
+// user: its transaction finds a key used, and everything it would have
+// written rolls back with it (a replay that runs concurrently with the
+// original serializes on the key, or on the user it creates, and then
+// finds the key). The difference to recording the keys first is only
+// when the refusal happens: a replayed callback now reaches the connector
+// (an OIDC code exchange the IdP refuses, codes being single-use, RFC 6749
+// §4.1.2) before the commit refuses it. Every login that ends without
+// that commit — the connector or provisioning refused it, or it failed —
+// records its keys in a transaction of its own (spend), so a refused
+// response cannot be tried again either.
+type singleUse struct {
+	mu   sync.Mutex
+	keys []onceKey
+}
+
+type onceKey struct {
+	key     string
+	expires time.Time
+}
+
+func (o *singleUse) add(key string, expires time.Time) {
+	o.mu.Lock()
+	o.keys = append(o.keys, onceKey{key, expires})
+	o.mu.Unlock()
+}
+
+func (o *singleUse) list() []onceKey {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]onceKey(nil), o.keys...)
+}
+
+// write records every key in tx; a key used before is a replay.
+func (o *singleUse) write(ctx context.Context, tx gatehouse.Tx) error {
+	for _, k := range o.list() {
+		if err := tx.UseOnce(ctx, k.key, k.expires); err != nil {
+			if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+				return errReplayed(err)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// spend records the keys of a login that ends without its commit (a
+// refusal, a failure), so its response cannot be tried again; a key used
+// already is fine here. o may be nil.
+func (o *singleUse) spend(ctx context.Context, tx gatehouse.Tx) error {
+	if o == nil {
+		return nil
+	}
+	for _, k := range o.list() {
+		if err := tx.UseOnce(ctx, k.key, k.expires); err != nil && !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+			return err
+		}
+	}
+	return nil
+}
+
+// errReplayed is the refusal of a login whose one-time key was used. Its
+// code is not ECONFLICT, which provisioning would retry.
+func errReplayed(cause error) error {
+	return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: reasonReplayed, Err: cause,
+		Message: "This sign-in response was already used. Please start again."}
+}
+
+type singleUseKey struct{}
+
+func withSingleUse(ctx context.Context, o *singleUse) context.Context {
+	return context.WithValue(ctx, singleUseKey{}, o)
+}
+
+// deferredReplay is the connectors' replay cache: inside a login (a
+// context from withSingleUse) a key joins the login's own transaction;
+// elsewhere it is written at once through the store's UseOnce.
+type deferredReplay struct{ now connector.ReplayCache }
+
+func (d deferredReplay) UseOnce(ctx context.Context, key string, expires time.Time) error {
+	if o, ok := ctx.Value(singleUseKey{}).(*singleUse); ok {
+		o.add(key, expires)
+		return nil
+	}
+	return d.now.UseOnce(ctx, key, expires)
+}
