@@ -218,6 +218,8 @@ func TestKeyRotation(t *testing.T) {
 func TestOutboxEvents(t *testing.T) {
 	forEngine(t, func(t *testing.T, e *env) {
 		e.tenant("acme")
+		// The outbox is written only for a tenant with an enabled webhook.
+		e.must(201, "POST", "/api/v1/tenants/acme/webhooks", rootToken, map[string]any{"url": "https://hooks.example/in"})
 		u := e.must(201, "POST", "/api/v1/tenants/acme/users", rootToken, map[string]any{"email": "ana@acme.com"})["id"].(string)
 		g := e.must(201, "POST", "/api/v1/tenants/acme/groups", rootToken, map[string]any{"name": "Staff"})["id"].(string)
 		e.must(204, "PUT", "/api/v1/tenants/acme/groups/"+g+"/members/"+u, rootToken, nil)

@@ -64,6 +64,12 @@ func newFixture(t testing.TB, s *sqlstore.Store) *fixture {
 			}
 			f.groups[name] = g
 		}
+		// The outbox feeds webhooks and is written only for a tenant
+		// that has one enabled (sqlstore AppendOutbox).
+		if err := tx.CreateWebhook(f.ctx, &gatehouse.Webhook{TenantID: f.tenant.ID, URL: "https://hooks.example/in",
+			Events: []string{"*"}, Enabled: true, Secret: []byte("sealed")}); err != nil {
+			return err
+		}
 		return tx.CreateConnection(f.ctx, f.conn)
 	})
 	return f

@@ -102,6 +102,11 @@ func sameSet(a, b []string) bool {
 
 func TestOutboxEvents(t *testing.T) {
 	engines(t, func(t *testing.T, e *env) {
+		// The outbox is written only for a tenant with an enabled webhook.
+		e.update(func(tx gatehouse.Tx) error {
+			return tx.CreateWebhook(e.ctx, &gatehouse.Webhook{TenantID: e.tenant.ID, URL: "https://hooks.example/in",
+				Events: []string{"*"}, Enabled: true, Secret: []byte("sealed")})
+		})
 		id := e.createUser("out@acme.com", nil)
 		e.do("PATCH", "/scim/v2/Users/"+id, ops(map[string]any{"op": "replace", "path": "active", "value": false})).want(t, 200)
 		e.do("DELETE", "/scim/v2/Users/"+id, nil).want(t, 204)

@@ -106,7 +106,14 @@ func (t *tx) AppendOutbox(ctx context.Context, e *gatehouse.OutboxEvent) error {
 		payload = "{}"
 		e.Payload = json.RawMessage(payload)
 	}
-	_, err := t.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	// The outbox only feeds webhooks: a tenant without an enabled webhook
+	// gets no row (four b-tree inserts now and an update when dispatched,
+	// on every login and SCIM write, for nothing). A webhook receives the
+	// events that happen while it exists and is enabled. The CASTs type
+	// the parameters for PostgreSQL, which has no table to infer them from.
+	_, err := t.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`)
+		SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS BIGINT)
+		WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $2 AND enabled)`,
 		e.ID, e.TenantID, e.Type, payload, ts(e.CreatedAt), tsPtr(e.DeliveredAt), e.Attempts)
 	return err
 }

@@ -79,6 +79,27 @@ func testAudit(t *testing.T, s gatehouse.Store) {
 
 func testOutbox(t *testing.T, s gatehouse.Store) {
 	te := newTenant(t, s, "acme")
+	// The outbox only feeds webhooks: no row while the tenant has no
+	// enabled webhook (none, or a disabled one).
+	hook := &gatehouse.Webhook{TenantID: te.ID, URL: "https://hooks.example/in", Events: []string{"user.*"}, Secret: []byte("sealed")}
+	for _, step := range []string{"no webhook", "disabled webhook"} {
+		update(t, s, func(tx gatehouse.Tx) error {
+			if step == "disabled webhook" {
+				if err := tx.CreateWebhook(ctx, hook); err != nil {
+					return err
+				}
+			}
+			return tx.AppendOutbox(ctx, &gatehouse.OutboxEvent{TenantID: te.ID, Type: "user.created"})
+		})
+		view(t, s, func(tx gatehouse.Tx) error {
+			if list, err := tx.ListPendingOutbox(ctx, 10); err != nil || len(list) != 0 {
+				t.Errorf("%s: ListPendingOutbox = %d events, %v; want none", step, len(list), err)
+			}
+			return nil
+		})
+	}
+	hook.Enabled = true
+	update(t, s, func(tx gatehouse.Tx) error { return tx.UpdateWebhook(ctx, hook) })
 	var evs []*gatehouse.OutboxEvent
 	update(t, s, func(tx gatehouse.Tx) error {
 		for i := 0; i < 3; i++ {
