@@ -53,6 +53,7 @@ type signingKey struct {
 	id  string
 	alg jose.SignatureAlgorithm
 	key crypto.Signer
+	jws *jwsSigner
 }
 
 func (k *signingKey) SignatureAlgorithm() jose.SignatureAlgorithm { return k.alg }
@@ -76,7 +77,7 @@ type keyCache struct {
 	clock       gatehouse.Clock
 	rotateAfter time.Duration
 	mu          sync.Mutex // serializes key creation in this process
-	priv        sync.Map   // key id → crypto.Signer (keys never change)
+	priv        sync.Map   // key id → *jwsSigner (keys never change)
 	lists       sync.Map   // tenant id → *keyList: the keys signing reads
 }
 
@@ -182,7 +183,8 @@ func (kc *keyCache) list(ctx context.Context, tenantID string) (keys []*gatehous
 
 func (kc *keyCache) open(k *gatehouse.SigningKey) (*signingKey, error) {
 	if s, ok := kc.priv.Load(k.ID); ok {
-		return &signingKey{id: k.ID, alg: jose.SignatureAlgorithm(k.Alg), key: s.(crypto.Signer)}, nil
+		js := s.(*jwsSigner)
+		return &signingKey{id: k.ID, alg: jose.SignatureAlgorithm(k.Alg), key: js.key, jws: js}, nil
 	}
 	der, err := kc.keyring.Open(k.Private, []byte(k.ID))
 	if err != nil {
@@ -196,8 +198,12 @@ func (kc *keyCache) open(k *gatehouse.SigningKey) (*signingKey, error) {
 	if !ok {
 		return nil, fmt.Errorf("op: signing key %s is not a signer", k.ID)
 	}
-	kc.priv.Store(k.ID, s)
-	return &signingKey{id: k.ID, alg: jose.SignatureAlgorithm(k.Alg), key: s}, nil
+	js, err := newJWSSigner(k.ID, k.Alg, s)
+	if err != nil {
+		return nil, err
+	}
+	kc.priv.Store(k.ID, js)
+	return &signingKey{id: k.ID, alg: jose.SignatureAlgorithm(k.Alg), key: s, jws: js}, nil
 }
 
 // published returns the tenant's keys for the JWKS: active ones and

@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -89,6 +90,17 @@ type Config struct {
 	AccessTokenTTL, RefreshTokenTTL, IDTokenTTL, KeyRotation time.Duration
 }
 
+// corsOptions: the token endpoints are for any origin (SPAs), but never
+// with credentials: no endpoint behind the provider reads cookies from a
+// cross-origin script. zitadel's router and our token grants (token.go)
+// answer with the same headers.
+var corsOptions = cors.Options{
+	AllowOriginFunc:  func(string) bool { return true },
+	AllowedMethods:   []string{http.MethodGet, http.MethodPost},
+	AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept"},
+	AllowCredentials: false,
+}
+
 // Patterns are the Go 1.22 ServeMux patterns the handler serves; the server
 // mounts the handler on each. None collides with the web package's
 // /t/{tenant}/login, /t/{tenant}/logout and /t/{tenant}/{$}.
@@ -126,9 +138,15 @@ type Provider struct {
 	base     string // public URL without trailing slash
 	basePath string // its path part
 	zitadel  *zop.Provider
-	storage  *storage
-	keys     *keyCache
-	mux      *http.ServeMux
+	// grants serves the token endpoint's code and refresh grants
+	// (token.go), with zitadel's CORS headers.
+	grants  http.Handler
+	storage *storage
+	keys    *keyCache
+	// zitadelGrants sends the code and refresh grants to zitadel as
+	// before token.go, for the differential tests.
+	zitadelGrants atomic.Bool
+	mux           *http.ServeMux
 }
 
 // New returns the provider's handler (a *Provider).
@@ -201,15 +219,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 		zop.WithCustomIntrospectionEndpoint(zop.NewEndpoint(pathIntrospec)),
 		zop.WithIDTokenHintVerifierOpts(zop.WithSupportedIDTokenHintSigningAlgorithms(algs...)),
 		zop.WithAccessTokenVerifierOpts(zop.WithSupportedAccessTokenSigningAlgorithms(algs...)),
-		// The token endpoints are for any origin (SPAs), but never with
-		// credentials: no endpoint behind this router reads cookies from
-		// a cross-origin script.
-		zop.WithCORSOptions(&cors.Options{
-			AllowOriginFunc:  func(string) bool { return true },
-			AllowedMethods:   []string{http.MethodGet, http.MethodPost},
-			AllowedHeaders:   []string{"Authorization", "Content-Type", "Accept"},
-			AllowCredentials: false,
-		}),
+		zop.WithCORSOptions(&corsOptions),
 	}
 	if u.Scheme == "http" {
 		opts = append(opts, zop.WithAllowInsecure())
@@ -221,6 +231,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 		return nil, err
 	}
 	p.zitadel = zp
+	p.grants = cors.New(corsOptions).Handler(http.HandlerFunc(p.token))
 
 	mux := http.NewServeMux()
 	for _, pat := range Patterns {
@@ -274,12 +285,7 @@ func stateFrom(ctx context.Context) *reqState {
 func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Request, rest string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("tenant")
-		var t *gatehouse.Tenant
-		err := p.store.View(r.Context(), func(tx gatehouse.Tx) error {
-			var err error
-			t, err = tx.GetTenantBySlug(r.Context(), slug)
-			return err
-		})
+		t, err := p.lookupTenant(r.Context(), slug)
 		if err != nil || t.Slug != slug {
 			if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 				p.log.ErrorContext(r.Context(), "op: load tenant", "err", err)
@@ -296,6 +302,26 @@ func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Reques
 		rest := strings.TrimPrefix(r.URL.Path, prefix)
 		next(w, r, rest)
 	})
+}
+
+// tenantRefLookup is the store's fast path for the tenant of a request
+// (sqlstore.Store.LookupTenantRef): one statement, no transaction, no
+// domains (the provider never reads them).
+type tenantRefLookup interface {
+	LookupTenantRef(ctx context.Context, slug string) (*gatehouse.Tenant, error)
+}
+
+// lookupTenant reads the tenant of slug on every request (never cached:
+// a deleted tenant's issuer stops answering at once).
+func (p *Provider) lookupTenant(ctx context.Context, slug string) (t *gatehouse.Tenant, err error) {
+	if l, ok := p.store.(tenantRefLookup); ok {
+		return l.LookupTenantRef(ctx, slug)
+	}
+	err = p.store.View(ctx, func(tx gatehouse.Tx) error {
+		t, err = tx.GetTenantBySlug(ctx, slug)
+		return err
+	})
+	return t, err
 }
 
 // basePathOf: the mux matched the path without the public URL's base path
@@ -341,6 +367,12 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		if r.Method == http.MethodPost {
 			if err := r.ParseForm(); err != nil || !allowedGrants[r.PostForm.Get("grant_type")] {
 				writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
+				return
+			}
+			if g := r.PostForm.Get("grant_type"); (g == grantCode || g == grantRefresh) && !p.zitadelGrants.Load() {
+				// Token responses must not be cached (RFC 6749 section 5.1).
+				w.Header().Set("Cache-Control", "no-store")
+				p.grants.ServeHTTP(w, r)
 				return
 			}
 		}
