@@ -63,7 +63,7 @@ func (t *tx) CreateApp(ctx context.Context, a *gatehouse.App) error {
 		return err
 	}
 	args := append(append([]any{a.ID, a.TenantID}, vals...), ts(now), ts(now))
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO apps (`+appColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`, args...)
 		return err
 	})
@@ -93,7 +93,7 @@ func (t *tx) UpdateApp(ctx context.Context, a *gatehouse.App) error {
 	}
 	args := append(append([]any{a.TenantID, a.ID}, vals...), ts(now))
 	var created int64
-	err = t.guard(ctx, func() error {
+	err = t.guardStmt(ctx, func() error {
 		return t.get(ctx, appNotFound, func(sc scanner) error { return sc.Scan(&created) },
 			`UPDATE apps SET name = $3, client_id = $4, secret_hash = $5, is_public = $6, redirect_uris = $7,
 			 post_logout_redirect_uris = $8, allowed_connections = $9, allowed_groups = $10, grant_types = $11,

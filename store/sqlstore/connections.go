@@ -49,7 +49,7 @@ func (t *tx) CreateConnection(ctx context.Context, c *gatehouse.Connection) erro
 	if err != nil {
 		return err
 	}
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO connections (`+connectionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 			c.ID, c.TenantID, c.Type, c.Name, c.Enabled, rawArg(c.Config), c.Secrets, jit, mapping, rawArg(c.State), ts(now), ts(now))
 		return err
@@ -80,7 +80,7 @@ func (t *tx) UpdateConnection(ctx context.Context, c *gatehouse.Connection) erro
 		return err
 	}
 	var created int64
-	err = t.guard(ctx, func() error {
+	err = t.guardStmt(ctx, func() error {
 		return t.get(ctx, connectionNotFound, func(sc scanner) error { return sc.Scan(&created) },
 			`UPDATE connections SET type = $3, name = $4, enabled = $5, config = $6, secrets = $7, jit = $8, mapping = $9,
 			 state = $10, updated_at = $11 WHERE tenant_id = $1 AND id = $2 RETURNING created_at`,

@@ -34,7 +34,7 @@ func (t *tx) CreateGroup(ctx context.Context, g *gatehouse.Group) error {
 	now := t.s.now()
 	g.CreatedAt, g.UpdatedAt, g.Version, g.MemberCount = now, now, 1, 0
 	g.ExternalID = strings.TrimSpace(g.ExternalID)
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO groups (id, tenant_id, name, name_key, external_id, source, created_at, updated_at, version)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
 			g.ID, g.TenantID, g.Name, gatehouse.FoldKey(g.Name), g.ExternalID, g.Source, ts(now), ts(now), g.Version)
@@ -73,7 +73,7 @@ func (t *tx) UpdateGroup(ctx context.Context, g *gatehouse.Group) error {
 	now := t.s.now()
 	g.ExternalID = strings.TrimSpace(g.ExternalID)
 	var created int64
-	err := t.guard(ctx, func() error {
+	err := t.guardStmt(ctx, func() error {
 		return t.get(ctx, groupNotFound, func(sc scanner) error { return sc.Scan(&created) },
 			`UPDATE groups SET name = $4, name_key = $5, external_id = $6, source = $7, updated_at = $8, version = version + 1
 			 WHERE tenant_id = $1 AND id = $2 AND version = $3 RETURNING created_at`,
@@ -121,7 +121,7 @@ func (t *tx) AddMembership(ctx context.Context, m *gatehouse.Membership) error {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
 	var created int64
-	err = t.guard(ctx, func() error {
+	err = t.guardStmt(ctx, func() error {
 		// Idempotent: an existing row for the same manager is kept with
 		// its original date (the no-op update makes RETURNING see it).
 		return t.get(ctx, groupNotFound, func(sc scanner) error { return sc.Scan(&created) },

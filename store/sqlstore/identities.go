@@ -37,7 +37,7 @@ func (t *tx) CreateIdentity(ctx context.Context, fi *gatehouse.FederatedIdentity
 	}
 	fi.CreatedAt = t.s.now()
 	fi.LastLoginAt = normTimePtr(fi.LastLoginAt)
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO federated_identities (`+identityColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
 			fi.TenantID, fi.ConnectionID, fi.Subject, fi.UserID, ts(fi.CreatedAt), tsPtr(fi.LastLoginAt))
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {

@@ -30,7 +30,7 @@ func (t *tx) CreateSigningKey(ctx context.Context, k *gatehouse.SigningKey) erro
 	}
 	k.CreatedAt = t.s.now()
 	k.RetiredAt, k.NotAfter = normTimePtr(k.RetiredAt), normTimePtr(k.NotAfter)
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO signing_keys (`+signingKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 			k.ID, k.TenantID, k.Alg, k.Private, string(k.PublicJWK), ts(k.CreatedAt), tsPtr(k.RetiredAt), tsPtr(k.NotAfter))
 		return err

@@ -44,7 +44,7 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 	if !ok {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
-	return t.guard(ctx, func() error {
+	return t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 			s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
 			ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt))

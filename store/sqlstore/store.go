@@ -383,6 +383,20 @@ func (t *tx) guard(ctx context.Context, fn func() error) error {
 	return nil
 }
 
+// guardStmt is guard for a fn that runs exactly one write statement. SQLite
+// already undoes a failing statement's own changes and keeps the
+// transaction going (ON CONFLICT ABORT, https://sqlite.org/lang_conflict.html;
+// with RETURNING every change happens in the first step), so the savepoint's
+// two extra statements — a tenth of a JIT login's store work — are skipped
+// there. PostgreSQL aborts the whole transaction on any error, so it keeps
+// the savepoint.
+func (t *tx) guardStmt(ctx context.Context, fn func() error) error {
+	if t.s.d == sqliteDialect {
+		return fn()
+	}
+	return t.guard(ctx, fn)
+}
+
 // scanner is *sql.Rows or *sql.Row.
 type scanner interface{ Scan(dest ...any) error }
 

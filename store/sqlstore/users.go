@@ -107,7 +107,7 @@ func (t *tx) CreateUser(ctx context.Context, u *gatehouse.User) error {
 	}
 	args := append([]any{u.ID, u.TenantID}, vals...)
 	args = append(args, ts(now), ts(now), tsPtr(u.LastLoginAt), u.Version, tsPtr(u.DeletedAt))
-	if err := t.guard(ctx, func() error {
+	if err := t.guardStmt(ctx, func() error {
 		_, err := t.exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, username, username_key,
 		display_name, given_name, family_name, status, external_id, source, attributes,
 		created_at, updated_at, last_login_at, version, deleted_at)
@@ -243,7 +243,7 @@ func (t *tx) UpdateUser(ctx context.Context, u *gatehouse.User) error {
 	args := append([]any{u.TenantID, u.ID, u.Version, ts(now)}, vals...)
 	var created int64
 	var lastLogin sql.NullInt64
-	err = t.guard(ctx, func() error {
+	err = t.guardStmt(ctx, func() error {
 		return t.get(ctx, userNotFound, func(sc scanner) error { return sc.Scan(&created, &lastLogin) },
 			`UPDATE users SET updated_at = $4, version = version + 1,
 		 email = $5, email_key = $6, username = $7, username_key = $8, display_name = $9, given_name = $10,

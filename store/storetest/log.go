@@ -312,6 +312,34 @@ func testConflictKeepsTransaction(t *testing.T, s gatehouse.Store) {
 	update(t, s, func(tx gatehouse.Tx) error {
 		err := tx.CreateUser(ctx, &gatehouse.User{TenantID: te.ID, Email: "ANA@acme.com", Status: gatehouse.StatusActive, Source: gatehouse.SourceJIT})
 		wantCode(t, "duplicate in the transaction", err, gatehouse.ECONFLICT, "email")
+		// Single-statement writes (no savepoint on SQLite) leave the
+		// transaction usable too: a taken email on update, a linked
+		// identity, a duplicate group name.
+		ana, err := tx.GetUserByEmail(ctx, te.ID, "ana@acme.com")
+		if err != nil {
+			return err
+		}
+		bea := &gatehouse.User{TenantID: te.ID, Email: "bea@acme.com", Status: gatehouse.StatusActive, Source: gatehouse.SourceJIT}
+		if err := tx.CreateUser(ctx, bea); err != nil {
+			return err
+		}
+		bea.Email = "ana@acme.com"
+		wantCode(t, "update onto a taken email", tx.UpdateUser(ctx, bea), gatehouse.ECONFLICT, "email")
+		c := &gatehouse.Connection{TenantID: te.ID, Type: gatehouse.ConnOIDC, Name: "okta", Enabled: true, JIT: gatehouse.DefaultJITPolicy()}
+		if err := tx.CreateConnection(ctx, c); err != nil {
+			return err
+		}
+		fi := &gatehouse.FederatedIdentity{TenantID: te.ID, ConnectionID: c.ID, Subject: "s1", UserID: ana.ID}
+		if err := tx.CreateIdentity(ctx, fi); err != nil {
+			return err
+		}
+		dup := *fi
+		dup.UserID = bea.ID
+		wantCode(t, "identity linked twice", tx.CreateIdentity(ctx, &dup), gatehouse.ECONFLICT, "")
+		if err := tx.CreateGroup(ctx, &gatehouse.Group{TenantID: te.ID, Name: "Staff", Source: gatehouse.SourceAdmin}); err != nil {
+			return err
+		}
+		wantCode(t, "group name taken", tx.CreateGroup(ctx, &gatehouse.Group{TenantID: te.ID, Name: "staff", Source: gatehouse.SourceAdmin}), gatehouse.ECONFLICT, "name")
 		// A multi-statement write that fails half-way leaves nothing.
 		err = tx.CreateTenant(ctx, &gatehouse.Tenant{Slug: "globex", Name: "Globex", Domains: []string{"globex.com", "acme.com"}})
 		wantCode(t, "tenant with a taken domain", err, gatehouse.ECONFLICT, "domain")
@@ -323,6 +351,9 @@ func testConflictKeepsTransaction(t *testing.T, s gatehouse.Store) {
 	view(t, s, func(tx gatehouse.Tx) error {
 		if _, err := tx.GetUserByEmail(ctx, te.ID, "bo@acme.com"); err != nil {
 			t.Errorf("write after a caught conflict: %v", err)
+		}
+		if u, err := tx.GetUserByEmail(ctx, te.ID, "bea@acme.com"); err != nil || u.Version != 1 {
+			t.Errorf("user whose update conflicted: %+v, %v; want it as created", u, err)
 		}
 		_, err := tx.GetTenantBySlug(ctx, "globex")
 		wantCode(t, "half-written tenant", err, gatehouse.ENOTFOUND, "")
