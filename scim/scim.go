@@ -174,9 +174,10 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	}
 	// The lookup is by SHA-256 digest: the database index never sees the
 	// token, and timing reveals nothing about it.
-	// Read on every request, never cached, so a revoked token stops
-	// working at once on every replica; sqlstore answers it with one
-	// statement outside a transaction (LookupSCIMToken).
+	// sqlstore's LookupSCIMToken keeps tokens it read for one second: a
+	// token revoked through this replica fails on the next request, on
+	// other replicas within a second of the revocation's commit (bound
+	// stated and tested in store/sqlstore/scimtokens.go).
 	var t *gatehouse.SCIMToken
 	var err error
 	if fast, ok := s.store.(tokenLookup); ok {

@@ -27,30 +27,3 @@ func (t *tx) GetGroupRefByName(ctx context.Context, tenantID, name string) (*gat
 	return one(ctx, t, groupNotFound, scanGroup, `SELECT `+groupRefColumns+` FROM groups g WHERE g.tenant_id = $1 AND g.name_key = $2`,
 		tenantID, gatehouse.FoldKey(name))
 }
-
-// LookupSCIMToken is GetSCIMTokenByHash as one statement on the reader
-// pool, outside a transaction: SCIM authenticates every request with this
-// read, and on SQLite the BEGIN/COMMIT of a View around it cost about as
-// much as the query (half of the 9–12 % of a SCIM request's CPU that
-// authentication took). A single SELECT reads one consistent snapshot on
-// both engines, so nothing is lost. There is no cache: every request
-// still reads the row, so a deleted (revoked) token fails on the very
-// next request, on every replica.
-func (s *Store) LookupSCIMToken(ctx context.Context, hash []byte) (*gatehouse.SCIMToken, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+scimTokenColumns+` FROM scim_tokens WHERE hash = $1`, hash)
-	if err != nil {
-		return nil, s.d.mapErr(err)
-	}
-	defer rows.Close()
-	if !rows.Next() {
-		if err := rows.Err(); err != nil {
-			return nil, s.d.mapErr(err)
-		}
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", tokenNotFound)
-	}
-	tok, err := scanSCIMToken(rows)
-	if err != nil {
-		return nil, s.d.mapErr(err)
-	}
-	return tok, s.d.mapErr(rows.Close())
-}

@@ -89,6 +89,8 @@ type Store struct {
 	purge  purgeTicker
 	// commits batches SQLite writes (groupcommit.go); nil on PostgreSQL.
 	commits *committer
+	// scimTokens caches SCIM tokens for a second (scimtokens.go).
+	scimTokens scimTokenCache
 }
 
 var _ gatehouse.Store = (*Store)(nil)

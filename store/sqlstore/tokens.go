@@ -114,9 +114,17 @@ func (t *tx) ListSCIMTokens(ctx context.Context, tenantID string) ([]*gatehouse.
 }
 
 func (t *tx) DeleteSCIMToken(ctx context.Context, tenantID, id string) error {
+	// Before the statement: from now on no read of this token is cached
+	// (see scimtokens.go for the bound this gives).
+	t.s.scimTokens.revoke(id, t.s.clock.Now())
 	return t.affected(ctx, tokenNotFound, `DELETE FROM scim_tokens WHERE tenant_id = $1 AND id = $2`, tenantID, id)
 }
 
 func (t *tx) TouchSCIMToken(ctx context.Context, id string, at time.Time) error {
-	return t.affected(ctx, tokenNotFound, `UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1`, id, ts(at))
+	at = normTime(at)
+	if err := t.affected(ctx, tokenNotFound, `UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1`, id, ts(at)); err != nil {
+		return err
+	}
+	t.s.scimTokens.touched(id, at)
+	return nil
 }
