@@ -205,39 +205,50 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 		if err := userFromDoc(doc, u); err != nil {
 			return err
 		}
-		existing, err := s.adoptable(ctx, tx, c.tenantID, u)
-		if err != nil {
-			return err
-		}
-		if existing != nil {
-			prev := existing.Source
-			wasActive := existing.Active()
-			keptEmail := existing.Email
-			existing.Source = gatehouse.SourceSCIM
-			if err := userFromDoc(doc, existing); err != nil {
-				return err
-			}
-			// An IdP that sends no email does not take away the one the
-			// user signed in with: JIT and email linking rely on it.
-			if existing.Email == "" {
-				existing.Email = keptEmail
-			}
-			if err := tx.UpdateUser(ctx, existing); err != nil {
-				return err
-			}
-			if err := s.endSessionsIfDeactivated(ctx, tx, wasActive, existing); err != nil {
-				return err
-			}
-			u = existing
-			return s.record(ctx, tx, c, "scim.user.adopted", "user", u.ID,
-				map[string]any{"previous_source": prev, "external_id": u.ExternalID, "username": u.Username}, "user.updated", userPayload(u))
-		}
+		// Insert first: a new user (the common case by far) then costs one
+		// statement, not two lookups and an insert. Only when the insert
+		// hits a unique key is there a user to adopt, and the lookups run.
+		// CreateUser runs in a savepoint (t.guard), so the transaction goes
+		// on after a conflict on both engines.
 		u.ID = gatehouse.NewID("usr")
-		if err := tx.CreateUser(ctx, u); err != nil {
+		err := tx.CreateUser(ctx, u)
+		if err == nil {
+			return s.record(ctx, tx, c, "scim.user.created", "user", u.ID,
+				map[string]any{"username": u.Username, "external_id": u.ExternalID}, "user.created", userPayload(u))
+		}
+		if !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
 			return err
 		}
-		return s.record(ctx, tx, c, "scim.user.created", "user", u.ID,
-			map[string]any{"username": u.Username, "external_id": u.ExternalID}, "user.created", userPayload(u))
+		existing, aerr := s.adoptable(ctx, tx, c.tenantID, u)
+		if aerr != nil {
+			return aerr
+		}
+		if existing == nil {
+			// Nobody to adopt: a tombstone or another user holds the
+			// userName, email or externalId.
+			return err
+		}
+		prev := existing.Source
+		wasActive := existing.Active()
+		keptEmail := existing.Email
+		existing.Source = gatehouse.SourceSCIM
+		if err := userFromDoc(doc, existing); err != nil {
+			return err
+		}
+		// An IdP that sends no email does not take away the one the
+		// user signed in with: JIT and email linking rely on it.
+		if existing.Email == "" {
+			existing.Email = keptEmail
+		}
+		if err := tx.UpdateUser(ctx, existing); err != nil {
+			return err
+		}
+		if err := s.endSessionsIfDeactivated(ctx, tx, wasActive, existing); err != nil {
+			return err
+		}
+		u = existing
+		return s.record(ctx, tx, c, "scim.user.adopted", "user", u.ID,
+			map[string]any{"previous_source": prev, "external_id": u.ExternalID, "username": u.Username}, "user.updated", userPayload(u))
 	})
 	if err != nil {
 		return nil, uniquenessError(err)
@@ -246,12 +257,12 @@ func (s *Server) createUser(ctx context.Context, c *caller, raw map[string]any, 
 	return &result{status: status, doc: out, version: u.Version, location: s.location(userType, u.ID)}, nil
 }
 
-// adoptable finds the user a SCIM create should take over, nil when it
-// should create one, or a uniqueness error when the matching user is
-// already managed by SCIM. It looks up through QueryUsers, whose
-// conditions use the unique indexes on both engines. A tombstone holding
-// the userName or email is not found here; CreateUser then reports the
-// conflict (tombstones keep both reserved).
+// adoptable finds the user a SCIM create should take over after its insert
+// hit a unique key, nil when there is none (the insert's conflict stands),
+// or a uniqueness error when the matching user is already managed by SCIM.
+// It looks up through QueryUsers, whose conditions use the unique indexes
+// on both engines. A tombstone holding the userName or email is not found
+// here (tombstones keep both reserved).
 func (s *Server) adoptable(ctx context.Context, tx gatehouse.Tx, tenantID string, want *gatehouse.User) (*gatehouse.User, error) {
 	lookups := []*gatehouse.Filter{{Op: gatehouse.FilterEq, Attr: gatehouse.UserAttrUsername, Value: want.Username}}
 	if want.Email != "" {
