@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -41,7 +42,13 @@ type Result struct {
 	// DatabaseCPU is the PostgreSQL backends' CPU time over the window
 	// (0 on SQLite, which runs inside Gatehouse).
 	DatabaseCPU time.Duration
-	Notes       []string
+	// ToolCPU is this load tool's own CPU time over the window (the
+	// simulated browsers, and the test IdP when it runs in the tool): on
+	// two cores it bounds flows/s as much as Gatehouse's CPU does.
+	ToolCPU time.Duration
+	// Load is the machine's one-minute load average at the end.
+	Load  string
+	Notes []string
 }
 
 // PerSecond is completed flows per second.
@@ -62,6 +69,12 @@ func (r *Result) String() string {
 		r.CPUPerFlow(), float64(r.RSS)/(1<<20))
 	if r.DatabaseCPU > 0 && r.Flows > 0 {
 		fmt.Fprintf(&b, " postgres_cpu=%.3fms/flow", float64(r.DatabaseCPU.Microseconds())/1000/float64(r.Flows))
+	}
+	if r.Flows > 0 {
+		fmt.Fprintf(&b, " tool_cpu=%.3fms/flow", float64(r.ToolCPU.Microseconds())/1000/float64(r.Flows))
+	}
+	if r.Load != "" {
+		fmt.Fprintf(&b, " load=%s", r.Load)
 	}
 	for _, e := range r.FirstErrors {
 		fmt.Fprintf(&b, "\n  error: %s", e)
@@ -89,6 +102,10 @@ func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, e
 			return nil, err
 		}
 		before[i] = st
+	}
+	tool0, err := ReadProc(os.Getpid())
+	if err != nil {
+		return nil, err
 	}
 	var (
 		next    atomic.Int64
@@ -147,6 +164,12 @@ func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, e
 		}
 		res.ServerCPU += st.CPU - before[i].CPU
 		res.RSS += st.RSS
+	}
+	if st, err := ReadProc(os.Getpid()); err == nil {
+		res.ToolCPU = st.CPU - tool0.CPU
+	}
+	if avg, err := os.ReadFile("/proc/loadavg"); err == nil {
+		res.Load, _, _ = strings.Cut(string(avg), " ")
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) time.Duration {
