@@ -23,6 +23,9 @@ type client struct {
 	app    *gatehouse.App
 	issuer string
 	p      *Provider
+	// next, when set, is where the authorize request nextID goes instead
+	// of the resume endpoint (atAuthorize). A client lives for one request.
+	next, nextID string
 }
 
 var _ zop.Client = (*client)(nil)
@@ -102,9 +105,13 @@ func (c *client) GrantTypes() []oidc.GrantType {
 
 func (c *client) hasGrant(g string) bool { return slices.Contains(c.GrantTypes(), oidc.GrantType(g)) }
 
-// LoginURL is where a stored authorize request continues: our resume
+// LoginURL is where a stored authorize request continues: where
+// atAuthorize decided (the login, or the app with a code), else our resume
 // endpoint, which signs the user in (or sends them to log in) first.
 func (c *client) LoginURL(id string) string {
+	if c.next != "" && c.nextID == id {
+		return c.next
+	}
 	return c.issuer + "/" + pathResume + "?" + url.Values{"id": {id}}.Encode()
 }
 

@@ -143,10 +143,14 @@ type Provider struct {
 	grants  http.Handler
 	storage *storage
 	keys    *keyCache
+	tenants *tenantCache
 	// zitadelGrants sends the code and refresh grants to zitadel as
 	// before token.go, for the differential tests.
 	zitadelGrants atomic.Bool
-	mux           *http.ServeMux
+	// resumeAlways sends every authorize request to the resume endpoint,
+	// as before atAuthorize, for the differential tests.
+	resumeAlways atomic.Bool
+	mux          *http.ServeMux
 }
 
 // New returns the provider's handler (a *Provider).
@@ -194,6 +198,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 		basePath: strings.TrimRight(u.Path, "/"),
 	}
 	p.keys = newKeyCache(cfg.Store, cfg.Keyring, cfg.Clock, cfg.KeyRotation)
+	p.tenants = newTenantCache(cfg.Store, cfg.Clock)
 	p.storage = &storage{p: p}
 
 	var cryptoKey [32]byte
@@ -267,6 +272,8 @@ type reqState struct {
 	// complete, when set, writes the resume step's completion of the
 	// authorize request in SaveAuthCode's transaction.
 	complete func(tx gatehouse.Tx) error
+	// req is the request itself (the authorize step reads its session).
+	req *http.Request
 }
 
 type stateKey struct{}
@@ -285,7 +292,7 @@ func stateFrom(ctx context.Context) *reqState {
 func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Request, rest string)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		slug := r.PathValue("tenant")
-		t, err := p.lookupTenant(r.Context(), slug)
+		t, err := p.tenants.bySlug(r.Context(), slug)
 		if err != nil || t.Slug != slug {
 			if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 				p.log.ErrorContext(r.Context(), "op: load tenant", "err", err)
@@ -298,30 +305,11 @@ func (p *Provider) tenantHandler(next func(w http.ResponseWriter, r *http.Reques
 		st := &reqState{tenant: t, issuer: p.issuer(t)}
 		ctx := context.WithValue(r.Context(), stateKey{}, st)
 		r = r.WithContext(zop.ContextWithIssuer(ctx, st.issuer))
+		st.req = r
 		prefix := p.basePathOf(r) + "/t/" + slug
 		rest := strings.TrimPrefix(r.URL.Path, prefix)
 		next(w, r, rest)
 	})
-}
-
-// tenantRefLookup is the store's fast path for the tenant of a request
-// (sqlstore.Store.LookupTenantRef): one statement, no transaction, no
-// domains (the provider never reads them).
-type tenantRefLookup interface {
-	LookupTenantRef(ctx context.Context, slug string) (*gatehouse.Tenant, error)
-}
-
-// lookupTenant reads the tenant of slug on every request (never cached:
-// a deleted tenant's issuer stops answering at once).
-func (p *Provider) lookupTenant(ctx context.Context, slug string) (t *gatehouse.Tenant, err error) {
-	if l, ok := p.store.(tenantRefLookup); ok {
-		return l.LookupTenantRef(ctx, slug)
-	}
-	err = p.store.View(ctx, func(tx gatehouse.Tx) error {
-		t, err = tx.GetTenantBySlug(ctx, slug)
-		return err
-	})
-	return t, err
 }
 
 // basePathOf: the mux matched the path without the public URL's base path

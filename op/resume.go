@@ -1,6 +1,7 @@
 package op
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/secret"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	zop "github.com/zitadel/oidc/v3/pkg/op"
 )
@@ -67,12 +69,15 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Remember when this request sent the browser to log in: only a
-		// login after that answers prompt=login and max_age.
-		ar.row.AuthTime = p.clock.Now().UTC()
-		if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
-			p.log.ErrorContext(ctx, "op: mark auth request sent to login", "err", err)
-			p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
-			return
+		// login after that answers prompt=login and max_age (nothing else
+		// reads the moment, so only those requests write it).
+		if asksFreshLogin(ar) {
+			ar.row.AuthTime = p.clock.Now().UTC()
+			if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
+				p.log.ErrorContext(ctx, "op: mark auth request sent to login", "err", err)
+				p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
+				return
+			}
 		}
 		http.Redirect(w, r, p.loginURL(st.tenant, ar, c.app, force), http.StatusFound)
 		return
@@ -92,15 +97,12 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	// Written with the code (SaveAuthCode), in one transaction: the code
 	// is stored only for a request done for this user, and a failure
 	// leaves the request as it was.
+	event := p.signedInEvent(st.tenant, c.app, user, sess)
 	st.complete = func(tx gatehouse.Tx) error {
 		if err := tx.CompleteOPAuthRequest(ctx, ar.row); err != nil {
 			return err
 		}
-		return tx.AppendAudit(ctx, &gatehouse.AuditEvent{
-			ID: gatehouse.NewID("aud"), TenantID: st.tenant.ID, Time: p.clock.Now().UTC(), ActorType: "user", ActorID: user.ID,
-			Action: "app.signed_in", TargetType: "app", TargetID: c.app.ID,
-			Details: map[string]any{"client_id": c.app.ClientID, "connection_id": sess.ConnectionID},
-		})
+		return tx.AppendAudit(ctx, event)
 	}
 	// First-party apps: no consent screen; answer the app at once.
 	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
@@ -108,6 +110,75 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	zop.AuthResponse(ar, p.zitadel, w, r)
+}
+
+// signedInEvent is the audit of an app's sign-in, written with its code.
+func (p *Provider) signedInEvent(t *gatehouse.Tenant, app *gatehouse.App, user *gatehouse.User, sess *gatehouse.Session) *gatehouse.AuditEvent {
+	return &gatehouse.AuditEvent{
+		ID: gatehouse.NewID("aud"), TenantID: t.ID, Time: p.clock.Now().UTC(), ActorType: "user", ActorID: user.ID,
+		Action: "app.signed_in", TargetType: "app", TargetID: app.ID,
+		Details: map[string]any{"client_id": app.ClientID, "connection_id": sess.ConnectionID},
+	}
+}
+
+// atAuthorize takes, while the authorize endpoint stores the request ar,
+// the step resume would take next, when it is one of the two common ones:
+// the browser has no session (or one that cannot answer), so it goes to
+// the tenant's login; or its session answers, so it goes back to the app
+// with a code. ar.row is set as resume would leave it, and is written by
+// the caller in the same transaction as event (when not nil). The browser
+// thus skips the resume hop: a request, a read of the authorize request
+// and a read of the session, and for a sign-in one write less.
+//
+// Everything else returns "" and is left to resume, as before: prompt=none
+// without a usable session (login_required goes back to the app), a user
+// outside the app's allowed groups (a page), form_post (a page), and a
+// session that could not be read.
+func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) (next string, event *gatehouse.AuditEvent, err error) {
+	st := stateFrom(ctx)
+	if st.req == nil || p.resumeAlways.Load() {
+		return "", nil, nil
+	}
+	sess, user, err := p.cfg.Sessions.Current(ctx, st.req, st.tenant.ID)
+	if err != nil && !gatehouse.IsCode(err, gatehouse.EUNAUTHORIZED) {
+		return "", nil, nil
+	}
+	needs, force := true, p.wantsFreshLogin(ar, nil)
+	if err == nil {
+		needs, force = p.needsLogin(ar, c.app, sess, user)
+	}
+	now := p.clock.Now().UTC()
+	if needs {
+		if slices.Contains(ar.p.Prompt, oidc.PromptNone) {
+			return "", nil, nil
+		}
+		// The moment the browser is sent to log in (resume's rule).
+		ar.row.AuthTime = now
+		return p.loginURL(st.tenant, ar, c.app, force), nil, nil
+	}
+	if !groupAllowed(c.app, user) || ar.GetResponseMode() == oidc.ResponseModeFormPost {
+		return "", nil, nil
+	}
+	// Done for this user, with its code (zop.BuildAuthRequestCode: the
+	// encrypted request id), as resume and SaveAuthCode would leave it.
+	code, err := zop.BuildAuthRequestCode(ar, p.zitadel.Crypto())
+	if err != nil {
+		return "", nil, err
+	}
+	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
+	ar.row.CodeHash, ar.row.ExpiresAt = secret.Digest(code), now.Add(codeTTL)
+	next, err = zop.AuthResponseURL(ar.GetRedirectURI(), ar.GetResponseType(), ar.GetResponseMode(),
+		&zop.CodeResponseType{Code: code, State: ar.GetState()}, p.zitadel.Encoder())
+	if err != nil {
+		return "", nil, err
+	}
+	return next, p.signedInEvent(st.tenant, c.app, user, sess), nil
+}
+
+// asksFreshLogin: the request asks for a fresh authentication (prompt=login
+// or max_age, OpenID Connect Core section 3.1.2.1).
+func asksFreshLogin(ar *authRequest) bool {
+	return slices.Contains(ar.p.Prompt, oidc.PromptLogin) || ar.p.MaxAge != nil
 }
 
 var formPostTmpl = template.Must(template.New("form_post").Parse(`<!doctype html>
@@ -200,7 +271,7 @@ func freshLogin(ar *authRequest, sess *gatehouse.Session) bool {
 // the app asked for prompt=login or max_age, unless sess already did so
 // for this request.
 func (p *Provider) wantsFreshLogin(ar *authRequest, sess *gatehouse.Session) bool {
-	return (slices.Contains(ar.p.Prompt, oidc.PromptLogin) || ar.p.MaxAge != nil) && !freshLogin(ar, sess)
+	return asksFreshLogin(ar) && !freshLogin(ar, sess)
 }
 
 // loginURL is the tenant's login page, returning to the resume endpoint.

@@ -187,10 +187,27 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		ID: gatehouse.NewID("oar"), TenantID: st.tenant.ID, ClientID: req.ClientID, Request: body,
 		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
-	if err := s.p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateOPAuthRequest(ctx, row) }); err != nil {
+	ar := &authRequest{row: row, p: params}
+	// Where the browser goes next, decided now when the browser's session
+	// allows (resume.go): the request is stored as that step leaves it.
+	next, event, err := s.p.atAuthorize(ctx, c, ar)
+	if err != nil {
 		return nil, err
 	}
-	return &authRequest{row: row, p: params}, nil
+	err = s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if err := tx.CreateOPAuthRequest(ctx, row); err != nil {
+			return err
+		}
+		if event != nil {
+			return tx.AppendAudit(ctx, event)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	c.next, c.nextID = next, row.ID
+	return ar, nil
 }
 
 func (s *storage) AuthRequestByID(ctx context.Context, id string) (zop.AuthRequest, error) {
@@ -291,8 +308,18 @@ func grantOf(req zop.TokenRequest) (userID, grantID, sessionID string) {
 // checkUser refuses tokens for a user who is gone, deactivated, or no
 // longer in the app's allowed groups: deactivation takes effect at the
 // next token request, not at token expiry.
-func checkUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID string) (*gatehouse.User, error) {
-	u, err := tx.GetUser(ctx, app.TenantID, userID)
+//
+// The user's groups are read only when needed (needGroups: the "groups"
+// scope, or an app limited to some groups) and the store can leave them
+// out (sqlstore GetUserWithoutGroups).
+func checkUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID string, needGroups bool) (*gatehouse.User, error) {
+	var u *gatehouse.User
+	var err error
+	if ng, ok := tx.(userWithoutGroups); ok && !needGroups && len(app.AllowedGroups) == 0 {
+		u, err = ng.GetUserWithoutGroups(ctx, app.TenantID, userID)
+	} else {
+		u, err = tx.GetUser(ctx, app.TenantID, userID)
+	}
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("The user no longer exists.")
 	}
@@ -306,6 +333,11 @@ func checkUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID 
 		return nil, oidc.ErrAccessDenied().WithDescription("The user is not allowed to use this app.")
 	}
 	return u, nil
+}
+
+// userWithoutGroups is the store's read of a user without its groups.
+type userWithoutGroups interface {
+	GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
 }
 
 // groupAllowed: an app with allowed groups admits only their members.
@@ -339,7 +371,7 @@ func clientIDOf(req zop.TokenRequest) string {
 func (s *storage) newAccessToken(ctx context.Context, tx gatehouse.Tx, c *client, req zop.TokenRequest, now time.Time) (*gatehouse.OPToken, error) {
 	userID, grantID, sessionID := grantOf(req)
 	if userID != "" {
-		u, err := checkUser(ctx, tx, c.app, userID)
+		u, err := checkUser(ctx, tx, c.app, userID, slices.Contains(req.GetScopes(), scopeGroups))
 		if err != nil {
 			return nil, err
 		}

@@ -202,7 +202,7 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
 		// fn may run again (PostgreSQL retries): start afresh.
 		res, refusal = nil, nil
-		row, err := tx.UseOPAuthCode(ctx, st.tenant.ID, secret.Digest(tp.code), now)
+		row, err := spendCode(ctx, tx, st.tenant.ID, secret.Digest(tp.code), now)
 		switch {
 		case gatehouse.IsCode(err, gatehouse.ENOTFOUND):
 			refusal = oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -247,7 +247,7 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		if refusal != nil {
 			return nil
 		}
-		u, err := checkUser(ctx, tx, app, row.UserID)
+		u, err := checkUser(ctx, tx, app, row.UserID, slices.Contains(ar.p.Scopes, scopeGroups))
 		if err != nil {
 			return refuse(err, &refusal)
 		}
@@ -267,6 +267,21 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		return nil
 	})
 	return res, refusal, err
+}
+
+// codeSpender is the store's one-statement UseOPAuthCode
+// (sqlstore SpendOPAuthCode).
+type codeSpender interface {
+	SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
+}
+
+// spendCode marks a code used and returns its request; ECONFLICT (with
+// the request) when it was used before, ENOTFOUND when there is none.
+func spendCode(ctx context.Context, tx gatehouse.Tx, tenantID string, codeHash []byte, now time.Time) (*gatehouse.OPAuthRequest, error) {
+	if s, ok := tx.(codeSpender); ok {
+		return s.SpendOPAuthCode(ctx, tenantID, codeHash, now)
+	}
+	return tx.UseOPAuthCode(ctx, tenantID, codeHash, now)
 }
 
 // refuse turns checkUser's refusal (an *oidc.Error) into the grant's
@@ -350,7 +365,7 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 		} else if err != nil {
 			return err
 		}
-		u, err := checkUser(ctx, tx, app, tok.UserID)
+		u, err := checkUser(ctx, tx, app, tok.UserID, slices.Contains(scopes, scopeGroups))
 		if err != nil {
 			if err = refuse(err, &refusal); err == nil {
 				// The token stays unspent: the user may be reactivated.

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -35,3 +36,31 @@ func (s *Store) LookupTenantRef(ctx context.Context, slug string) (*gatehouse.Te
 	}
 	return t, s.d.mapErr(rows.Close())
 }
+
+// GetUserWithoutGroups is GetUser without the user's group names (Groups
+// is nil): a token grant reads its user to check it is still active, and
+// needs the groups only for the "groups" scope or an app limited to some
+// groups; the membership join was two thirds of the read.
+func (t *tx) GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error) {
+	return one(ctx, t, userNotFound, scanUser, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, tenantID, id)
+}
+
+// SpendOPAuthCode is UseOPAuthCode in one statement when the code is
+// unspent (UPDATE ... RETURNING, on both engines); only a spent or unknown
+// code takes UseOPAuthCode's second read, to tell reuse from nothing.
+func (t *tx) SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error) {
+	if len(codeHash) > 0 {
+		r, err := one(ctx, t, opAuthRequestNotFound, scanOPAuthRequest,
+			`UPDATE op_auth_requests SET code_used_at = $3 WHERE tenant_id = $1 AND code_hash = $2 AND code_used_at IS NULL RETURNING `+opAuthRequestColumns,
+			tenantID, codeHash, ts(normTime(at)))
+		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			return r, err
+		}
+	}
+	return t.UseOPAuthCode(ctx, tenantID, codeHash, at)
+}
+
+var _ interface {
+	GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
+	SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
+} = (*tx)(nil)

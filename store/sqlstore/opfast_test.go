@@ -1,0 +1,151 @@
+package sqlstore_test
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+)
+
+// TestOPFastPaths compares the OpenID provider's fast paths with the
+// Store and Tx methods they stand for, on both engines.
+func TestOPFastPaths(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t, engine)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			acme := &gatehouse.Tenant{Slug: "Acme", Name: "Acme", SupportContact: "it@acme.test", Domains: []string{"acme.test"}}
+			u := &gatehouse.User{Email: "ana@acme.test", Username: "ana", DisplayName: "Ana", Status: gatehouse.StatusActive, Source: gatehouse.SourceAdmin}
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, acme); err != nil {
+					return err
+				}
+				u.TenantID = acme.ID
+				if err := tx.CreateUser(ctx, u); err != nil {
+					return err
+				}
+				g := &gatehouse.Group{TenantID: acme.ID, Name: "Staff", Source: gatehouse.SourceAdmin}
+				if err := tx.CreateGroup(ctx, g); err != nil {
+					return err
+				}
+				return tx.AddMembership(ctx, &gatehouse.Membership{TenantID: acme.ID, GroupID: g.ID, UserID: u.ID, ManagedBy: gatehouse.ManagedByAdmin})
+			}))
+
+			// LookupTenantRef is GetTenantBySlug without the domains.
+			for _, slug := range []string{"acme", "ACME", "nobody"} {
+				var want *gatehouse.Tenant
+				wantErr := s.View(ctx, func(tx gatehouse.Tx) (err error) { want, err = tx.GetTenantBySlug(ctx, slug); return err })
+				got, err := s.LookupTenantRef(ctx, slug)
+				if gatehouse.ErrorCode(err) != gatehouse.ErrorCode(wantErr) {
+					t.Fatalf("LookupTenantRef(%q): %v, GetTenantBySlug: %v", slug, err, wantErr)
+				}
+				if want != nil {
+					want.Domains = nil
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("LookupTenantRef(%q) = %+v, want %+v", slug, got, want)
+					}
+				}
+			}
+
+			type fast interface {
+				GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
+				SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
+			}
+			// GetUserWithoutGroups is GetUser without the groups.
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				want, err := tx.GetUser(ctx, acme.ID, u.ID)
+				if err != nil || len(want.Groups) != 1 {
+					t.Fatalf("GetUser: %v %v", want, err)
+				}
+				got, err := tx.(fast).GetUserWithoutGroups(ctx, acme.ID, u.ID)
+				if err != nil {
+					return err
+				}
+				want.Groups = nil
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("GetUserWithoutGroups = %+v, want %+v", got, want)
+				}
+				if _, err := tx.(fast).GetUserWithoutGroups(ctx, "other", u.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Fatalf("another tenant's user: %v", err)
+				}
+				return nil
+			}))
+			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, acme.ID, u.ID) }))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				if _, err := tx.(fast).GetUserWithoutGroups(ctx, acme.ID, u.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Fatalf("deleted user: %v", err)
+				}
+				return nil
+			}))
+
+			// SpendOPAuthCode answers as UseOPAuthCode: the request when
+			// unspent, ECONFLICT with it when spent, ENOTFOUND otherwise.
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			codes := map[bool][]byte{}
+			for _, spend := range []bool{true, false} {
+				ar := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID, ClientID: "app1",
+					Request: []byte(`{}`), UserID: "usr_1", SessionID: "sid", Done: true, AuthTime: now, ExpiresAt: now.Add(time.Hour)}
+				codes[spend] = []byte(ar.ID)
+				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+					if err := tx.CreateOPAuthRequest(ctx, ar); err != nil {
+						return err
+					}
+					return tx.SetOPAuthCode(ctx, acme.ID, ar.ID, codes[spend], now.Add(time.Minute))
+				}))
+			}
+			type result struct {
+				row  *gatehouse.OPAuthRequest
+				code string
+			}
+			use := func(spend bool, code []byte, tenant string) (got [2]result) {
+				for i := range got {
+					must(s.Update(ctx, func(tx gatehouse.Tx) error {
+						var r *gatehouse.OPAuthRequest
+						var err error
+						if spend {
+							r, err = tx.(fast).SpendOPAuthCode(ctx, tenant, code, now)
+						} else {
+							r, err = tx.UseOPAuthCode(ctx, tenant, code, now)
+						}
+						got[i] = result{r, gatehouse.ErrorCode(err)}
+						return nil
+					}))
+				}
+				return got
+			}
+			ours, theirs := use(true, codes[true], acme.ID), use(false, codes[false], acme.ID)
+			for i := range ours {
+				if ours[i].code != theirs[i].code || (ours[i].row == nil) != (theirs[i].row == nil) {
+					t.Fatalf("use %d: SpendOPAuthCode %+v, UseOPAuthCode %+v", i, ours[i], theirs[i])
+				}
+				if r := ours[i].row; r != nil {
+					o := *theirs[i].row
+					o.ID, o.CodeHash, o.CreatedAt = r.ID, r.CodeHash, r.CreatedAt // the two requests differ only there
+					if !reflect.DeepEqual(*r, o) || r.CodeUsedAt == nil || !r.CodeUsedAt.Equal(now) {
+						t.Fatalf("use %d: SpendOPAuthCode %+v, UseOPAuthCode %+v", i, *r, o)
+					}
+				}
+			}
+			if ours[0].code != "" || ours[1].code != gatehouse.ECONFLICT {
+				t.Fatalf("first use %q, second %q", ours[0].code, ours[1].code)
+			}
+			for _, tc := range []struct {
+				code   []byte
+				tenant string
+			}{{[]byte("nothing"), acme.ID}, {nil, acme.ID}, {codes[true], "other"}} {
+				if got := use(true, tc.code, tc.tenant); got[0].code != gatehouse.ENOTFOUND || got[0].row != nil {
+					t.Fatalf("code %q tenant %s: %+v", tc.code, tc.tenant, got[0])
+				}
+			}
+		})
+	}
+}
