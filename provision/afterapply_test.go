@@ -15,7 +15,7 @@ import (
 // error rolls everything back, and it does not run for refusals, pending
 // users or dry runs.
 func TestAfterApply(t *testing.T) {
-	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+	forEnginesBothPaths(t, func(t *testing.T, s *sqlstore.Store) {
 		f := newFixture(t, s)
 		var calls int
 		var sawUser string

@@ -30,11 +30,14 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 			return err
 		}
 	}
-	if p.newLink != nil {
+	switch {
+	case p.wroteWithUser:
+		// createUser wrote the link and the memberships with the user.
+	case p.newLink != nil:
 		if err := tx.CreateIdentity(ctx, p.newLink); err != nil {
 			return err
 		}
-	} else if active {
+	case active:
 		if err := tx.TouchIdentity(ctx, tenantID, in.conn.ID, in.id.Subject, in.now); err != nil {
 			return err
 		}
@@ -48,6 +51,9 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 		u.LastLoginAt = &in.now
 	}
 	for _, m := range p.adds {
+		if p.wroteWithUser {
+			break // written by createUser
+		}
 		if err := tx.AddMembership(ctx, m); err != nil {
 			return err
 		}
@@ -116,14 +122,25 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 // login commits), it picks the next free one in the same transaction
 // instead of starting over: fifty Sams arriving together would otherwise
 // need fifty rounds.
+//
+// With the store's fast path the user's link and memberships are written
+// with it (p.wroteWithUser); an error other than a taken username fails
+// the resolution, whose transaction is then rolled back.
 func (r *Resolver) createUser(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	u := p.user
 	groups := u.Groups
 	skip := map[string]bool{}
+	fast, isFast := tx.(jitCreator)
 	for {
-		err := tx.CreateUser(ctx, u)
+		var err error
+		if isFast {
+			err = fast.CreateJITUser(ctx, u, p.newLink, p.adds)
+		} else {
+			err = tx.CreateUser(ctx, u)
+		}
 		if err == nil {
 			u.Groups = groups
+			p.wroteWithUser = isFast
 			return nil
 		}
 		if !gatehouse.IsCode(err, gatehouse.ECONFLICT) || gatehouse.ErrorField(err) != "username" || len(skip) >= 20 {

@@ -41,6 +41,8 @@ type plan struct {
 	current []*gatehouse.Membership
 	// names: group ID → name, for the result and audit details.
 	names map[string]string
+	// wroteWithUser: createUser wrote newLink and adds with the user.
+	wroteWithUser bool
 }
 
 func (p *plan) explain(format string, args ...any) {
@@ -69,10 +71,10 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 		in.now = r.clock.Now().UTC()
 	}
 	tenant, conn, id := in.tenant, in.conn, in.id
-	link, err := tx.GetIdentity(ctx, tenant.ID, conn.ID, id.Subject)
+	link, lu, loaded, err := linkedUser(ctx, tx, tenant.ID, conn.ID, id.Subject)
 	switch {
 	case err == nil:
-		return p, r.planExisting(ctx, tx, p, link)
+		return p, r.planExisting(ctx, tx, p, link, lu, loaded)
 	case !gatehouse.IsCode(err, gatehouse.ENOTFOUND):
 		return nil, err
 	}
@@ -99,9 +101,9 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 		// may have committed after our first look for the link and
 		// before this read of the user: look again, so the race ends in
 		// "existing" instead of a refused link.
-		if link, err := tx.GetIdentity(ctx, tenant.ID, conn.ID, id.Subject); err == nil {
+		if link, lu, loaded, err := linkedUser(ctx, tx, tenant.ID, conn.ID, id.Subject); err == nil {
 			p = &plan{in: in, res: &Result{}, names: map[string]string{}}
-			return p, r.planExisting(ctx, tx, p, link)
+			return p, r.planExisting(ctx, tx, p, link, lu, loaded)
 		} else if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			return nil, err
 		}
@@ -162,13 +164,17 @@ func (p *plan) refuseUnusable(u *gatehouse.User) bool {
 	return true
 }
 
-// planExisting: rule 1, the link (connection, subject) exists.
-func (r *Resolver) planExisting(ctx context.Context, tx gatehouse.Tx, p *plan, link *gatehouse.FederatedIdentity) error {
+// planExisting: rule 1, the link (connection, subject) exists. When
+// loaded, u is its live user as read with the link (nil: gone).
+func (r *Resolver) planExisting(ctx context.Context, tx gatehouse.Tx, p *plan, link *gatehouse.FederatedIdentity, u *gatehouse.User, loaded bool) error {
 	in := p.in
 	p.link = link
 	p.res.Identity = link
-	u, err := tx.GetUser(ctx, in.tenant.ID, link.UserID)
-	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+	var err error
+	if !loaded {
+		u, err = tx.GetUser(ctx, in.tenant.ID, link.UserID)
+	}
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) || (err == nil && u == nil) {
 		// Deleting a user removes its links, so this is only a race with
 		// a deletion; refuse like a tombstone.
 		p.refuse(gatehouse.EFORBIDDEN, ReasonUserDeleted,
@@ -643,7 +649,7 @@ func (r *Resolver) planDefaultGroups(ctx context.Context, tx gatehouse.Tx, p *pl
 func (r *Resolver) planGroups(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	in := p.in
 	if !p.createUser {
-		cur, err := tx.ListUserMemberships(ctx, in.tenant.ID, p.user.ID)
+		cur, err := p.memberships(ctx, tx, p.user.ID)
 		if err != nil {
 			return err
 		}

@@ -48,7 +48,11 @@ func openStore(t testing.TB, engine string) *sqlstore.Store {
 func newFixture(t testing.TB, s *sqlstore.Store) *fixture {
 	t.Helper()
 	f := &fixture{t: t, ctx: context.Background(), s: s, groups: map[string]*gatehouse.Group{}}
-	f.r = provision.New(s, provision.Options{Clock: fixedClock{t0}})
+	var st gatehouse.Store = s
+	if _, ok := portableStores.Load(s); ok {
+		st = portableStore{s}
+	}
+	f.r = provision.New(st, provision.Options{Clock: fixedClock{t0}})
 	slug := strings.ToLower(gatehouse.NewID("t")[len("t_")+14:])
 	f.tenant = &gatehouse.Tenant{ID: gatehouse.NewID("ten"), Slug: "acme" + slug, Name: "Acme", Domains: []string{"acme" + slug + ".com"}}
 	f.conn = &gatehouse.Connection{ID: gatehouse.NewID("con"), TenantID: f.tenant.ID, Type: gatehouse.ConnOIDC,
@@ -216,6 +220,42 @@ func forEngines(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
 			fn(t, openStore(t, engine))
 		})
 	}
+}
+
+// forEnginesBothPaths is forEngines run twice per engine: once with the
+// store's fast paths (sqlstore's GetLinkedUser, CreateJITUser, ...) and
+// once on the portable path of any gatehouse.Store, whose resolutions the
+// fast ones must equal.
+func forEnginesBothPaths(t *testing.T, fn func(t *testing.T, s *sqlstore.Store)) {
+	for _, engine := range testdb.Engines {
+		for _, path := range []string{"fast", "portable"} {
+			t.Run(engine+"/"+path, func(t *testing.T) {
+				s := openStore(t, engine)
+				if path == "portable" {
+					portableStores.Store(s, true)
+				}
+				fn(t, s)
+			})
+		}
+	}
+}
+
+// portableStores are the stores whose fixtures resolve through
+// portableStore.
+var portableStores sync.Map
+
+// portableStore hides the optional methods of sqlstore's transactions:
+// the resolver sees gatehouse.Tx alone.
+type portableStore struct{ *sqlstore.Store }
+
+type portableTx struct{ gatehouse.Tx }
+
+func (p portableStore) Update(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	return p.Store.Update(ctx, func(tx gatehouse.Tx) error { return fn(portableTx{tx}) })
+}
+
+func (p portableStore) View(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	return p.Store.View(ctx, func(tx gatehouse.Tx) error { return fn(portableTx{tx}) })
 }
 
 // TestResolve covers every branch of issue 4 on both engines. Each case
@@ -747,7 +787,7 @@ func TestResolve(t *testing.T) {
 			},
 		},
 	}
-	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+	forEnginesBothPaths(t, func(t *testing.T, s *sqlstore.Store) {
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				f := newFixture(t, s)
@@ -806,7 +846,7 @@ func TestResolve(t *testing.T) {
 // identity make one user and one link, and all 50 succeed.
 func TestResolveConcurrentFirstLogin(t *testing.T) {
 	const n = 50
-	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
+	forEnginesBothPaths(t, func(t *testing.T, s *sqlstore.Store) {
 		f := newFixture(t, s)
 		f.conn.JIT.DefaultGroups = []string{"Everyone"}
 		f.conn.JIT.GroupSync = gatehouse.GroupSync{Enabled: true, Mapping: map[string]string{"eng": "Engineering"}}

@@ -196,7 +196,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err != nil {
 			return err
 		}
-		if err := p.Write(ctx, tx); err != nil {
+		if err := p.WriteForLogin(ctx, tx); err != nil {
 			return err
 		}
 		pending, pendingFor = p, res

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -120,15 +121,18 @@ func (t *tx) AddMembership(ctx context.Context, m *gatehouse.Membership) error {
 	if !ok {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
+	return t.guardStmt(ctx, func() error { return t.insertMembership(ctx, m, now) })
+}
+
+// insertMembership writes m (AddMembership without its checks).
+func (t *tx) insertMembership(ctx context.Context, m *gatehouse.Membership, now time.Time) error {
 	var created int64
-	err = t.guardStmt(ctx, func() error {
-		// Idempotent: an existing row for the same manager is kept with
-		// its original date (the no-op update makes RETURNING see it).
-		return t.get(ctx, groupNotFound, func(sc scanner) error { return sc.Scan(&created) },
-			`INSERT INTO memberships (`+membershipColumns+`) VALUES ($1, $2, $3, $4, $5)
-			 ON CONFLICT (tenant_id, group_id, user_id, managed_by) DO UPDATE SET created_at = memberships.created_at
-			 RETURNING created_at`, m.TenantID, m.GroupID, m.UserID, m.ManagedBy, ts(now))
-	})
+	// Idempotent: an existing row for the same manager is kept with its
+	// original date (the no-op update makes RETURNING see it).
+	err := t.get(ctx, groupNotFound, func(sc scanner) error { return sc.Scan(&created) },
+		`INSERT INTO memberships (`+membershipColumns+`) VALUES ($1, $2, $3, $4, $5)
+		 ON CONFLICT (tenant_id, group_id, user_id, managed_by) DO UPDATE SET created_at = memberships.created_at
+		 RETURNING created_at`, m.TenantID, m.GroupID, m.UserID, m.ManagedBy, ts(now))
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		// The foreign key to groups(tenant_id, id) failed: no such group
 		// in this tenant.

@@ -35,16 +35,19 @@ func (t *tx) CreateIdentity(ctx context.Context, fi *gatehouse.FederatedIdentity
 	if !ok {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
+	return t.guardStmt(ctx, func() error { return t.insertIdentity(ctx, fi) })
+}
+
+// insertIdentity writes a new link (CreateIdentity without its checks).
+func (t *tx) insertIdentity(ctx context.Context, fi *gatehouse.FederatedIdentity) error {
 	fi.CreatedAt = t.s.now()
 	fi.LastLoginAt = normTimePtr(fi.LastLoginAt)
-	return t.guardStmt(ctx, func() error {
-		_, err := t.exec(ctx, `INSERT INTO federated_identities (`+identityColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-			fi.TenantID, fi.ConnectionID, fi.Subject, fi.UserID, ts(fi.CreatedAt), tsPtr(fi.LastLoginAt))
-		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-			return gatehouse.Errorf(gatehouse.ENOTFOUND, connectionNotFound)
-		}
-		return err
-	})
+	_, err := t.exec(ctx, `INSERT INTO federated_identities (`+identityColumns+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		fi.TenantID, fi.ConnectionID, fi.Subject, fi.UserID, ts(fi.CreatedAt), tsPtr(fi.LastLoginAt))
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, connectionNotFound)
+	}
+	return err
 }
 
 func (t *tx) GetIdentity(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, error) {

@@ -26,6 +26,19 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 	if s.ID == "" {
 		return gatehouse.FieldError("id", "A session needs the digest of its token as ID.")
 	}
+	t.normSession(s)
+	// A session belongs to a live user of its tenant.
+	ok, err := t.exists(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, s.TenantID, s.UserID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
+	}
+	return t.guardStmt(ctx, func() error { return t.insertSession(ctx, s) })
+}
+
+func (t *tx) normSession(s *gatehouse.Session) {
 	now := t.s.now()
 	s.CreatedAt = now
 	if s.LastSeenAt.IsZero() {
@@ -36,20 +49,13 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 	}
 	s.AuthTime, s.LastSeenAt = normTime(s.AuthTime), normTime(s.LastSeenAt)
 	s.IdleExpiry, s.ExpiresAt = normTime(s.IdleExpiry), normTime(s.ExpiresAt)
-	// A session belongs to a live user of its tenant.
-	ok, err := t.exists(ctx, `SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL`, s.TenantID, s.UserID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
-	}
-	return t.guardStmt(ctx, func() error {
-		_, err := t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
-			ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt))
-		return err
-	})
+}
+
+func (t *tx) insertSession(ctx context.Context, s *gatehouse.Session) error {
+	_, err := t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
+		ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt))
+	return err
 }
 
 // GetSession returns the session with that ID, expired or not: the

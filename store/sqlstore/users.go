@@ -88,6 +88,20 @@ func userArgs(u *gatehouse.User) ([]any, error) {
 }
 
 func (t *tx) CreateUser(ctx context.Context, u *gatehouse.User) error {
+	args, err := t.newUserArgs(u)
+	if err != nil {
+		return err
+	}
+	if err := t.guardStmt(ctx, func() error { return t.insertUser(ctx, args) }); err != nil {
+		return err
+	}
+	u.Groups = []string{}
+	return nil
+}
+
+// newUserArgs fills the defaults and dates of a new user and returns the
+// values of insertUser.
+func (t *tx) newUserArgs(u *gatehouse.User) ([]any, error) {
 	if u.ID == "" {
 		u.ID = gatehouse.NewID("usr")
 	}
@@ -103,21 +117,18 @@ func (t *tx) CreateUser(ctx context.Context, u *gatehouse.User) error {
 	u.ExternalID = strings.TrimSpace(u.ExternalID)
 	vals, err := userArgs(u)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	args := append([]any{u.ID, u.TenantID}, vals...)
-	args = append(args, ts(now), ts(now), tsPtr(u.LastLoginAt), u.Version, tsPtr(u.DeletedAt))
-	if err := t.guardStmt(ctx, func() error {
-		_, err := t.exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, username, username_key,
+	return append(args, ts(now), ts(now), tsPtr(u.LastLoginAt), u.Version, tsPtr(u.DeletedAt)), nil
+}
+
+func (t *tx) insertUser(ctx context.Context, args []any) error {
+	_, err := t.exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, username, username_key,
 		display_name, given_name, family_name, status, external_id, source, attributes,
 		created_at, updated_at, last_login_at, version, deleted_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...)
-		return err
-	}); err != nil {
-		return err
-	}
-	u.Groups = []string{}
-	return nil
+	return err
 }
 
 // Lookups by email_key, username_key and external_id repeat the "<> ''"

@@ -1,0 +1,54 @@
+package provision
+
+import (
+	"context"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// The store's optional fast paths for a resolution (sqlstore has them):
+// one statement each where the portable path (gatehouse.Tx alone) takes
+// several. A resolution decides and writes the same either way; the tests
+// run both.
+
+// linkedUserGetter reads a link and its live user together; a nil user
+// means the user is gone.
+type linkedUserGetter interface {
+	GetLinkedUser(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, *gatehouse.User, error)
+}
+
+// membershipRefLister lists a user's memberships with their groups' names.
+type membershipRefLister interface {
+	ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error)
+}
+
+// jitCreator writes a new user, its first link and its first memberships
+// in one savepoint.
+type jitCreator interface {
+	CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error
+}
+
+// linkedUser returns the link (connection, subject) and, when loaded, its
+// live user (nil when gone). Without the fast path loaded is false and
+// the caller reads the user itself.
+func linkedUser(ctx context.Context, tx gatehouse.Tx, tenantID, connectionID, subject string) (link *gatehouse.FederatedIdentity, u *gatehouse.User, loaded bool, err error) {
+	if f, ok := tx.(linkedUserGetter); ok {
+		link, u, err = f.GetLinkedUser(ctx, tenantID, connectionID, subject)
+		return link, u, err == nil, err
+	}
+	link, err = tx.GetIdentity(ctx, tenantID, connectionID, subject)
+	return link, nil, false, err
+}
+
+// memberships returns the user's memberships and records the names of
+// their groups when the store gives them.
+func (p *plan) memberships(ctx context.Context, tx gatehouse.Tx, userID string) ([]*gatehouse.Membership, error) {
+	if f, ok := tx.(membershipRefLister); ok {
+		ms, names, err := f.ListUserMembershipRefs(ctx, p.in.tenant.ID, userID)
+		for id, name := range names {
+			p.names[id] = name
+		}
+		return ms, err
+	}
+	return tx.ListUserMemberships(ctx, p.in.tenant.ID, userID)
+}

@@ -1,0 +1,146 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// Fast paths for a login's provisioning transaction (PERF, issue #10),
+// found by package provision and session through type assertions, so
+// gatehouse.Tx is unchanged and any other store takes the portable path
+// (provision's tests run both). Each replaces several statements with one:
+// on SQLite a statement costs about as much as the work it does, and a
+// login ran about two dozen.
+
+// scannerFunc adapts a function to scanner.
+type scannerFunc func(dest ...any) error
+
+func (f scannerFunc) Scan(dest ...any) error { return f(dest...) }
+
+// scanBoth reads one row holding the columns of first and then of second
+// with their own scan functions, so each does its own decoding after the
+// one real Scan.
+func scanBoth[A, B any](sc scanner, first func(scanner) (A, error), second func(scanner) (B, error)) (a A, b B, err error) {
+	a, err = first(scannerFunc(func(da ...any) error {
+		var err error
+		b, err = second(scannerFunc(func(db ...any) error { return sc.Scan(append(da, db...)...) }))
+		return err
+	}))
+	return a, b, err
+}
+
+// liveUserColumns are userColumns of a LEFT JOINed users u that may be
+// absent: absent, every column reads as its zero value (id "").
+const liveUserColumns = `COALESCE(u.id, ''), COALESCE(u.tenant_id, ''), COALESCE(u.email, ''), COALESCE(u.username, ''),
+	COALESCE(u.display_name, ''), COALESCE(u.given_name, ''), COALESCE(u.family_name, ''), COALESCE(u.status, ''),
+	COALESCE(u.external_id, ''), COALESCE(u.source, ''), u.attributes, COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0),
+	u.last_login_at, COALESCE(u.version, 0), u.deleted_at`
+
+// GetLinkedUser is GetIdentity and GetUser of its user in one statement:
+// the link (connection, subject) and its live user, or a nil user when
+// the user is gone (deleted, or a tombstone). The user's Groups are not
+// filled. ENOTFOUND when there is no such link.
+func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, *gatehouse.User, error) {
+	var fi *gatehouse.FederatedIdentity
+	var u *gatehouse.User
+	err := t.get(ctx, identityNotFound, func(sc scanner) error {
+		var err error
+		fi, u, err = scanBoth(sc, scanIdentity, scanUser)
+		return err
+	}, `SELECT `+prefixed("i.", identityColumns)+`, `+liveUserColumns+`
+		FROM federated_identities i
+		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
+		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1`, tenantID, connectionID, subject)
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.ID == "" {
+		u = nil
+	}
+	return fi, u, nil
+}
+
+// ListUserMembershipRefs is ListUserMemberships with the names of the
+// groups (group ID → name), in one statement.
+func (t *tx) ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error) {
+	var out []*gatehouse.Membership
+	names := map[string]string{}
+	err := t.each(ctx, func(sc scanner) error {
+		m, name, err := scanBoth(sc, scanMembership, func(sc scanner) (string, error) {
+			var n string
+			return n, sc.Scan(&n)
+		})
+		if err != nil {
+			return err
+		}
+		out = append(out, m)
+		names[m.GroupID] = name
+		return nil
+	}, `SELECT `+prefixed("m.", membershipColumns)+`, g.name FROM memberships m
+		JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+		WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY m.group_id, m.managed_by`, tenantID, userID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, names, nil
+}
+
+// CreateJITUser is CreateUser, CreateIdentity of its first link and
+// AddMembership of its first memberships, without the checks that the user
+// is live before linking it (moot for a user inserted the statement
+// before). The user's own insert is guarded like CreateUser's, so a taken
+// username (or email) leaves the transaction usable and unchanged: the
+// caller may pick another username and call again. Any later error (the
+// link taken concurrently, a group deleted) leaves the user written: the
+// caller must then give the transaction up, as a resolution does.
+func (t *tx) CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error {
+	if link == nil || link.Subject == "" {
+		return gatehouse.FieldError("subject", "An identity needs a subject.")
+	}
+	for _, m := range ms {
+		if m.ManagedBy == "" {
+			return gatehouse.FieldError("managed_by", "A membership needs a manager.")
+		}
+	}
+	args, err := t.newUserArgs(u)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.UserID != u.ID || m.TenantID != u.TenantID {
+			return errInternal("create JIT user", errors.New("membership of another user"))
+		}
+	}
+	if link.UserID != u.ID || link.TenantID != u.TenantID {
+		return errInternal("create JIT user", errors.New("link of another user"))
+	}
+	if err := t.guardStmt(ctx, func() error { return t.insertUser(ctx, args) }); err != nil {
+		return err
+	}
+	if err := t.insertIdentity(ctx, link); err != nil {
+		return err
+	}
+	now := t.s.now()
+	for _, m := range ms {
+		if err := t.insertMembership(ctx, m, now); err != nil {
+			return err
+		}
+	}
+	u.Groups = []string{}
+	return nil
+}
+
+// CreateLoginSession is CreateSession for the transaction of a login,
+// which read (or created) the session's user as active itself, moments
+// before: without CreateSession's check that the user is live and without
+// a savepoint. The ID is the digest of a new random token, so it collides
+// with nothing; any error fails the login's whole transaction.
+func (t *tx) CreateLoginSession(ctx context.Context, s *gatehouse.Session) error {
+	if s.ID == "" {
+		return gatehouse.FieldError("id", "A session needs the digest of its token as ID.")
+	}
+	t.normSession(s)
+	return t.insertSession(ctx, s)
+}

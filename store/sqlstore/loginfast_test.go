@@ -1,0 +1,193 @@
+package sqlstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
+)
+
+type loginFast interface {
+	GetLinkedUser(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, *gatehouse.User, error)
+	ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error)
+	CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error
+	CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
+	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
+}
+
+// TestLoginFastPaths: each fast path of the login transaction against the
+// portable methods it replaces, on both engines.
+func TestLoginFastPaths(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			c := &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
+			groups := []*gatehouse.Group{{Name: "Everyone"}, {Name: "Staff"}}
+			update := func(fn func(tx gatehouse.Tx, fast loginFast) error) error {
+				return s.Update(ctx, func(tx gatehouse.Tx) error { return fn(tx, tx.(loginFast)) })
+			}
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, te); err != nil {
+					return err
+				}
+				c.TenantID = te.ID
+				for _, g := range groups {
+					g.TenantID = te.ID
+					if err := tx.CreateGroup(ctx, g); err != nil {
+						return err
+					}
+				}
+				return tx.CreateConnection(ctx, c)
+			}))
+			now := time.Now()
+			newUser := func(email, username string) (*gatehouse.User, *gatehouse.FederatedIdentity, []*gatehouse.Membership) {
+				u := &gatehouse.User{ID: gatehouse.NewID("usr"), TenantID: te.ID, Email: email, Username: username, Source: gatehouse.SourceJIT, LastLoginAt: &now}
+				link := &gatehouse.FederatedIdentity{TenantID: te.ID, ConnectionID: c.ID, Subject: "sub-" + username, UserID: u.ID, LastLoginAt: &now}
+				var ms []*gatehouse.Membership
+				for _, g := range groups {
+					ms = append(ms, &gatehouse.Membership{TenantID: te.ID, GroupID: g.ID, UserID: u.ID, ManagedBy: "connection:" + c.ID})
+				}
+				return u, link, ms
+			}
+
+			// CreateJITUser writes what CreateUser, CreateIdentity and
+			// AddMembership would; GetLinkedUser and
+			// ListUserMembershipRefs read it back as GetIdentity, GetUser
+			// and ListUserMemberships do.
+			u, link, ms := newUser("ana@acme.com", "ana")
+			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, u, link, ms) }))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				fast := tx.(loginFast)
+				gotLink, gotUser, err := fast.GetLinkedUser(ctx, te.ID, c.ID, "sub-ana")
+				if err != nil {
+					return err
+				}
+				wantLink, err := tx.GetIdentity(ctx, te.ID, c.ID, "sub-ana")
+				if err != nil {
+					return err
+				}
+				wantUser, err := tx.GetUser(ctx, te.ID, u.ID)
+				if err != nil {
+					return err
+				}
+				wantUser.Groups = nil // GetLinkedUser does not fill them
+				if d := cmp.Diff(wantLink, gotLink); d != "" {
+					t.Errorf("link (-portable +fast):\n%s", d)
+				}
+				if d := cmp.Diff(wantUser, gotUser); d != "" {
+					t.Errorf("user (-portable +fast):\n%s", d)
+				}
+				gotMs, names, err := fast.ListUserMembershipRefs(ctx, te.ID, u.ID)
+				if err != nil {
+					return err
+				}
+				wantMs, err := tx.ListUserMemberships(ctx, te.ID, u.ID)
+				if err != nil {
+					return err
+				}
+				if d := cmp.Diff(wantMs, gotMs); d != "" || len(gotMs) != 2 {
+					t.Errorf("memberships (-portable +fast):\n%s", d)
+				}
+				for _, g := range groups {
+					if names[g.ID] != g.Name {
+						t.Errorf("names %v", names)
+					}
+				}
+				if _, _, err := fast.GetLinkedUser(ctx, te.ID, c.ID, "nobody"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Errorf("unknown subject: %v", err)
+				}
+				return nil
+			}))
+
+			// A taken username leaves the transaction as it was: no
+			// second link, no memberships; the same call with another
+			// username succeeds.
+			bo, boLink, boMs := newUser("bo@acme.com", "ANA")
+			err = update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, bo, boLink, boMs) })
+			if !gatehouse.IsCode(err, gatehouse.ECONFLICT) || gatehouse.ErrorField(err) != "username" {
+				t.Fatalf("taken username: %v", err)
+			}
+			must(update(func(tx gatehouse.Tx, fast loginFast) error {
+				if err := fast.CreateJITUser(ctx, bo, boLink, boMs); !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+					t.Fatalf("taken username: %v", err)
+				}
+				if _, err := tx.GetIdentity(ctx, te.ID, c.ID, "sub-ANA"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Errorf("link of a refused user: %v", err)
+				}
+				bo.Username = "bo"
+				return fast.CreateJITUser(ctx, bo, boLink, boMs)
+			}))
+
+			// A link whose user became a tombstone (DeleteUser removes
+			// the links too; a race can still show this) reads with no
+			// user.
+			_, err = s.DB().ExecContext(ctx, `UPDATE users SET deleted_at = $1 WHERE id = $2`, now.UnixMicro(), bo.ID)
+			must(err)
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				l, gone, err := tx.(loginFast).GetLinkedUser(ctx, te.ID, c.ID, "sub-ANA")
+				if err != nil || l.UserID != bo.ID || gone != nil {
+					t.Errorf("link of a tombstone: %+v %+v %v", l, gone, err)
+				}
+				return nil
+			}))
+
+			// CreateLoginSession stores what CreateSession does.
+			sess := &gatehouse.Session{ID: "digest-1", TenantID: te.ID, UserID: u.ID, ConnectionID: c.ID,
+				AuthTime: now, IdleExpiry: now.Add(time.Hour), ExpiresAt: now.Add(2 * time.Hour)}
+			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateLoginSession(ctx, sess) }))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				got, err := tx.GetSession(ctx, "digest-1")
+				if err != nil {
+					return err
+				}
+				if d := cmp.Diff(sess, got); d != "" {
+					t.Errorf("session (-written +read):\n%s", d)
+				}
+				return nil
+			}))
+
+			// ConnectionVersion follows updates, disabling and deletion.
+			must(update(func(tx gatehouse.Tx, fast loginFast) error {
+				tid, enabled, cu, tu, err := fast.ConnectionVersion(ctx, c.ID)
+				if err != nil || tid != te.ID || !enabled || !cu.Equal(c.UpdatedAt) || !tu.Equal(te.UpdatedAt) {
+					t.Errorf("version: %s %v %s %s %v", tid, enabled, cu, tu, err)
+				}
+				gen := s.CatalogGeneration()
+				c.Enabled = false
+				if err := tx.UpdateConnection(ctx, c); err != nil {
+					return err
+				}
+				if s.CatalogGeneration() == gen {
+					t.Error("an update did not change the catalog generation")
+				}
+				if _, enabled, _, _, err = fast.ConnectionVersion(ctx, c.ID); err != nil || enabled {
+					t.Errorf("disabled: %v %v", enabled, err)
+				}
+				if err := tx.DeleteConnection(ctx, te.ID, c.ID); err != nil {
+					return err
+				}
+				if _, _, _, _, err := fast.ConnectionVersion(ctx, c.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Errorf("deleted: %v", err)
+				}
+				return nil
+			}))
+		})
+	}
+}
