@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,9 +162,11 @@ func (m *Manager) clearFlowCookie(w http.ResponseWriter, name string) {
 // ClearStaleFlows removes the flow cookies r carries that can no longer
 // finish — expired, or unreadable (sealed under a rotated root key) — so
 // abandoned logins do not pile up in the browser until their Max-Age.
-func (m *Manager) ClearStaleFlows(w http.ResponseWriter, r *http.Request) {
+// Cookies named in except (the flow FindFlow just opened, see
+// FlowCookieName) are not opened again.
+func (m *Manager) ClearStaleFlows(w http.ResponseWriter, r *http.Request, except ...string) {
 	for _, c := range r.Cookies() {
-		if !strings.HasPrefix(c.Name, FlowCookiePrefix) {
+		if !strings.HasPrefix(c.Name, FlowCookiePrefix) || slices.Contains(except, c.Name) {
 			continue
 		}
 		if f, err := m.flows.open(c.Name, c.Value); err != nil || !m.fresh(f) {

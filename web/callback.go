@@ -93,9 +93,14 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, typ, id string) 
 	if sf, ok := conn.(connector.FlowStateFinder); ok {
 		state = sf.FlowState(r)
 	}
-	// Abandoned logins of this browser are tidied up on the way.
-	s.sessions.ClearStaleFlows(w, r)
 	flow, err := s.sessions.FindFlow(r, c, state)
+	// Abandoned logins of this browser are tidied up on the way (the flow
+	// just found is not opened twice).
+	if err == nil {
+		s.sessions.ClearStaleFlows(w, r, session.FlowCookieName(flow))
+	} else {
+		s.sessions.ClearStaleFlows(w, r)
+	}
 	if err != nil {
 		// IdP-initiated SAML: an answer nobody asked for. The connector
 		// decides whether the connection accepts it (off by default) and
@@ -249,7 +254,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		target = s.basePath + target
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusFound)
+	found(w, target)
 }
 
 // refused answers a login that did not commit. A replay or a connection

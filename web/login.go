@@ -279,17 +279,27 @@ func (s *Server) StartLogin(w http.ResponseWriter, r *http.Request, t *gatehouse
 		s.fail(w, r, t, err)
 		return
 	}
-	writeAction(w, r, act)
+	writeAction(w, act)
+}
+
+// found answers 302 Found to u, an absolute URL or a local path the
+// caller built and checked. Unlike http.Redirect it neither parses u
+// again nor writes the HTML note that RFC 9110 §15.4.3 says the answer
+// "usually" carries and no browser shows: on a login's two redirects that
+// was a few percent of its CPU.
+func found(w http.ResponseWriter, u string) {
+	w.Header().Set("Location", u)
+	w.WriteHeader(http.StatusFound)
 }
 
 var errEmptyAction = &gatehouse.Error{Code: gatehouse.EINTERNAL, Message: "Internal error.", Err: errors.New("connector returned neither a redirect nor a page")}
 
 // writeAction sends the browser on: a 302 redirect or the connector's page
 // (a self-posting SAML form).
-func writeAction(w http.ResponseWriter, r *http.Request, act connector.Action) {
+func writeAction(w http.ResponseWriter, act connector.Action) {
 	w.Header().Set("Cache-Control", "no-store")
 	if act.RedirectURL != "" {
-		http.Redirect(w, r, act.RedirectURL, http.StatusFound)
+		found(w, act.RedirectURL)
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
