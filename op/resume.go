@@ -105,11 +105,34 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return tx.AppendAudit(ctx, event)
 	}
 	// First-party apps: no consent screen; answer the app at once.
-	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
-		p.formPost(w, r, ar)
+	code := newCode()
+	if err := p.storage.SaveAuthCode(ctx, ar.GetID(), code); err != nil {
+		zop.AuthRequestError(w, r, ar, err, p.zitadel)
 		return
 	}
-	zop.AuthResponse(ar, p.zitadel, w, r)
+	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
+		p.formPost(w, r, ar, code)
+		return
+	}
+	next, err := p.codeResponseURL(ar, code)
+	if err != nil {
+		zop.AuthRequestError(w, r, ar, err, p.zitadel)
+		return
+	}
+	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// newCode is an authorization code: 256 random bits, stored as their
+// digest (SaveAuthCode) and looked up by it at the token endpoint, so the
+// code needs no structure (zitadel's was the AES-GCM JWE of the request
+// id, which nothing decrypted).
+func newCode() string { return secret.NewToken("") }
+
+// codeResponseURL is the app's redirect URI with the code and state, in
+// the query or the fragment as the response mode asks (zitadel's encoding).
+func (p *Provider) codeResponseURL(ar *authRequest, code string) (string, error) {
+	return zop.AuthResponseURL(ar.GetRedirectURI(), ar.GetResponseType(), ar.GetResponseMode(),
+		&zop.CodeResponseType{Code: code, State: ar.GetState()}, p.zitadel.Encoder())
 }
 
 // signedInEvent is the audit of an app's sign-in, written with its code.
@@ -159,17 +182,12 @@ func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) 
 	if !groupAllowed(c.app, user) || ar.GetResponseMode() == oidc.ResponseModeFormPost {
 		return "", nil, nil
 	}
-	// Done for this user, with its code (zop.BuildAuthRequestCode: the
-	// encrypted request id), as resume and SaveAuthCode would leave it.
-	code, err := zop.BuildAuthRequestCode(ar, p.zitadel.Crypto())
-	if err != nil {
-		return "", nil, err
-	}
+	// Done for this user, with its code, as resume and SaveAuthCode would
+	// leave it.
+	code := newCode()
 	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
 	ar.row.CodeHash, ar.row.ExpiresAt = secret.Digest(code), now.Add(codeTTL)
-	next, err = zop.AuthResponseURL(ar.GetRedirectURI(), ar.GetResponseType(), ar.GetResponseMode(),
-		&zop.CodeResponseType{Code: code, State: ar.GetState()}, p.zitadel.Encoder())
-	if err != nil {
+	if next, err = p.codeResponseURL(ar, code); err != nil {
 		return "", nil, err
 	}
 	return next, p.signedInEvent(st.tenant, c.app, user, sess), nil
@@ -197,15 +215,10 @@ var formPostTmpl = template.Must(template.New("form_post").Parse(`<!doctype html
 // onload handler, which the server's Content-Security-Policy blocks; this
 // one runs a script allowed by a per-response nonce, and the policy lets
 // the form go only to the app's redirect URI.
-func (p *Provider) formPost(w http.ResponseWriter, r *http.Request, ar *authRequest) {
-	resp, err := zop.BuildAuthResponseCodeResponsePayload(r.Context(), ar, p.zitadel)
-	if err != nil {
-		zop.AuthRequestError(w, r, ar, err, p.zitadel)
-		return
-	}
-	params := map[string]string{"code": resp.Code}
-	if resp.State != "" {
-		params["state"] = resp.State
+func (p *Provider) formPost(w http.ResponseWriter, r *http.Request, ar *authRequest, code string) {
+	params := map[string]string{"code": code}
+	if st := ar.GetState(); st != "" {
+		params["state"] = st
 	}
 	var b [16]byte
 	_, _ = rand.Read(b[:])

@@ -64,11 +64,15 @@ func (s *storage) loadClient(ctx context.Context, clientID string) (*client, err
 		return c, nil
 	}
 	var app *gatehouse.App
-	err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		app, err = tx.GetAppByClientID(ctx, st.tenant.ID, clientID)
-		return err
-	})
+	var err error
+	if l, ok := s.p.store.(appLookup); ok {
+		app, err = l.LookupAppByClientID(ctx, st.tenant.ID, clientID)
+	} else {
+		err = s.p.store.View(ctx, func(tx gatehouse.Tx) error {
+			app, err = tx.GetAppByClientID(ctx, st.tenant.ID, clientID)
+			return err
+		})
+	}
 	if err != nil {
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			return nil, errors.New("unknown client")
@@ -76,6 +80,12 @@ func (s *storage) loadClient(ctx context.Context, clientID string) (*client, err
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
 	return s.keepClient(ctx, app), nil
+}
+
+// appLookup is the store's read of an app outside a transaction
+// (sqlstore LookupAppByClientID): one statement instead of a View.
+type appLookup interface {
+	LookupAppByClientID(ctx context.Context, tenantID, clientID string) (*gatehouse.App, error)
 }
 
 // keepClient makes app the request's client: it decides the ID token's

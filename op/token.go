@@ -284,6 +284,37 @@ func spendCode(ctx context.Context, tx gatehouse.Tx, tenantID string, codeHash [
 	return tx.UseOPAuthCode(ctx, tenantID, codeHash, now)
 }
 
+// refreshSpender is the store's one-statement spend of a refresh token
+// (sqlstore SpendOPRefreshToken).
+type refreshSpender interface {
+	SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
+}
+
+// spendRefresh marks the live refresh token hash of clientID used and
+// returns it; ECONFLICT with the token when it is not live (revoked,
+// expired, used, or another client's), ENOTFOUND when there is none.
+func spendRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, hash []byte, clientID string, now time.Time) (*gatehouse.OPRefreshToken, error) {
+	if s, ok := tx.(refreshSpender); ok {
+		return s.SpendOPRefreshToken(ctx, tenantID, hash, clientID, now)
+	}
+	tok, err := tx.GetOPRefreshToken(ctx, tenantID, hash)
+	if err != nil {
+		return nil, err
+	}
+	if tok.RevokedAt != nil || tok.UsedAt != nil || !now.Before(tok.ExpiresAt) || tok.ClientID != clientID {
+		return tok, gatehouse.Errorf(gatehouse.ECONFLICT, "The refresh token is not live.")
+	}
+	// Of two concurrent uses of one token exactly one spends it; the
+	// other is a replay.
+	if err := tx.UseOPRefreshToken(ctx, tok.TenantID, tok.ID, now); gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+		tok.UsedAt = &now
+		return tok, err
+	} else if err != nil {
+		return nil, err
+	}
+	return tok, nil
+}
+
 // refuse turns checkUser's refusal (an *oidc.Error) into the grant's
 // refusal and keeps other errors.
 func refuse(err error, refusal **oidc.Error) error {
@@ -320,31 +351,29 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 			refusal = oidc.ErrUnauthorizedClient()
 			return nil
 		}
-		tok, err := tx.GetOPRefreshToken(ctx, st.tenant.ID, secret.Digest(tp.refreshToken))
+		// Spent at once if live; else tok says why not.
+		tok, err := spendRefresh(ctx, tx, st.tenant.ID, secret.Digest(tp.refreshToken), app.ClientID, now)
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			refusal = oidc.ErrInvalidGrant()
 			return nil
 		}
+		if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+			switch {
+			case tok.RevokedAt != nil, !now.Before(tok.ExpiresAt) && tok.UsedAt == nil:
+				refusal = oidc.ErrInvalidGrant()
+				return nil
+			case tok.UsedAt != nil:
+				// Spent before, or by a concurrent use just now.
+				refusal = oidc.ErrInvalidGrant().WithDescription("The refresh token was already used.")
+				return p.storage.revokeReused(ctx, tx, tok, now)
+			default:
+				// Another client's token (RFC 6749 section 6): not spent.
+				refusal = oidc.ErrInvalidGrant()
+				return nil
+			}
+		}
 		if err != nil {
 			return err
-		}
-		reused := func() error {
-			refusal = oidc.ErrInvalidGrant().WithDescription("The refresh token was already used.")
-			return p.storage.revokeReused(ctx, tx, tok, now)
-		}
-		switch {
-		case tok.RevokedAt != nil:
-			refusal = oidc.ErrInvalidGrant()
-			return nil
-		case tok.UsedAt != nil:
-			return reused()
-		case !now.Before(tok.ExpiresAt):
-			refusal = oidc.ErrInvalidGrant()
-			return nil
-		case tok.ClientID != app.ClientID:
-			// Another client's token (RFC 6749 section 6): not spent.
-			refusal = oidc.ErrInvalidGrant()
-			return nil
 		}
 		// A narrower scope may be asked for, never a wider one (RFC 6749
 		// section 6); the new refresh token keeps the grant's scopes.
@@ -352,18 +381,12 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 		if len(tp.scope) > 0 {
 			for _, s := range tp.scope {
 				if !slices.Contains(tok.Scopes, s) {
+					// The token stays unspent.
 					refusal = oidc.ErrInvalidScope()
-					return nil
+					return errRollback
 				}
 			}
 			scopes = tp.scope
-		}
-		// Of two concurrent uses of one token exactly one spends it; the
-		// other is a replay.
-		if err := tx.UseOPRefreshToken(ctx, tok.TenantID, tok.ID, now); gatehouse.IsCode(err, gatehouse.ECONFLICT) {
-			return reused()
-		} else if err != nil {
-			return err
 		}
 		u, err := checkUser(ctx, tx, app, tok.UserID, slices.Contains(scopes, scopeGroups))
 		if err != nil {

@@ -173,27 +173,29 @@ func (t *tx) CreateOPRefreshToken(ctx context.Context, rt *gatehouse.OPRefreshTo
 	return err
 }
 
-func (t *tx) GetOPRefreshToken(ctx context.Context, tenantID string, hash []byte) (*gatehouse.OPRefreshToken, error) {
+func scanOPRefreshToken(sc scanner) (*gatehouse.OPRefreshToken, error) {
 	var rt gatehouse.OPRefreshToken
-	err := t.get(ctx, opRefreshTokenNotFound, func(sc scanner) error {
-		var scopes, amr string
-		var authTime, created, expires int64
-		var used, revoked sql.NullInt64
-		if err := sc.Scan(&rt.ID, &rt.TenantID, &rt.Hash, &rt.ClientID, &rt.UserID, &rt.GrantID, &rt.SessionID, &rt.RotatedFrom,
-			&scopes, &amr, &authTime, &created, &expires, &used, &revoked); err != nil {
-			return err
-		}
-		rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromTS(authTime), fromTS(created), fromTS(expires)
-		rt.UsedAt, rt.RevokedAt = nullTime(used), nullTime(revoked)
-		if err := unmarshalJSON([]byte(scopes), &rt.Scopes); err != nil {
-			return err
-		}
-		return unmarshalJSON([]byte(amr), &rt.AMR)
-	}, `SELECT `+opRefreshColumns+` FROM op_refresh_tokens WHERE tenant_id = $1 AND hash = $2`, tenantID, hash)
-	if err != nil {
+	var scopes, amr string
+	var authTime, created, expires int64
+	var used, revoked sql.NullInt64
+	if err := sc.Scan(&rt.ID, &rt.TenantID, &rt.Hash, &rt.ClientID, &rt.UserID, &rt.GrantID, &rt.SessionID, &rt.RotatedFrom,
+		&scopes, &amr, &authTime, &created, &expires, &used, &revoked); err != nil {
+		return nil, err
+	}
+	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = fromTS(authTime), fromTS(created), fromTS(expires)
+	rt.UsedAt, rt.RevokedAt = nullTime(used), nullTime(revoked)
+	if err := unmarshalJSON([]byte(scopes), &rt.Scopes); err != nil {
+		return nil, err
+	}
+	if err := unmarshalJSON([]byte(amr), &rt.AMR); err != nil {
 		return nil, err
 	}
 	return &rt, nil
+}
+
+func (t *tx) GetOPRefreshToken(ctx context.Context, tenantID string, hash []byte) (*gatehouse.OPRefreshToken, error) {
+	return one(ctx, t, opRefreshTokenNotFound, scanOPRefreshToken,
+		`SELECT `+opRefreshColumns+` FROM op_refresh_tokens WHERE tenant_id = $1 AND hash = $2`, tenantID, hash)
 }
 
 func (t *tx) UseOPRefreshToken(ctx context.Context, tenantID, id string, at time.Time) error {

@@ -19,22 +19,36 @@ import (
 // consistent snapshot on both engines. No cache: a deleted or renamed
 // tenant is gone at the next request.
 func (s *Store) LookupTenantRef(ctx context.Context, slug string) (*gatehouse.Tenant, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants WHERE slug_key = $1`, gatehouse.FoldKey(slug))
+	return readOne(ctx, s, tenantNotFound, scanTenant, `SELECT `+tenantColumns+` FROM tenants WHERE slug_key = $1`, gatehouse.FoldKey(slug))
+}
+
+// LookupAppByClientID is GetAppByClientID as one statement on the reader
+// pool, outside a transaction (the authorize endpoint's read of its
+// client). No cache: a changed or deleted app is seen at the next request.
+func (s *Store) LookupAppByClientID(ctx context.Context, tenantID, clientID string) (*gatehouse.App, error) {
+	return readOne(ctx, s, appNotFound, scanApp, `SELECT `+appColumns+` FROM apps WHERE tenant_id = $1 AND client_id = $2`, tenantID, clientID)
+}
+
+// readOne runs a one-row query on the reader pool, outside a transaction:
+// a single statement reads one consistent snapshot on both engines.
+func readOne[T any](ctx context.Context, s *Store, notFound string, scan func(scanner) (T, error), query string, args ...any) (T, error) {
+	var zero T
+	rows, err := s.reader.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, s.d.mapErr(err)
+		return zero, s.d.mapErr(err)
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			return nil, s.d.mapErr(err)
+			return zero, s.d.mapErr(err)
 		}
-		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", tenantNotFound)
+		return zero, gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", notFound)
 	}
-	t, err := scanTenant(rows)
+	v, err := scan(rows)
 	if err != nil {
-		return nil, s.d.mapErr(err)
+		return zero, s.d.mapErr(err)
 	}
-	return t, s.d.mapErr(rows.Close())
+	return v, s.d.mapErr(rows.Close())
 }
 
 // GetUserWithoutGroups is GetUser without the user's group names (Groups
@@ -60,7 +74,27 @@ func (t *tx) SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []by
 	return t.UseOPAuthCode(ctx, tenantID, codeHash, at)
 }
 
+// SpendOPRefreshToken spends, in one statement, the live refresh token
+// hash of client (unused, unrevoked, unexpired at at) and returns it
+// (UPDATE ... RETURNING). Otherwise it returns the token as it is, with
+// ECONFLICT, for the caller to tell why (GetOPRefreshToken's read), or
+// ENOTFOUND: of two concurrent uses exactly one spends the token.
+func (t *tx) SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error) {
+	rt, err := one(ctx, t, opRefreshTokenNotFound, scanOPRefreshToken,
+		`UPDATE op_refresh_tokens SET used_at = $4 WHERE tenant_id = $1 AND hash = $2 AND client_id = $3
+		 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $4 RETURNING `+opRefreshColumns,
+		tenantID, hash, clientID, ts(normTime(at)))
+	if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return rt, err
+	}
+	if rt, err = t.GetOPRefreshToken(ctx, tenantID, hash); err != nil {
+		return nil, err
+	}
+	return rt, gatehouse.Errorf(gatehouse.ECONFLICT, "The refresh token is not live.")
+}
+
 var _ interface {
 	GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
 	SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
+	SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
 } = (*tx)(nil)

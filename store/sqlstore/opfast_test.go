@@ -56,9 +56,25 @@ func TestOPFastPaths(t *testing.T) {
 				}
 			}
 
+			// LookupAppByClientID is GetAppByClientID.
+			app := &gatehouse.App{TenantID: acme.ID, Name: "Wiki", ClientID: "cli_1", RedirectURIs: []string{"https://x/cb"}, AllowedGroups: []string{"Staff"}}
+			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateApp(ctx, app) }))
+			for _, tc := range []struct{ tenant, client string }{{acme.ID, "cli_1"}, {acme.ID, "nobody"}, {"other", "cli_1"}} {
+				var want *gatehouse.App
+				wantErr := s.View(ctx, func(tx gatehouse.Tx) (err error) {
+					want, err = tx.GetAppByClientID(ctx, tc.tenant, tc.client)
+					return err
+				})
+				got, err := s.LookupAppByClientID(ctx, tc.tenant, tc.client)
+				if gatehouse.ErrorCode(err) != gatehouse.ErrorCode(wantErr) || !reflect.DeepEqual(got, want) {
+					t.Fatalf("LookupAppByClientID(%s, %s) = %+v %v, want %+v %v", tc.tenant, tc.client, got, err, want, wantErr)
+				}
+			}
+
 			type fast interface {
 				GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
 				SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
+				SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
 			}
 			// GetUserWithoutGroups is GetUser without the groups.
 			must(s.View(ctx, func(tx gatehouse.Tx) error {
@@ -145,6 +161,55 @@ func TestOPFastPaths(t *testing.T) {
 				if got := use(true, tc.code, tc.tenant); got[0].code != gatehouse.ENOTFOUND || got[0].row != nil {
 					t.Fatalf("code %q tenant %s: %+v", tc.code, tc.tenant, got[0])
 				}
+			}
+
+			// SpendOPRefreshToken spends only a live token of the client,
+			// once; otherwise it returns the token as it is (ECONFLICT).
+			rts := map[string]*gatehouse.OPRefreshToken{}
+			for _, name := range []string{"live", "expired", "revoked"} {
+				rt := &gatehouse.OPRefreshToken{ID: gatehouse.NewID("ort"), TenantID: acme.ID, Hash: []byte("h-" + name), ClientID: "app1",
+					UserID: "usr_1", GrantID: "oar_1", Scopes: []string{"openid"}, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+				if name == "expired" {
+					rt.ExpiresAt = now
+				}
+				rts[name] = rt
+				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+					if err := tx.CreateOPRefreshToken(ctx, rt); err != nil {
+						return err
+					}
+					if name == "revoked" {
+						_, err := tx.RevokeOPTokens(ctx, acme.ID, gatehouse.OPTokenFilter{TokenID: rt.ID}, now)
+						return err
+					}
+					return nil
+				}))
+			}
+			spend := func(hash, client string) (rt *gatehouse.OPRefreshToken, err error) {
+				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+					rt, err = tx.(fast).SpendOPRefreshToken(ctx, acme.ID, []byte(hash), client, now)
+					return nil
+				}))
+				return rt, err
+			}
+			for _, tc := range []struct {
+				hash, client string
+				code         string
+				used         bool
+			}{
+				{"h-live", "app2", gatehouse.ECONFLICT, false}, // another client's: not spent
+				{"h-live", "app1", "", true},
+				{"h-live", "app1", gatehouse.ECONFLICT, true}, // spent before
+				{"h-expired", "app1", gatehouse.ECONFLICT, false},
+				{"h-revoked", "app1", gatehouse.ECONFLICT, false},
+				{"h-nothing", "app1", gatehouse.ENOTFOUND, false},
+			} {
+				rt, err := spend(tc.hash, tc.client)
+				if gatehouse.ErrorCode(err) != tc.code || (tc.code != gatehouse.ENOTFOUND && (rt == nil || string(rt.Hash) != tc.hash || (rt.UsedAt != nil) != tc.used)) {
+					t.Fatalf("spend %s by %s: %+v %v", tc.hash, tc.client, rt, err)
+				}
+			}
+			if rt, err := spend("h-revoked", "app1"); err == nil || rt.RevokedAt == nil {
+				t.Fatalf("revoked token: %+v %v", rt, err)
 			}
 		})
 	}
