@@ -49,11 +49,16 @@ func (d *xdoc) c14nFor(alg string, method int32) (c14nMethod, bool) {
 					if p == "#default" {
 						p = ""
 					}
-					m.prefixes = append(m.prefixes, p)
+					if !slices.Contains(m.prefixes, p) {
+						m.prefixes = append(m.prefixes, p)
+					}
 				}
 			}
 			return true
 		})
+		if len(m.prefixes) > maxPrefixList {
+			return m, false
+		}
 		return m, true
 	case algC14N10, algC14N10Comments, algC14N11, algC14N11Comments:
 		return c14nMethod{}, true

@@ -99,3 +99,34 @@ func TestDifferentialCrewjam(t *testing.T) {
 		}
 	})
 }
+
+// FuzzDifferential feeds mutations of valid and forged responses to both
+// verifiers (sameVerdict): the one-pass verifier never accepts what the
+// crewjam path refused, accepts with the same identity what it accepted
+// (or refuses it by one of its documented stricter rules). Responses with
+// only the assertion signed leave the Response around it open to the
+// fuzzer's edits, which is where the two parsers could disagree.
+//
+//	go test ./connector/saml -run '^$' -fuzz FuzzDifferential -fuzzminimizetime 0 -fuzztime 60s
+func FuzzDifferential(f *testing.F) {
+	fx := newFixture(f, nil)
+	c := fx.c.(*Connector)
+	for _, mod := range []func(o *samltest.Options){
+		func(o *samltest.Options) { o.SignAssertion = true },
+		func(o *samltest.Options) { o.SignResponse = true },
+		func(o *samltest.Options) { o.SignResponse, o.SignAssertion = true, true },
+		func(o *samltest.Options) {
+			o.SignAssertion, o.NameID, o.Attributes = true, "x&amp;y", map[string][]string{"g": {"a", "b"}}
+		},
+	} {
+		o := fx.opts()
+		mod(&o)
+		f.Add(samltest.Bytes(fx.idp.Response(o)))
+	}
+	for _, tc := range securityCases(fx)[:12] {
+		f.Add(tc.doc())
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		sameVerdict(t, c, fx.flow, doc)
+	})
+}

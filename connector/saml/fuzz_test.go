@@ -2,6 +2,7 @@ package saml
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,7 +12,7 @@ import (
 )
 
 // FuzzVerifyResponse feeds arbitrary documents to the whole verification
-// path (lexical checks, crewjam parsing, signature verification,
+// path (the one-pass parser and its guard rules, signature verification,
 // decryption, our checks). It must never panic, and whatever it accepts
 // must carry a subject. Seeds: testdata/fuzz/FuzzVerifyResponse (static
 // documents: XSW shapes, DOCTYPE, comments...) plus fresh valid responses
@@ -91,6 +92,28 @@ func FuzzCheckXML(f *testing.F) {
 			if err := checkStructure(doc); err != nil {
 				t.Fatalf("accepted, then structure fails: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzParseResponse compares the one-pass parser's guard rules with the
+// guard pass they replaced (checkXML, which ran before crewjam): neither
+// may accept what the other refuses, except by the parser's documented
+// stricter rules (errStricter). (TestParseResponseGuard checks that both
+// give the same sentinel error on the table's single-fault documents.)
+func FuzzParseResponse(f *testing.F) {
+	for _, tc := range guardCases() {
+		f.Add([]byte(tc.doc))
+	}
+	f.Add([]byte(`<?xml version="1.0"?><samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><x xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><![CDATA[a]]>b&#x41;&amp;</x><Assertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion" a:b="c" xmlns:a="urn:a"/></samlp:Response>`))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		_, _, newErr := parseResponse(doc)
+		oldErr := checkXML(doc)
+		switch {
+		case newErr == nil && oldErr != nil:
+			t.Fatalf("parser accepted what checkXML refused (%v):\n%q", oldErr, doc)
+		case oldErr == nil && newErr != nil && !errors.Is(newErr, errStricter):
+			t.Fatalf("parser refused what checkXML accepted (%v):\n%q", newErr, doc)
 		}
 	})
 }

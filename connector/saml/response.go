@@ -32,16 +32,9 @@ type responseCheck struct {
 // the assertion); checkAssertion then adds ours. Errors carry our
 // sentinel kinds (refuseKind maps them).
 func (rc *responseCheck) checkResponse(doc []byte) (*crewjam.Assertion, error) {
-	d, err := parseXML(doc)
-	if err != nil {
-		return nil, err
-	}
-	resp := int32(0)
-	if !d.els[resp].is(nsProtocol, "Response") {
-		return nil, fmt.Errorf("%w: root is {%s}%s, not samlp:Response", ErrMalformed, d.els[resp].space, d.els[resp].local)
-	}
-	assertionEl, err := d.theAssertion(resp)
-	if rc.anyAssertion {
+	const resp = int32(0) // the root
+	d, assertionEl, err := parseResponse(doc)
+	if rc.anyAssertion && d != nil {
 		assertionEl, err = -1, fmt.Errorf("%w: no assertion", ErrAssertionCount)
 		d.children(resp, func(c int32, el *xel) bool {
 			if el.is(nsAssertion, "Assertion") || el.is(nsAssertion, "EncryptedAssertion") {
@@ -95,6 +88,21 @@ func (rc *responseCheck) checkResponse(doc []byte) (*crewjam.Assertion, error) {
 		return nil, err
 	}
 	return assertion, nil
+}
+
+// parseResponse parses doc and checks its structure: a samlp:Response root
+// holding exactly one assertion. It returns the document even on a
+// structural refusal (for anyAssertion).
+func parseResponse(doc []byte) (*xdoc, int32, error) {
+	d, err := parseXML(doc)
+	if err != nil {
+		return nil, -1, err
+	}
+	if !d.els[0].is(nsProtocol, "Response") {
+		return nil, -1, fmt.Errorf("%w: root is {%s}%s, not samlp:Response", ErrMalformed, d.els[0].space, d.els[0].local)
+	}
+	a, err := d.theAssertion(0)
+	return d, a, err
 }
 
 // theAssertion returns the one saml:Assertion or saml:EncryptedAssertion

@@ -34,14 +34,27 @@ import (
 //     more than one colon; CVE-2020-29509/29511), and a CDATA section next
 //     to other character data: ErrRoundTrip;
 //   - and, stricter than the tokenizer it replaces (errStricter): names
-//     outside ASCII, undeclared prefixes, reserved prefix misuse, literal
+//     outside ASCII, undeclared prefixes, reserved prefix misuse, more than
+//     maxNSInScope namespace declarations in scope, literal
 //     tab/CR/LF in an attribute value (XML 1.0 §3.3.3 normalizes them to
 //     spaces and Go's encoding/xml does not, so the canonical form would
 //     depend on the parser; IdPs write them as &#xA;), "]]>" in text, and
-//     non-XML-space text outside the root.
+//     non-XML-space text outside the root, attributes not separated by
+//     white space (encoding/xml accepts `a="1"b="2"`; XML 1.0 §3.1 does
+//     not).
 //
 // Structural rules are checked on the finished tree by the caller (root
 // element, exactly one assertion).
+
+// maxNSInScope bounds the namespace declarations in scope at any element
+// (a response has a handful): resolving a prefix scans them, at every
+// element and attribute, in the parser and in canonicalization, so without
+// a bound a 1 MiB document of nested declarations costs quadratic time.
+const maxNSInScope = 64
+
+// maxPrefixList bounds an InclusiveNamespaces PrefixList (read before the
+// signature is verified; each prefix is looked up at every element).
+const maxPrefixList = 16
 
 // errStricter marks a refusal of the one-pass parser that the previous
 // guard (checkXML + crewjam/saml) did not make; the differential tests
@@ -175,7 +188,9 @@ func parseXML(doc []byte) (*xdoc, error) {
 	if err := checkChars(doc); err != nil {
 		return nil, err
 	}
-	p := &xparser{s: string(doc), doc: &xdoc{els: make([]xel, 0, 64)}}
+	s := string(doc)
+	// Every element starts with '<': one allocation for all of them.
+	p := &xparser{s: s, doc: &xdoc{els: make([]xel, 0, min(strings.Count(s, "<"), maxElements))}}
 	if err := p.prolog(); err != nil {
 		return nil, err
 	}
@@ -404,7 +419,7 @@ func (p *xparser) element() error {
 			if end < 0 {
 				return fmt.Errorf("%w: unterminated CDATA section", ErrMalformed)
 			}
-			p.addText(normalizeNewlines(rest[9:9+end]), true)
+			p.addText(normalizeNewlines(rest[9:9+end]))
 			p.i += 9 + end + 3
 		case strings.HasPrefix(rest, "<!"), strings.HasPrefix(rest, "<?"):
 			return p.misc()
@@ -430,12 +445,12 @@ func (p *xparser) element() error {
 			if err != nil {
 				return err
 			}
-			p.addText(t, false)
+			p.addText(t)
 		}
 	}
 }
 
-func (p *xparser) addText(t string, cdata bool) {
+func (p *xparser) addText(t string) {
 	e := &p.doc.els[p.open[len(p.open)-1]]
 	if n := len(e.kids); n > 0 && e.kids[n-1].el < 0 {
 		// Text next to a CDATA section: two character data tokens in Go's
@@ -446,7 +461,6 @@ func (p *xparser) addText(t string, cdata bool) {
 		e.kids[n-1].text += t
 		return
 	}
-	_ = cdata
 	e.kids = append(e.kids, xkid{el: -1, text: t})
 }
 
@@ -472,7 +486,7 @@ func (p *xparser) startTag(attrs []rawAttr) ([]rawAttr, error) {
 			break
 		}
 		if !hadSpace {
-			return attrs, fmt.Errorf("%w: no space before attribute at byte %d", ErrMalformed, p.i)
+			return attrs, stricter("no space before attribute at byte %d", p.i)
 		}
 		ap, al, err := p.name()
 		if err != nil {
@@ -556,6 +570,9 @@ func (p *xparser) open1(prefix, local string, raw []rawAttr, empty bool) error {
 		}
 	}
 	p.scope = append(p.scope, e.ns...)
+	if len(p.scope) > maxNSInScope {
+		return stricter("more than %d namespace declarations in scope", maxNSInScope)
+	}
 	var ok bool
 	if e.space, ok = p.resolve(prefix); !ok {
 		return stricter("undeclared prefix %q", prefix)

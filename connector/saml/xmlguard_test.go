@@ -2,19 +2,23 @@ package saml
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
 
-// TestCheckXML covers the lexical checks on minimal documents.
-func TestCheckXML(t *testing.T) {
+// guardCase is a document and the refusal the guard rules give it.
+type guardCase struct {
+	name string
+	doc  string
+	want error
+}
+
+// guardCases cover the lexical and structural rules on minimal documents.
+func guardCases() []guardCase {
 	const open = `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"`
 	ok := open + `><saml:Assertion ID="a"></saml:Assertion></samlp:Response>`
-	cases := []struct {
-		name string
-		doc  string
-		want error
-	}{
+	return []guardCase{
 		{"ok", ok, nil},
 		{"xml declaration", `<?xml version="1.0" encoding="UTF-8"?>` + ok, nil},
 		{"latin-1 declaration", `<?xml version="1.0" encoding="ISO-8859-1"?>` + ok, ErrMalformed},
@@ -40,12 +44,74 @@ func TestCheckXML(t *testing.T) {
 		{"too large", ok + strings.Repeat(" ", MaxResponseBytes), ErrTooLarge},
 		{"not UTF-8", strings.Replace(ok, `ID="a"`, "ID=\"\xff\"", 1), ErrMalformed},
 	}
-	for _, tc := range cases {
+}
+
+// TestCheckXML: the old guard pass (the crewjam path's, kept as oracle).
+func TestCheckXML(t *testing.T) {
+	for _, tc := range guardCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			err := checkXML([]byte(tc.doc))
 			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
 				t.Fatalf("checkXML = %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestParseResponseGuard: the one-pass parser applies the same rules, with
+// the same sentinel errors, as the guard pass it replaced.
+func TestParseResponseGuard(t *testing.T) {
+	for _, tc := range guardCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := parseResponse([]byte(tc.doc))
+			if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+				t.Fatalf("parseResponse = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestParserCostBounds: the documents that would make prefix resolution
+// quadratic are refused, and what IdPs send is not.
+func TestParserCostBounds(t *testing.T) {
+	const root = `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">`
+	nest := func(depth, perLevel int) string {
+		var b strings.Builder
+		b.WriteString(root)
+		for i := range depth {
+			b.WriteString("<e")
+			for j := range perLevel {
+				b.WriteString(fmt.Sprintf(` xmlns:p%d_%d="urn:%d"`, i, j, j))
+			}
+			b.WriteString(">")
+		}
+		b.WriteString(`<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"/>`)
+		b.WriteString(strings.Repeat("</e>", depth) + "</samlp:Response>")
+		return b.String()
+	}
+	// 30 levels of 60 declarations: refused while parsing.
+	if _, _, err := parseResponse([]byte(nest(30, 60))); !errors.Is(err, errStricter) {
+		t.Fatalf("namespace bomb: %v", err)
+	}
+	// A few declarations per level parse (the assertion is misplaced,
+	// which is the structural refusal, not the namespace one).
+	if _, _, err := parseResponse([]byte(nest(10, 5))); !errors.Is(err, ErrAssertionCount) {
+		t.Fatalf("ordinary nesting: %v", err)
+	}
+	// An InclusiveNamespaces PrefixList is bounded too.
+	d, err := parseXML([]byte(`<t xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces PrefixList="` + strings.Repeat("a ", 5) + strings.Repeat("b", 3) + `"/></t>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := d.c14nFor(algExcC14N, 0); !ok {
+		t.Fatal("short PrefixList refused")
+	}
+	var list strings.Builder
+	for i := range maxPrefixList + 1 {
+		fmt.Fprintf(&list, "p%d ", i)
+	}
+	d, _ = parseXML([]byte(`<t xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#"><ec:InclusiveNamespaces PrefixList="` + list.String() + `"/></t>`))
+	if _, ok := d.c14nFor(algExcC14N, 0); ok {
+		t.Fatal("long PrefixList accepted")
 	}
 }
