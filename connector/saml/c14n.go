@@ -42,6 +42,9 @@ func (d *xdoc) c14nFor(alg string, method int32) (c14nMethod, bool) {
 	switch alg {
 	case algExcC14N, algExcC14NComments:
 		m := c14nMethod{exclusive: true}
+		if method < 0 {
+			return m, true
+		}
 		d.children(method, func(_ int32, el *xel) bool {
 			if el.is(nsExcC14N, inclusiveNamespacesTag) {
 				list, _ := el.attr("PrefixList")
