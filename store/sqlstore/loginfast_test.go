@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -125,8 +126,10 @@ func TestLoginFastPaths(t *testing.T) {
 				t.Fatalf("taken username: %v", err)
 			}
 			must(update(func(tx gatehouse.Tx, fast loginFast) error {
+				// PostgreSQL's first, savepoint-less run fails here and
+				// runs again (guardStmt): return, don't assert.
 				if err := fast.CreateJITUser(ctx, bo, boLink, boMs); !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
-					t.Fatalf("taken username: %v", err)
+					return fmt.Errorf("taken username: %v", err)
 				}
 				if _, err := tx.GetIdentity(ctx, te.ID, c.ID, "sub-ANA"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					t.Errorf("link of a refused user: %v", err)

@@ -175,12 +175,21 @@ const maxAttempts = 5
 
 // Update runs fn in one read-write transaction; see gatehouse.Store.
 func (s *Store) Update(ctx context.Context, fn func(tx gatehouse.Tx) error) error {
+	// On PostgreSQL the first run skips guardStmt's savepoints (two round
+	// trips per guarded write); if a guarded write fails, that run is
+	// rolled back and fn runs again with them. See guardStmt.
+	lazy := s.d == postgresDialect
 	for attempt := 1; ; attempt++ {
 		var err error
 		if s.commits != nil {
 			err = s.commits.update(s, ctx, fn)
 		} else {
-			err = s.run(ctx, s.writer, s.d.writeTx, fn)
+			err = s.runWrite(ctx, fn, lazy)
+		}
+		if errors.Is(err, errNeedSavepoints) && lazy {
+			lazy = false
+			attempt--
+			continue
 		}
 		if err == nil || attempt == maxAttempts || !s.d.retryable(err) {
 			return err
@@ -202,6 +211,16 @@ func (s *Store) View(ctx context.Context, fn func(tx gatehouse.Tx) error) error 
 }
 
 func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx gatehouse.Tx) error) (err error) {
+	return s.runTx(ctx, db, opts, fn, false)
+}
+
+// runWrite runs fn in a write transaction on the writer pool; lazy: see
+// guardStmt.
+func (s *Store) runWrite(ctx context.Context, fn func(tx gatehouse.Tx) error, lazy bool) error {
+	return s.runTx(ctx, s.writer, s.d.writeTx, fn, lazy)
+}
+
+func (s *Store) runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(tx gatehouse.Tx) error, lazy bool) (err error) {
 	sqlTx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return s.d.mapErr(err)
@@ -213,10 +232,15 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 			_ = sqlTx.Rollback()
 		}
 	}()
-	t := &tx{s: s, sqlTx: sqlTx}
-	if err := fn(t); err != nil {
+	t := &tx{s: s, sqlTx: sqlTx, lazy: lazy}
+	if err := fn(t); err != nil || t.broken {
 		done = true
 		_ = sqlTx.Rollback()
+		if t.broken {
+			// Whatever fn made of the failed write (it may have caught
+			// the error and gone on), the transaction is aborted.
+			return errNeedSavepoints
+		}
 		return err
 	}
 	done = true
@@ -233,7 +257,15 @@ func (s *Store) now() time.Time { return normTime(s.clock.Now()) }
 type tx struct {
 	s     *Store
 	sqlTx *sql.Tx
+	// lazy: guardStmt runs without a savepoint (PostgreSQL's first run);
+	// broken: such a write failed, so the transaction is aborted and fn
+	// must run again with savepoints.
+	lazy, broken bool
 }
+
+// errNeedSavepoints tells Update to run fn again with savepoints. It never
+// leaves Update.
+var errNeedSavepoints = errors.New("sqlstore: a guarded write failed without a savepoint")
 
 var _ gatehouse.Tx = (*tx)(nil)
 
@@ -392,9 +424,24 @@ func (t *tx) guard(ctx context.Context, fn func() error) error {
 // two extra statements — a tenth of a JIT login's store work — are skipped
 // there. PostgreSQL aborts the whole transaction on any error, so it keeps
 // the savepoint.
+//
+// PostgreSQL's savepoint costs two round trips per guarded write, and a
+// guarded write fails only in a race or on bad input. So Update first runs
+// fn lazily, without them: a failing guarded write marks the transaction
+// broken and returns errNeedSavepoints (never ECONFLICT, so no caller goes
+// on in an aborted transaction); Update rolls back and runs fn again with
+// savepoints, where the write fails as before and the caller may catch it.
+// fn may run more than once already (see gatehouse.Store).
 func (t *tx) guardStmt(ctx context.Context, fn func() error) error {
-	if t.s.d == sqliteDialect {
+	switch {
+	case t.s.d == sqliteDialect:
 		return fn()
+	case t.lazy:
+		if err := fn(); err != nil {
+			t.broken = true
+			return errNeedSavepoints
+		}
+		return nil
 	}
 	return t.guard(ctx, fn)
 }
