@@ -7,7 +7,7 @@ BIN := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-deps bench soak faults vet fuzz vulncheck
+.PHONY: run build test test-deps bench bench-ab soak faults vet fuzz vulncheck
 
 ## run: build and start Gatehouse on SQLite in ./data (prints the first admin token)
 run: build
@@ -46,6 +46,10 @@ bench-load-full: build bench-tool
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine sqlite -sync FULL -scenario $(BENCH_SCENARIOS) $(BENCH_FLAGS)
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -scenario $(BENCH_SCENARIOS) -idle $(BENCH_FLAGS)
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -replicas 2 -scenario oidc-jit,app-broker,saml-jit,scim-create $(BENCH_FLAGS)
+
+## bench-ab: two binaries alternated through the load tool (OLD=... NEW=... [ROUNDS=2] [AB_FLAGS="-engine sqlite -scenario ..."])
+bench-ab: bench-tool
+	./scripts/bench-ab.sh $(OLD) $(NEW) $(or $(ROUNDS),2) -- $(AB_FLAGS)
 
 ## bench-tool: build the load tool into bin/
 bench-tool:
