@@ -105,10 +105,8 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 		// Only a new pending user gets here: created, but not signed in.
 		event(auditLoginRefused, with("reason", p.refusal.Reason))
 	}
-	for _, e := range events {
-		if err := tx.AppendAudit(ctx, e); err != nil {
-			return err
-		}
+	if err := appendAudits(ctx, tx, events); err != nil {
+		return err
 	}
 	if outboxType != "" {
 		return r.outbox(ctx, tx, tenantID, outboxType, in.now, u, map[string]any{

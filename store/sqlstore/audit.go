@@ -31,8 +31,18 @@ func scanAudit(sc scanner) (*gatehouse.AuditEvent, error) {
 }
 
 func (t *tx) AppendAudit(ctx context.Context, e *gatehouse.AuditEvent) error {
+	args, err := t.auditArgs(e)
+	if err != nil {
+		return err
+	}
+	_, err = t.exec(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
+	return err
+}
+
+// auditArgs checks e, fills its defaults and returns its auditColumns values.
+func (t *tx) auditArgs(e *gatehouse.AuditEvent) ([]any, error) {
 	if e.Action == "" {
-		return gatehouse.FieldError("action", "An audit event needs an action.")
+		return nil, gatehouse.FieldError("action", "An audit event needs an action.")
 	}
 	if e.ID == "" {
 		e.ID = gatehouse.NewID("aud")
@@ -43,14 +53,12 @@ func (t *tx) AppendAudit(ctx context.Context, e *gatehouse.AuditEvent) error {
 	e.Time = normTime(e.Time)
 	details, err := jsonArg(e.Details)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if details == "null" {
 		details = "{}"
 	}
-	_, err = t.exec(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		e.ID, e.TenantID, ts(e.Time), e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.RequestID, details)
-	return err
+	return []any{e.ID, e.TenantID, ts(e.Time), e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, e.RequestID, details}, nil
 }
 
 // ListAudit lists a tenant's events newest first.

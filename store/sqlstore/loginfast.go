@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -143,4 +144,29 @@ func (t *tx) CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	}
 	t.normSession(s)
 	return t.insertSession(ctx, s)
+}
+
+// AppendAudits is AppendAudit of several events in one statement (a JIT
+// login records user.jit_created and login.succeeded together).
+func (t *tx) AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	const n = 10 // auditColumns
+	args := make([]any, 0, n*len(events))
+	var q strings.Builder
+	q.WriteString(`INSERT INTO audit_events (` + auditColumns + `) VALUES `)
+	for i, e := range events {
+		a, err := t.auditArgs(e)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(" + placeholders(len(args)+1, n) + ")")
+		args = append(args, a...)
+	}
+	_, err := t.exec(ctx, q.String(), args...)
+	return err
 }

@@ -19,6 +19,7 @@ type loginFast interface {
 	CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error
 	CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
+	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
 }
 
 // TestLoginFastPaths: each fast path of the login transaction against the
@@ -165,6 +166,34 @@ func TestLoginFastPaths(t *testing.T) {
 				}
 				return nil
 			}))
+
+			// AppendAudits stores what AppendAudit does, in order.
+			evs := []*gatehouse.AuditEvent{
+				{TenantID: te.ID, ActorType: "connection", ActorID: c.ID, Action: "user.jit_created", TargetType: "user", TargetID: u.ID,
+					Details: map[string]any{"email": "ana@acme.com", "groups": []any{"Everyone"}}},
+				{TenantID: te.ID, ActorType: "connection", ActorID: c.ID, Action: "login.succeeded", TargetType: "user", TargetID: u.ID, RequestID: "req-1"},
+			}
+			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.AppendAudits(ctx, evs) }))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				for _, want := range evs {
+					got, _, err := tx.ListAudit(ctx, te.ID, gatehouse.AuditFilter{Action: want.Action}, gatehouse.Page{})
+					if err != nil {
+						return err
+					}
+					if len(got) != 1 {
+						t.Fatalf("%s: %d events", want.Action, len(got))
+					}
+					if d := cmp.Diff(want, got[0]); d != "" {
+						t.Errorf("%s (-appended +read):\n%s", want.Action, d)
+					}
+				}
+				return nil
+			}))
+			if err := update(func(tx gatehouse.Tx, fast loginFast) error {
+				return fast.AppendAudits(ctx, []*gatehouse.AuditEvent{evs[0], {TenantID: te.ID}})
+			}); gatehouse.ErrorField(err) != "action" {
+				t.Errorf("an event without action: %v", err)
+			}
 
 			// ConnectionVersion follows updates, disabling and deletion.
 			must(update(func(tx gatehouse.Tx, fast loginFast) error {
