@@ -378,14 +378,46 @@ func (s *Server) list(ctx context.Context, c *caller, rt *resourceType, lp listP
 	}
 	var resources []any
 	var total int
-	err = s.store.View(ctx, func(tx gatehouse.Tx) error {
-		resources, total, err = s.query(ctx, tx, c, rt, q, lp.proj)
-		return err
-	})
+	if fast, ok := s.store.(scimUserQuerier); ok && rt == userType {
+		resources, total, err = s.queryUsersFast(ctx, fast, c, q, lp.proj)
+	} else {
+		err = s.store.View(ctx, func(tx gatehouse.Tx) error {
+			resources, total, err = s.query(ctx, tx, c, rt, q, lp.proj)
+			return err
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
 	return s.listResponse(resources, total, q.Offset), nil
+}
+
+// scimUserQuerier is the store's one-statement user list for SCIM
+// (sqlstore.QuerySCIMUsers): the users of q, and with groups the ids of
+// the groups whose membership of each user SCIM manages, by group id.
+type scimUserQuerier interface {
+	QuerySCIMUsers(ctx context.Context, tenantID string, q gatehouse.Query, groups bool) ([]*gatehouse.User, [][]string, int, error)
+}
+
+// queryUsersFast is query for users through scimUserQuerier.
+func (s *Server) queryUsersFast(ctx context.Context, fast scimUserQuerier, c *caller, q gatehouse.Query, proj projection) ([]any, int, error) {
+	wantGroups := proj.wants(userType, "groups")
+	users, groupIDs, total, err := fast.QuerySCIMUsers(ctx, c.tenantID, q, wantGroups)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]any, 0, len(users))
+	for i, u := range users {
+		var groups []*gatehouse.Membership
+		if wantGroups {
+			groups = make([]*gatehouse.Membership, len(groupIDs[i]))
+			for j, id := range groupIDs[i] {
+				groups[j] = &gatehouse.Membership{TenantID: c.tenantID, GroupID: id, UserID: u.ID, ManagedBy: gatehouse.ManagedBySCIM}
+			}
+		}
+		out = append(out, proj.apply(userType, s.userDoc(u, groups)))
+	}
+	return out, total, nil
 }
 
 // query runs q for one type and renders the page.

@@ -303,15 +303,23 @@ type querySpec[T any] struct {
 	base    []string // conditions besides the tenant
 }
 
-// queryPage reads one page of the rows of spec matching q in the tenant
-// and their total. The page query runs first: when it returns some rows but
-// fewer than the limit, or none at offset 0, the page reached the end of the
-// result, so the total is offset + rows and the SELECT COUNT(*) (about half
-// the store's work for a SCIM userName eq lookup) is skipped. Both queries
-// run in the caller's transaction, so the total agrees with the page either
-// way. The count still runs for a full page, for an empty page past offset 0
-// (the total may be below the offset), and when no rows are asked for.
-func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Query, spec querySpec[T]) ([]T, int, error) {
+// pageSQL is the SQL of one page of a query and of its total.
+type pageSQL struct {
+	page, count   string
+	args          []any // the page's; the count's are args[:countArgs]
+	countArgs     int
+	limit, offset int
+}
+
+// conclusive reports whether n rows on the page tell the total without
+// counting: some rows but fewer than the limit, or none at offset 0, mean
+// the page reached the end of the result, so the total is offset + n.
+func (p *pageSQL) conclusive(n int) bool {
+	return p.limit > 0 && n < p.limit && (n > 0 || p.offset == 0)
+}
+
+// buildPage compiles q over spec in the tenant.
+func buildPage[T any](tenantID string, q gatehouse.Query, spec querySpec[T]) (*pageSQL, error) {
 	w := &where{}
 	w.add(`tenant_id = CAST(? AS TEXT)`, tenantID) // CAST: see filterSQL.text
 	for _, c := range spec.base {
@@ -319,31 +327,48 @@ func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Q
 	}
 	order, err := compileQuery(w, spec.alias, spec.cols, q)
 	if err != nil {
+		return nil, err
+	}
+	p := &pageSQL{count: `SELECT COUNT(*) FROM ` + spec.from + w.String(), countArgs: len(w.args)}
+	// The page's LIMIT/OFFSET arguments follow the condition arguments,
+	// which the count shares.
+	var clause string
+	clause, p.limit, p.offset = pageClause(w, q)
+	p.page = `SELECT ` + spec.columns + ` FROM ` + spec.from + w.String() + order + clause
+	p.args = w.args
+	return p, nil
+}
+
+// queryPage reads one page of the rows of spec matching q in the tenant
+// and their total. The page query runs first: when it is conclusive (see
+// pageSQL.conclusive) the SELECT COUNT(*) (about half the store's work for
+// a SCIM userName eq lookup) is skipped. Both queries run in the caller's
+// transaction, so the total agrees with the page either way. The count
+// still runs for a full page, for an empty page past offset 0 (the total
+// may be below the offset), and when no rows are asked for.
+func queryPage[T any](ctx context.Context, t *tx, tenantID string, q gatehouse.Query, spec querySpec[T]) ([]T, int, error) {
+	p, err := buildPage(tenantID, q, spec)
+	if err != nil {
 		return nil, 0, err
 	}
 	list := []T{}
 	if q.Limit > 0 {
-		// The count below reuses w's condition arguments; the page's
-		// LIMIT/OFFSET arguments follow them, so they are cut off again.
-		nargs := len(w.args)
-		page, limit, offset := pageClause(w, q)
 		err = t.each(ctx, func(sc scanner) error {
 			v, err := spec.scan(sc)
 			if err == nil {
 				list = append(list, v)
 			}
 			return err
-		}, `SELECT `+spec.columns+` FROM `+spec.from+w.String()+order+page, w.args...)
+		}, p.page, p.args...)
 		if err != nil {
 			return nil, 0, err
 		}
-		w.args = w.args[:nargs]
-		if len(list) < limit && (len(list) > 0 || offset == 0) {
-			return list, offset + len(list), nil
+		if p.conclusive(len(list)) {
+			return list, p.offset + len(list), nil
 		}
 	}
 	var total int
-	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, `SELECT COUNT(*) FROM `+spec.from+w.String(), w.args...); err != nil {
+	if err := t.get(ctx, "", func(sc scanner) error { return sc.Scan(&total) }, p.count, p.args[:p.countArgs]...); err != nil {
 		return nil, 0, err
 	}
 	return list, total, nil

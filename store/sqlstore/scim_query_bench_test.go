@@ -78,6 +78,8 @@ func TestSCIMFilterPlans(t *testing.T) {
 		}{
 			{"userName eq", `SELECT id FROM users WHERE tenant_id = CAST($1 AS TEXT) AND deleted_at IS NULL
 				AND (username_key = CAST($2 AS TEXT) AND username_key <> '') ORDER BY id LIMIT 100 OFFSET 0`, "users_username_key", []string{"t", "u"}},
+			{"userName eq with SCIM groups", `SELECT id, ` + sqlstore.SCIMGroupsColumn + ` FROM users WHERE tenant_id = CAST($1 AS TEXT) AND deleted_at IS NULL
+				AND (username_key = CAST($2 AS TEXT) AND username_key <> '') ORDER BY id LIMIT 100 OFFSET 0`, "memberships_user", []string{"t", "u"}},
 			{"emails eq", `SELECT id FROM users WHERE tenant_id = CAST($1 AS TEXT) AND deleted_at IS NULL
 				AND (email_key = CAST($2 AS TEXT) AND email_key <> '') ORDER BY id LIMIT 100 OFFSET 0`, "users_email_key", []string{"t", "e"}},
 		} {
