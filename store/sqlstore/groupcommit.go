@@ -33,6 +33,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -123,6 +124,14 @@ func (c *committer) leave(r *commitReq) bool {
 // passes the lead on to the next request in the queue.
 func (c *committer) lead(s *Store) {
 	c.mu.Lock()
+	if len(c.queue) == 1 {
+		// Alone: let the goroutines that are runnable right now (other
+		// requests on their way to Update) queue behind us first, so
+		// that they share this commit instead of paying for their own.
+		c.mu.Unlock()
+		runtime.Gosched()
+		c.mu.Lock()
+	}
 	n := min(len(c.queue), maxBatch)
 	batch := make([]*commitReq, n)
 	copy(batch, c.queue)
