@@ -82,6 +82,12 @@ func (s *storage) loadClient(ctx context.Context, clientID string) (*client, err
 	return s.keepClient(ctx, app), nil
 }
 
+// authRequestLookup is the store's read of an authorize request outside
+// a transaction (sqlstore LookupOPAuthRequest).
+type authRequestLookup interface {
+	LookupOPAuthRequest(ctx context.Context, tenantID, id string) (*gatehouse.OPAuthRequest, error)
+}
+
 // appLookup is the store's read of an app outside a transaction
 // (sqlstore LookupAppByClientID): one statement instead of a View.
 type appLookup interface {
@@ -226,15 +232,24 @@ func (s *storage) AuthRequestByID(ctx context.Context, id string) (zop.AuthReque
 
 // authRequest loads a live authorize request; in the same read it loads
 // its client for the request (resume needs both).
+//
+// With the store's reads outside a transaction (sqlstore
+// LookupOPAuthRequest, LookupAppByClientID) the two are a statement each:
+// they need no common snapshot, and the BEGIN/COMMIT of a View cost more
+// than either.
 func (s *storage) authRequest(ctx context.Context, id string) (*authRequest, error) {
 	var row *gatehouse.OPAuthRequest
-	err := s.p.store.View(ctx, func(tx gatehouse.Tx) error {
-		var err error
-		if row, err = tx.GetOPAuthRequest(ctx, tenantOf(ctx), id); err != nil {
-			return err
-		}
-		return s.preloadClient(ctx, tx, row.ClientID)
-	})
+	var err error
+	if l, ok := s.p.store.(authRequestLookup); ok {
+		row, err = l.LookupOPAuthRequest(ctx, tenantOf(ctx), id)
+	} else {
+		err = s.p.store.View(ctx, func(tx gatehouse.Tx) error {
+			if row, err = tx.GetOPAuthRequest(ctx, tenantOf(ctx), id); err != nil {
+				return err
+			}
+			return s.preloadClient(ctx, tx, row.ClientID)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,13 @@ func (s *Store) LookupAppByClientID(ctx context.Context, tenantID, clientID stri
 	return readOne(ctx, s, appNotFound, scanApp, `SELECT `+appColumns+` FROM apps WHERE tenant_id = $1 AND client_id = $2`, tenantID, clientID)
 }
 
+// LookupOPAuthRequest is GetOPAuthRequest as one statement on the reader
+// pool, outside a transaction (the resume step's read of the request).
+func (s *Store) LookupOPAuthRequest(ctx context.Context, tenantID, id string) (*gatehouse.OPAuthRequest, error) {
+	return readOne(ctx, s, opAuthRequestNotFound, scanOPAuthRequest,
+		`SELECT `+opAuthRequestColumns+` FROM op_auth_requests WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+}
+
 // readOne runs a one-row query on the reader pool, outside a transaction:
 // a single statement reads one consistent snapshot on both engines.
 func readOne[T any](ctx context.Context, s *Store, notFound string, scan func(scanner) (T, error), query string, args ...any) (T, error) {

@@ -138,6 +138,15 @@ func TestOPFastPaths(t *testing.T) {
 				}
 				return got
 			}
+			// LookupOPAuthRequest is GetOPAuthRequest.
+			for _, tc := range []struct{ tenant, id string }{{acme.ID, string(codes[true])}, {"other", string(codes[true])}, {acme.ID, "oar_none"}} {
+				var want *gatehouse.OPAuthRequest
+				wantErr := s.View(ctx, func(tx gatehouse.Tx) (err error) { want, err = tx.GetOPAuthRequest(ctx, tc.tenant, tc.id); return err })
+				got, err := s.LookupOPAuthRequest(ctx, tc.tenant, tc.id)
+				if gatehouse.ErrorCode(err) != gatehouse.ErrorCode(wantErr) || !reflect.DeepEqual(got, want) {
+					t.Fatalf("LookupOPAuthRequest(%s, %s) = %+v %v, want %+v %v", tc.tenant, tc.id, got, err, want, wantErr)
+				}
+			}
 			ours, theirs := use(true, codes[true], acme.ID), use(false, codes[false], acme.ID)
 			for i := range ours {
 				if ours[i].code != theirs[i].code || (ours[i].row == nil) != (theirs[i].row == nil) {
