@@ -148,7 +148,7 @@ func c14nCorpus(t testing.TB) [][]byte {
 	idp := samltest.New("https://idp.example.org")
 	o := samltest.Options{
 		ACS: "https://sp.example.com/acs", Audience: "https://sp.example.com", InResponseTo: "id-1", NameID: `a&b<c>"d'e` + "\r\n",
-		Attributes: map[string][]string{"groups": {"r&d", "<ops>", "ünïcødé"}},
+		Attributes:   map[string][]string{"groups": {"r&d", "<ops>", "ünïcødé"}},
 		SignResponse: true, SignAssertion: true,
 	}
 	return [][]byte{

@@ -52,13 +52,15 @@ func responseXML(r *http.Request) ([]byte, error) {
 	if b64 == "" {
 		return nil, fmt.Errorf("%w: no SAMLResponse", ErrMalformed)
 	}
-	// IdPs may wrap base64 at 76 columns.
-	b64 = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
-			return -1
-		}
-		return r
-	}, b64)
+	// IdPs may wrap base64 at 76 columns (most do not: skip the copy).
+	if strings.ContainsAny(b64, "\r\n \t") {
+		b64 = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' || r == ' ' || r == '\t' {
+				return -1
+			}
+			return r
+		}, b64)
+	}
 	if base64.StdEncoding.DecodedLen(len(b64)) > MaxResponseBytes+2 {
 		return nil, fmt.Errorf("%w: %d base64 characters", ErrTooLarge, len(b64))
 	}

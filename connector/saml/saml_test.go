@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -735,5 +736,24 @@ func TestXSWWithoutStructuralChecks(t *testing.T) {
 			t.Fatalf("XSW%d: accepted the attacker's identity %+v", n, id)
 		}
 		t.Logf("XSW%d: %v", n, err)
+	}
+}
+
+// TestWrappedBase64: a SAMLResponse wrapped at 76 columns (as some IdPs
+// send it) is read like an unwrapped one.
+func TestWrappedBase64(t *testing.T) {
+	f := newFixture(t, nil)
+	b64 := base64.StdEncoding.EncodeToString(samltest.Bytes(f.idp.Response(signedBoth(f.opts()))))
+	var wrapped strings.Builder
+	for len(b64) > 76 {
+		wrapped.WriteString(b64[:76] + "\r\n")
+		b64 = b64[76:]
+	}
+	wrapped.WriteString(b64)
+	form := "SAMLResponse=" + url.QueryEscape(wrapped.String()) + "&RelayState=" + url.QueryEscape(f.flow.State)
+	r := httptest.NewRequest(http.MethodPost, f.acs(), strings.NewReader(form))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id, err := f.c.Finish(context.Background(), f.flow, r); err != nil || id.Subject != "00u1ana" {
+		t.Fatalf("id %v err %v", id, err)
 	}
 }

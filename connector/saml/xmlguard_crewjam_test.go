@@ -230,4 +230,3 @@ func declaredEncoding(inst []byte) string {
 	}
 	return s
 }
-

@@ -115,3 +115,36 @@ func TestParserCostBounds(t *testing.T) {
 		t.Fatal("long PrefixList accepted")
 	}
 }
+
+// TestParserStricter lists the documents the guard pass (checkXML)
+// accepted and the one-pass parser refuses (errStricter), each a construct
+// XML 1.0 or Namespaces in XML forbids, or that parsers read differently.
+func TestParserStricter(t *testing.T) {
+	const open = `<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"`
+	ok := open + `><saml:Assertion ID="a"></saml:Assertion></samlp:Response>`
+	in := func(old, new string) string { return strings.Replace(ok, old, new, 1) }
+	for name, doc := range map[string]string{
+		"non-ASCII name":                    in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><é/>`),
+		"undeclared prefix":                 in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><q:x/>`),
+		"undeclared attribute prefix":       in(`ID="a"`, `ID="a" q:x="1"`),
+		"prefix bound to the XML namespace": in(`ID="a"`, `ID="a" xmlns:q="http://www.w3.org/XML/1998/namespace"`),
+		"xmlns:p=\"\"":                      in(`ID="a"`, `ID="a" xmlns:q=""`),
+		"tab in an attribute value":         in(`ID="a"`, "ID=\"a\tb\""),
+		"line break in an attribute value":  in(`ID="a"`, "ID=\"a\nb\""),
+		"no space between attributes":       in(`ID="a"`, `ID="a"Version="2.0"`),
+		"local name starting with a digit":  in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><saml:1x/>`),
+		"XML declaration without version":   `<?xml encoding="UTF-8"?>` + ok,
+		"XML declaration, unknown field":    `<?xml version="1.0" foo="bar"?>` + ok,
+		"non-breaking space after the root": ok + "\u00a0",
+		"non-breaking space before it":      "\u00a0" + ok,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := checkXML([]byte(doc)); err != nil {
+				t.Fatalf("checkXML refuses it too (%v): not a stricter rule", err)
+			}
+			if _, _, err := parseResponse([]byte(doc)); !errors.Is(err, errStricter) || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parseResponse = %v", err)
+			}
+		})
+	}
+}
