@@ -86,12 +86,15 @@ func compareC14N(t testing.TB, doc []byte) bool {
 				// namespace URI first. TestC14NGolden covers it.
 				continue
 			}
-			if m.exclusive && d.els[i].prefix == "" && d.els[i].space == "" && i > 0 {
-				// An apex in no namespace: NSDetatch writes xmlns="" on
-				// it and goxmldsig renders it; exc-c14n renders xmlns=""
-				// only to undo a default its output ancestors rendered
-				// (none, at the apex). A signed element (Response,
-				// Assertion, SignedInfo) is never in no namespace.
+			if m.exclusive && (d.els[i].prefix == "" && d.els[i].space == "" || undeclaresDefault(d, int32(i))) {
+				// goxmldsig renders an xmlns="" written in the document
+				// (or that NSDetatch copies onto an apex in no namespace)
+				// whenever the element is in no namespace; exc-c14n
+				// renders xmlns="" only to undo a default an output
+				// ancestor rendered (xmlns="" makes no namespace node).
+				// TestC14NGolden has both cases. A signed element
+				// (Response, Assertion, SignedInfo) is never in no
+				// namespace, and IdPs do not write xmlns="".
 				continue
 			}
 			want, err := goxmldsigC14N(el, m)
@@ -121,6 +124,19 @@ func mixedNSAttrs(d *xdoc, e int32) bool {
 			case first == "":
 				first = a.space
 			case a.space != first:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// undeclaresDefault reports whether an element in the subtree of e
+// writes xmlns="".
+func undeclaresDefault(d *xdoc, e int32) bool {
+	for i := e; i < int32(len(d.els)) && d.within(i, e); i++ {
+		for _, n := range d.els[i].ns {
+			if n.prefix == "" && n.uri == "" {
 				return true
 			}
 		}
@@ -213,6 +229,15 @@ func TestC14NGolden(t *testing.T) {
 	got, _ := d2.canonicalize(nil, 0, -1, c14nMethod{exclusive: true})
 	if want := `<AttributeValue xmlns:x500="urn:oasis:names:tc:SAML:2.0:profiles:attribute:X500" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" Name="n" xsi:type="xs:string" x500:Encoding="LDAP">v</AttributeValue>`; string(got) != want {
 		t.Errorf("attribute order:\ngot  %s\nwant %s", got, want)
+	}
+	// xmlns="" with no rendered default to undo renders nothing.
+	d3, err := parseXML([]byte(`<a:r xmlns:a="urn:a"><e><A xmlns=""/></e></a:r>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = d3.canonicalize(nil, 0, -1, c14nMethod{exclusive: true})
+	if want := `<a:r xmlns:a="urn:a"><e><A></A></e></a:r>`; string(got) != want {
+		t.Errorf("xmlns=\"\":\ngot  %s\nwant %s", got, want)
 	}
 	// The enveloped-signature transform leaves out one child.
 	got, _ = d.canonicalize(nil, 0, 1, c14nMethod{exclusive: true})
