@@ -39,7 +39,7 @@ func (c *testClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 // real browser session (session.Manager) for env.loginAs and returns to
 // return_to, as the login does after a successful upstream sign-in.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	store    *sqlstore.Store
 	keyring  *secret.Keyring
@@ -69,7 +69,7 @@ func engines(t *testing.T, fn func(t *testing.T, engine string)) {
 	}
 }
 
-func newEnv(t *testing.T, engine string) *env {
+func newEnv(t testing.TB, engine string) *env {
 	t.Helper()
 	ctx := context.Background()
 	clock := &testClock{}
@@ -275,7 +275,7 @@ func pkce() (verifier, challenge string) {
 
 // get runs one browser request and returns the final response's Location
 // (the app's redirect URI with code or error) and status.
-func get(t *testing.T, b *http.Client, u string) (*http.Response, string) {
+func get(t testing.TB, b *http.Client, u string) (*http.Response, string) {
 	t.Helper()
 	resp, err := b.Get(u)
 	if err != nil {
@@ -358,7 +358,7 @@ func (e *env) post(issuer, path string, v url.Values, user, pass string) (int, m
 }
 
 // userinfo calls the userinfo endpoint of issuer with a bearer token.
-func userinfo(t *testing.T, issuer, token string) (int, map[string]any) {
+func userinfo(t testing.TB, issuer, token string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, issuer+"/userinfo", nil)
 	req.Header.Set("Authorization", "Bearer "+token)
