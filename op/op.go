@@ -144,6 +144,8 @@ type Provider struct {
 	storage *storage
 	keys    *keyCache
 	tenants *tenantCache
+	// sealer writes access tokens as zitadel's Crypto does (jwe.go).
+	sealer *tokenSealer
 	// zitadelGrants sends the code and refresh grants to zitadel as
 	// before token.go, for the differential tests.
 	zitadelGrants atomic.Bool
@@ -205,6 +207,9 @@ func NewProvider(cfg Config) (*Provider, error) {
 	// Access tokens and codes are zitadel's AES-GCM encryption of their id
 	// under this key; every replica derives the same one from the root key.
 	copy(cryptoKey[:], cfg.Keyring.DeriveKey("op token encryption"))
+	if p.sealer, err = newTokenSealer(cryptoKey); err != nil {
+		return nil, err
+	}
 	zcfg := &zop.Config{
 		CryptoKey:                         cryptoKey,
 		CodeMethodS256:                    true,

@@ -435,11 +435,11 @@ func (p *Provider) writeRefreshToken(ctx context.Context, tx gatehouse.Tx, c *cl
 }
 
 // tokenResponse is the successful answer (RFC 6749 section 5.1, OpenID
-// Connect Core section 3.1.3.3): the opaque access token (zitadel's
-// encryption of its id and subject, which its userinfo and introspection
-// endpoints decrypt), the new refresh token, and the ID token.
+// Connect Core section 3.1.3.3): the opaque access token (its id and
+// subject encrypted as zitadel's Crypto does, which its userinfo and
+// introspection endpoints decrypt), the new refresh token, and the ID token.
 func (p *Provider) tokenResponse(ctx context.Context, res *grantResult, tp *tokenParams) (*oidc.AccessTokenResponse, error) {
-	access, err := p.zitadel.Crypto().Encrypt(res.access.ID + ":" + res.access.UserID)
+	access, err := p.sealer.seal(res.access.ID + ":" + res.access.UserID)
 	if err != nil {
 		return nil, err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/gatehouse-sso/gatehouse"
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	zop "github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
 )
 
@@ -471,6 +472,61 @@ func TestJWSSigner(t *testing.T) {
 	}{{"ES256", rsaKey}, {"RS256", ecKey}, {"ES256", ec384}, {"EdDSA", ecKey}, {"ES256", edKey}, {"HS256", rsaKey}} {
 		if _, err := newJWSSigner("key_1", tc.alg, tc.key); err == nil {
 			t.Errorf("%s with a %T key accepted", tc.alg, tc.key)
+		}
+	}
+}
+
+// TestTokenSealer: zitadel's Crypto (what its userinfo and introspection
+// endpoints use) decrypts our access tokens, go-jose reads the header it
+// wrote, and any change to any part of a token fails.
+func TestTokenSealer(t *testing.T) {
+	var key [32]byte
+	_, _ = rand.Read(key[:])
+	s, err := newTokenSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := zop.NewAES256GCMCrypto(key, "")
+	var other [32]byte
+	zOther := zop.NewAES256GCMCrypto(other, "")
+	seen := map[string]bool{}
+	for _, msg := range []string{"oat_01m8nssdpa000f4z2gnpjy1hkd:usr_01m8nssdpa000f4z2gnpjy1hkd", "", ":", strings.Repeat("é", 300)} {
+		tok, err := s.seal(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[tok] {
+			t.Fatal("two seals alike")
+		}
+		seen[tok] = true
+		if got, err := z.Decrypt(tok); err != nil || got != msg {
+			t.Fatalf("zitadel decrypts %q as %q, %v", msg, got, err)
+		}
+		if _, err := zOther.Decrypt(tok); err == nil {
+			t.Fatal("decrypted with another key")
+		}
+		jwe, err := jose.ParseEncryptedCompact(tok, []jose.KeyAlgorithm{jose.A256GCMKW}, []jose.ContentEncryption{jose.A256GCM})
+		if err != nil || jwe.Header.Algorithm != "A256GCMKW" {
+			t.Fatalf("go-jose: %v %+v", err, jwe)
+		}
+		parts := strings.Split(tok, ".")
+		for i := range parts {
+			for _, bad := range []string{"", "AAAA", parts[i] + "A"} {
+				p := append([]string(nil), parts...)
+				p[i] = bad
+				if got, err := z.Decrypt(strings.Join(p, ".")); err == nil && got == msg && p[i] != parts[i] {
+					t.Fatalf("part %d changed to %q still decrypts", i, bad)
+				}
+			}
+			if len(parts[i]) > 2 {
+				b := []byte(parts[i])
+				b[1] ^= 1
+				p := append([]string(nil), parts...)
+				p[i] = string(b)
+				if _, err := z.Decrypt(strings.Join(p, ".")); err == nil {
+					t.Fatalf("part %d with a flipped bit decrypts", i)
+				}
+			}
 		}
 	}
 }
