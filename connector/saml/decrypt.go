@@ -2,7 +2,6 @@ package saml
 
 import (
 	"crypto/rsa"
-	"errors"
 	"fmt"
 
 	"github.com/beevik/etree"
@@ -42,8 +41,8 @@ func (c *Connector) decryptionKeys() []*rsa.PrivateKey {
 // oracle attacks on XML Encryption learn from (Jager and Somorovsky, 2011).
 func (c *Connector) decryptElement(d *xdoc, e int32) (*xdoc, error) {
 	// xmlenc works on etree: hand it the element on its own, with the
-	// namespace declarations in scope (inclusive canonical form).
-	raw, err := d.canonicalize(nil, e, -1, c14nMethod{})
+	// namespace declarations it uses (its exclusive canonical form).
+	raw, err := d.canonicalize(nil, e, -1, c14nMethod{exclusive: true})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDecrypt, err)
 	}
@@ -159,4 +158,3 @@ func (c *Connector) decryptAttribute(d *xdoc, e int32) (crewjam.Attribute, error
 	return readAttribute(ad, 0)
 }
 
-var _ = errors.New

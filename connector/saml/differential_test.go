@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml/xmlenc"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -129,4 +130,51 @@ func FuzzDifferential(f *testing.F) {
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		sameVerdict(t, c, fx.flow, doc)
 	})
+}
+
+// TestEncryptedIDAndAttribute: a NameID given as an EncryptedID and an
+// Attribute as an EncryptedAttribute (saml-core §2.2.4, §2.7.3.2), inside a
+// signed assertion, are decrypted and read alike by both verifiers.
+func TestEncryptedIDAndAttribute(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.c.(*Connector)
+	cert := c.encryption[0].cert
+	o := f.opts()
+	o.SignAssertion = true
+	o.Attributes = map[string][]string{"email": {"ana@acme.com"}, "groups": {"eng", "ops"}}
+	a := f.idp.Assertion(&o)
+	// encryptAs replaces el by an element named tag holding el encrypted.
+	encryptAs := func(el *etree.Element, tag string) {
+		parent := el.Parent()
+		plain := el.Copy() // standalone: declare the prefix it uses
+		plain.CreateAttr("xmlns:saml", samltest.NSAssertion)
+		enc := samltest.Encrypt(plain, cert, xmlenc.AES128CBC)
+		enc.Tag = tag
+		parent.InsertChildAt(el.Index(), enc)
+		parent.RemoveChild(el)
+	}
+	encryptAs(a.FindElement("./Subject/NameID"), "EncryptedID")
+	for _, attr := range a.FindElements("./AttributeStatement/Attribute") {
+		if attr.SelectAttrValue("Name", "") == "groups" {
+			encryptAs(attr, "EncryptedAttribute")
+		}
+	}
+	a = f.idp.Sign(a, &o)
+	d := f.idp.Response(samltest.Options{Now: o.Now, ACS: o.ACS, Audience: o.Audience, InResponseTo: o.InResponseTo, NameID: "x"})
+	root := d.Root()
+	for _, ch := range root.ChildElements() {
+		if ch.Tag == "Assertion" {
+			root.RemoveChild(ch)
+		}
+	}
+	root.AddChild(a)
+	doc := samltest.Bytes(d)
+	newErr, oldErr := sameVerdict(t, c, f.flow, doc)
+	if newErr != nil || oldErr != nil {
+		t.Fatalf("one-pass %v; crewjam %v", newErr, oldErr)
+	}
+	id, _, _ := c.verify(context.Background(), f.flow, doc, false)
+	if id.Subject != "00u1ana" || len(id.Groups) != 2 {
+		t.Fatalf("identity %+v", id)
+	}
 }
