@@ -100,6 +100,13 @@ func TestWireFormats(t *testing.T) {
 			} else {
 				r = e.do("GET", path, nil).want(t, 200)
 			}
+			// The body is compact JSON and a newline, as encoding/json's
+			// Encoder wrote it; with the golden comparison below that
+			// pins every byte (scim writes it with appendJSON).
+			var compact bytes.Buffer
+			if err := json.Compact(&compact, []byte(r.raw)); err != nil || compact.String()+"\n" != r.raw {
+				t.Errorf("body is not compact JSON and a newline (%v): %q", err, r.raw)
+			}
 			var buf bytes.Buffer
 			if err := json.Indent(&buf, bytes.TrimSpace([]byte(r.raw)), "", "  "); err != nil {
 				t.Fatal(err)

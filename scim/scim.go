@@ -318,17 +318,18 @@ func (s *Server) write(w http.ResponseWriter, res *result) {
 		w.WriteHeader(res.status)
 		return
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // JSON for machines, not HTML: keep "<" and "&" readable.
-	if err := enc.Encode(res.doc); err != nil {
+	// JSON for machines, not HTML: "<" and "&" stay readable (html false).
+	// appendJSON writes what encoding/json's Encoder would, newline
+	// included (jsonw.go).
+	b, err := appendJSON(make([]byte, 0, 1024), res.doc, false)
+	if err != nil {
 		s.log.Error("scim: encode response", "err", err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
 	h.Set("Content-Type", ContentType)
 	w.WriteHeader(res.status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(append(b, '\n'))
 }
 
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -440,7 +441,13 @@ func (s *Server) record(ctx context.Context, tx gatehouse.Tx, c *caller, action,
 	if event == "" {
 		return nil
 	}
-	b, err := json.Marshal(payload)
+	var b []byte
+	var err error
+	if ev, ok := payload.(userEvent); ok {
+		b, err = appendUserEvent(make([]byte, 0, 512), ev.user)
+	} else {
+		b, err = json.Marshal(payload)
+	}
 	if err != nil {
 		return err
 	}

@@ -187,7 +187,9 @@ func scimMemberships(ctx context.Context, tx gatehouse.Tx, tenantID, userID stri
 	return out, nil
 }
 
-func userPayload(u *gatehouse.User) map[string]any { return map[string]any{"user": u} }
+// userPayload is the outbox payload of a user change, {"user": u}
+// (written by appendUserEvent).
+func userPayload(u *gatehouse.User) any { return userEvent{u} }
 
 // createUser creates a user, or adopts the matching user that JIT, an
 // admin or an import created (same userName, else same email) and that no
