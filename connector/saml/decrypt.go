@@ -157,4 +157,3 @@ func (c *Connector) decryptAttribute(d *xdoc, e int32) (crewjam.Attribute, error
 	}
 	return readAttribute(ad, 0)
 }
-

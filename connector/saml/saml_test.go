@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/beevik/etree"
 	"github.com/crewjam/saml/xmlenc"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -156,6 +157,20 @@ func post(doc []byte, relayState string) *http.Request {
 
 func (f *fixture) finish(doc []byte) (*gatehouse.Identity, error) {
 	return f.c.Finish(context.Background(), f.flow, post(doc, f.flow.State))
+}
+
+// responseWith returns an unsigned Response for o holding the assertion a
+// (built and signed by the caller) instead of the IdP's own.
+func (f *fixture) responseWith(a *etree.Element, o samltest.Options) *etree.Document {
+	d := f.idp.Response(samltest.Options{Now: o.Now, ACS: o.ACS, Audience: o.Audience, InResponseTo: o.InResponseTo, NameID: "x"})
+	root := d.Root()
+	for _, ch := range root.ChildElements() {
+		if ch.Tag == "Assertion" {
+			root.RemoveChild(ch)
+		}
+	}
+	root.AddChild(a)
+	return d
 }
 
 func signedBoth(o samltest.Options) samltest.Options {
@@ -302,16 +317,8 @@ func securityCases(f *fixture) []securityCase {
 		{"response signed by the IdP, assertion by the attacker", func() []byte {
 			o := f.opts()
 			o.SignWith, o.SignAssertion = attacker, true
-			a := f.idp.Assertion(&o)
-			a = f.idp.Sign(a, &o)
-			d := f.idp.Response(samltest.Options{Now: o.Now, ACS: o.ACS, Audience: o.Audience, InResponseTo: o.InResponseTo, NameID: "x"})
+			d := f.responseWith(f.idp.Sign(f.idp.Assertion(&o), &o), o)
 			root := d.Root()
-			for _, ch := range root.ChildElements() {
-				if ch.Tag == "Assertion" {
-					root.RemoveChild(ch)
-				}
-			}
-			root.AddChild(a)
 			signed := f.idp.Sign(root, nil)
 			d.SetRoot(signed)
 			return samltest.Bytes(d)
