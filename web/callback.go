@@ -263,11 +263,12 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 // the refusal was a replay (they are used already), so the same response
 // cannot be tried again.
 func (s *Server) refused(ctx context.Context, w http.ResponseWriter, r *http.Request, t *gatehouse.Tenant, c *gatehouse.Connection, err error, once *singleUse) {
-	switch gatehouse.ErrorReason(err) {
-	case reasonReplayed:
+	if errors.Is(err, errKeyUsed) {
 		s.auditFailure(ctx, r, c, err, nil)
 		s.fail(w, r, t, err, s.loginPath(t))
 		return
+	}
+	switch gatehouse.ErrorReason(err) {
 	case reasonConnectionChanged, errConnectionDisabled.Reason:
 		s.catalog.forget(c.ID, t)
 		s.auditFailure(ctx, r, c, err, once)

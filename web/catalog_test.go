@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"testing"
@@ -179,8 +180,15 @@ func TestDeferredReplay(t *testing.T) {
 		t.Fatal("inside a login the key was written at once")
 	}
 	err := e.store.Update(ctx, func(tx gatehouse.Tx) error { return once.write(ctx, tx) })
-	if gatehouse.ErrorReason(err) != reasonReplayed || gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+	if !errors.Is(err, errKeyUsed) || gatehouse.ErrorReason(err) != "k_replayed" || gatehouse.IsCode(err, gatehouse.ECONFLICT) {
 		t.Fatalf("write of a used key: %v", err)
+	}
+	// The reason names the key's kind: the flow's, or a SAML assertion's
+	// as connector/saml words it.
+	for key, want := range map[string]string{"flow:flw_1": reasonReplayed, "saml:con_1:_a1": "saml_replayed", "plain": reasonReplayed} {
+		if got := gatehouse.ErrorReason(errReplayed(key, nil)); got != want {
+			t.Errorf("reason of %q: %s, want %s", key, got, want)
+		}
 	}
 	// spend accepts keys used already.
 	if err := e.store.Update(ctx, func(tx gatehouse.Tx) error { return once.spend(ctx, tx) }); err != nil {

@@ -2,6 +2,9 @@ package web
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,7 +56,7 @@ func (o *singleUse) write(ctx context.Context, tx gatehouse.Tx) error {
 	for _, k := range o.list() {
 		if err := tx.UseOnce(ctx, k.key, k.expires); err != nil {
 			if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
-				return errReplayed(err)
+				return errReplayed(k.key, err)
 			}
 			return err
 		}
@@ -76,10 +79,20 @@ func (o *singleUse) spend(ctx context.Context, tx gatehouse.Tx) error {
 	return nil
 }
 
+// errKeyUsed is the cause of every replay refusal (errors.Is).
+var errKeyUsed = errors.New("one-time key already used")
+
 // errReplayed is the refusal of a login whose one-time key was used. Its
-// code is not ECONFLICT, which provisioning would retry.
-func errReplayed(cause error) error {
-	return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: reasonReplayed, Err: cause,
+// code is not ECONFLICT, which provisioning would retry. The reason names
+// the key's kind as its prefix does, as the connector itself reported it
+// when it wrote its keys at once: "flow_replayed" for the login's flow,
+// "saml_replayed" for a SAML assertion id ("saml:...").
+func errReplayed(key string, cause error) error {
+	reason := reasonReplayed
+	if i := strings.IndexByte(key, ':'); i > 0 {
+		reason = key[:i] + "_replayed"
+	}
+	return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: reason, Err: fmt.Errorf("%w: %s: %w", errKeyUsed, key, cause),
 		Message: "This sign-in response was already used. Please start again."}
 }
 
