@@ -22,10 +22,17 @@
 // discovery document is ours (discovery.go), so it advertises exactly what
 // is supported.
 //
-// Sign-in is not here: an authorize request is stored, then the browser
-// goes to the resume endpoint (resume.go), which uses the browser session
-// of package session, or sends the browser to the tenant's login
-// (/t/{slug}/login?return_to=<resume>) and resumes after it.
+// The token endpoint's authorization_code and refresh_token grants are
+// ours (token.go: one write transaction per grant, ID tokens signed by a
+// signer kept per key, jws.go; access tokens sealed in zitadel's format,
+// jwe.go); zitadel serves client_credentials and every other endpoint.
+//
+// Sign-in is not here: an authorize request is stored and, where the
+// browser's session decides it at once (atAuthorize), the browser goes
+// straight to the tenant's login (/t/{slug}/login?return_to=<resume>) or
+// back to the app with a code; otherwise it goes to the resume endpoint
+// (resume.go), which uses the browser session of package session, or
+// sends the browser to the login, and resumes after it.
 package op
 
 import (
