@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/provision"
@@ -20,7 +21,8 @@ func TestGuard(t *testing.T) {
 		once := func(key string) provision.Guard {
 			return func(ctx context.Context, tx gatehouse.Tx) error {
 				calls.Add(1)
-				if err := tx.UseOnce(ctx, key, t0.Add(1e12)); err != nil {
+				// The store's clock is the wall clock (t0 is the resolver's).
+				if err := tx.UseOnce(ctx, key, time.Now().Add(time.Hour)); err != nil {
 					// Not ECONFLICT: a retry would find the same key.
 					return &gatehouse.Error{Code: gatehouse.EINVALID, Reason: "replayed", Err: err}
 				}
