@@ -148,12 +148,15 @@ func evaluate(field, expr string, raw map[string]any) (any, error) {
 	defer cancel()
 	out, _, err := prg.ContextEval(ctx, map[string]any{"claims": raw})
 	if err != nil {
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, fieldErr(field, "took longer than %s.", Timeout)
-		}
+		// The cost budget first: on a starved machine the deadline may
+		// also have passed by the time CEL stopped on its budget, and the
+		// budget is what the admin must change.
 		msg := firstLine(err.Error())
 		if strings.Contains(msg, "cost limit") {
 			return nil, fieldErr(field, "exceeded its cost budget (%d).", CostLimit)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fieldErr(field, "took longer than %s.", Timeout)
 		}
 		return nil, fieldErr(field, "failed: %s", msg)
 	}
