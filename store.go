@@ -27,6 +27,26 @@ type Store interface {
 	Close() error
 }
 
+// StoreAs finds, in st or the stores it wraps (a wrapper has an
+// Unwrap() Store method, as tracing's does), the first that implements T:
+// the optional fast paths a concrete store offers beyond this interface
+// (sqlstore's LookupSCIMToken, CatalogGeneration, ...). Without it a
+// wrapper would hide them and every caller fall back to its slow path.
+func StoreAs[T any](st Store) (T, bool) {
+	for st != nil {
+		if v, ok := st.(T); ok {
+			return v, true
+		}
+		w, ok := st.(interface{ Unwrap() Store })
+		if !ok {
+			break
+		}
+		st = w.Unwrap()
+	}
+	var zero T
+	return zero, false
+}
+
 // Page asks for one page of a list. Cursor is opaque, from a previous
 // ListResult; Limit is clamped by the store to [1, 1000], default 100.
 type Page struct {

@@ -58,7 +58,7 @@ type tenantRefLookup interface {
 
 func newTenantCache(st gatehouse.Store, clock gatehouse.Clock) *tenantCache {
 	c := &tenantCache{store: st, clock: clock, ttl: tenantTTL, m: map[string]tenantEntry{}}
-	if g, ok := st.(generationer); ok {
+	if g, ok := gatehouse.StoreAs[generationer](st); ok {
 		c.gen = g.CatalogGeneration
 	}
 	return c
@@ -96,7 +96,7 @@ func (c *tenantCache) bySlug(ctx context.Context, slug string) (*gatehouse.Tenan
 }
 
 func (c *tenantCache) read(ctx context.Context, slug string) (t *gatehouse.Tenant, err error) {
-	if l, ok := c.store.(tenantRefLookup); ok {
+	if l, ok := gatehouse.StoreAs[tenantRefLookup](c.store); ok {
 		return l.LookupTenantRef(ctx, slug)
 	}
 	err = c.store.View(ctx, func(tx gatehouse.Tx) error {

@@ -180,7 +180,7 @@ func (s *Server) authenticate(r *http.Request) (*caller, error) {
 	// stated and tested in store/sqlstore/scimtokens.go).
 	var t *gatehouse.SCIMToken
 	var err error
-	if fast, ok := s.store.(tokenLookup); ok {
+	if fast, ok := gatehouse.StoreAs[tokenLookup](s.store); ok {
 		t, err = fast.LookupSCIMToken(r.Context(), secret.Digest(tok))
 	} else {
 		err = s.store.View(r.Context(), func(tx gatehouse.Tx) error {

@@ -3,6 +3,7 @@ package tracing
 import (
 	"bytes"
 	"context"
+	"github.com/gatehouse-sso/gatehouse"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,5 +155,24 @@ func TestLogHandlerAddsTraceIDToErrors(t *testing.T) {
 	tid := "trace_id=" + sc.TraceID().String()
 	if strings.Contains(lines[0], "trace_id") || !strings.Contains(lines[1], tid) || !strings.Contains(lines[1], "component=test") || strings.Contains(lines[2], "trace_id") {
 		t.Errorf("want trace_id on the error line with a span only:\n%s", buf.String())
+	}
+}
+
+// genStore stands for sqlstore: a Store with a fast path beyond the interface.
+type genStore struct{ gatehouse.Store }
+
+func (genStore) Engine() string            { return "sqlite" }
+func (genStore) CatalogGeneration() uint64 { return 3 }
+
+// On, the traced store still offers the wrapped store's fast paths, which
+// web, op and scim find with gatehouse.StoreAs.
+func TestTracedStoreUnwraps(t *testing.T) {
+	st := (&Provider{}).Store(genStore{})
+	if _, ok := st.(genStore); ok {
+		t.Fatal("store not wrapped with tracing on")
+	}
+	g, ok := gatehouse.StoreAs[interface{ CatalogGeneration() uint64 }](st)
+	if !ok || g.CatalogGeneration() != 3 {
+		t.Errorf("StoreAs through the traced store = %v, %v", g, ok)
 	}
 }

@@ -65,7 +65,7 @@ type generationer interface{ CatalogGeneration() uint64 }
 func newCatalog(st gatehouse.Store, clock gatehouse.Clock) *catalog {
 	c := &catalog{store: st, clock: clock, ttl: catalogTTL,
 		tenants: map[string]tenantEntry{}, conns: map[string]connEntry{}}
-	if g, ok := st.(generationer); ok {
+	if g, ok := gatehouse.StoreAs[generationer](st); ok {
 		c.gen = g.CatalogGeneration
 	}
 	return c
