@@ -6,4 +6,4 @@ package sqlstore
 const SCIMTokenTTL = scimTokenTTL
 
 // SCIMGroupsColumn is the group-id list column of QuerySCIMUsers.
-const SCIMGroupsColumn = scimGroupsColumn
+var SCIMGroupsColumn = scimGroupsOf("users")

@@ -1,9 +1,14 @@
 package sqlstore
 
 import (
+	"context"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 )
 
 func TestUnpackIDs(t *testing.T) {
@@ -46,4 +51,51 @@ func FuzzUnpackIDs(f *testing.F) {
 			t.Errorf("unpackIDs(%q) = %q, which packs to %q", s, ids, packed)
 		}
 	})
+}
+
+// TestSCIMPagePlanIsCached: PostgreSQL settles on a generic plan for the
+// userName lookup of QuerySCIMUsers, as it does for QueryUsers, instead of
+// planning it on every execution (see scimPageSQL).
+func TestSCIMPagePlanIsCached(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, testdb.URL(t, "postgres"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	q := gatehouse.Query{Limit: 100, ManagedBy: gatehouse.ManagedBySCIM,
+		Filter: &gatehouse.Filter{Op: gatehouse.FilterEq, Attr: gatehouse.UserAttrUsername, Value: "ana@acme.com"}}
+	spec := querySpec[scimUser]{from: "users", alias: "users", columns: userColumns + ", " + scimGroupsOf("users"),
+		cols: userColumnsByAttr, scan: scanSCIMUser, base: []string{`deleted_at IS NULL`}}
+	query, _, err := scimPageSQL("ten_1", q, spec, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PREPARE scim_page AS "+query); err != nil {
+		t.Fatal(err)
+	}
+	var plan string
+	for i := 0; i < 7; i++ {
+		rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE scim_page('ten_1', 'ana@acme.com', 100, 0)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plan = ""
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan += line + "\n"
+		}
+		rows.Close()
+	}
+	if !strings.Contains(plan, "$1") {
+		t.Errorf("still a custom plan after 7 executions:\n%s", plan)
+	}
 }
