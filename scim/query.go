@@ -378,7 +378,7 @@ func (s *Server) list(ctx context.Context, c *caller, rt *resourceType, lp listP
 	}
 	var resources []any
 	var total int
-	if fast, ok := s.store.(scimUserQuerier); ok && rt == userType {
+	if fast, ok := gatehouse.StoreAs[scimUserQuerier](s.store); ok && rt == userType {
 		resources, total, err = s.queryUsersFast(ctx, fast, c, q, lp.proj)
 	} else {
 		err = s.store.View(ctx, func(tx gatehouse.Tx) error {
