@@ -136,7 +136,9 @@ func (e *Env) seedUsers(ctx context.Context, n int) error {
 	if driver == "pgx" {
 		_, err = db.ExecContext(ctx, `ANALYZE users`)
 	} else {
-		_, err = db.ExecContext(ctx, `ANALYZE`)
+		// The statistics Gatehouse keeps: sqlite_stat1, no STAT4 samples
+		// (sqlstore drops them; they make SQLite re-prepare lookups).
+		_, err = db.ExecContext(ctx, `ANALYZE; DELETE FROM sqlite_stat4; ANALYZE sqlite_schema`)
 	}
 	return err
 }

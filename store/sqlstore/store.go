@@ -108,7 +108,35 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		s.Close()
 		return nil, err
 	}
+	if err := s.dropStat4(ctx); err != nil {
+		s.Close()
+		return nil, s.d.mapErr(err)
+	}
 	return s, nil
+}
+
+// dropStat4 deletes SQLite's STAT4 samples (made by ANALYZE and PRAGMA
+// optimize; modernc's SQLite is built with SQLITE_ENABLE_STAT4) and keeps
+// the sqlite_stat1 statistics. With samples for an index, SQLite
+// re-prepares a statement whenever a value bound against that index
+// changes, in case another plan suits the new value: every login and SCIM
+// lookup by email, subject or token digest was parsed and planned again,
+// and the statement cache was of no use (it was a quarter of a SCIM filter's
+// CPU). Our lookups are all index equalities whose plan never depends on
+// the value. ANALYZE sqlite_schema makes the planner reload the tables.
+func (s *Store) dropStat4(ctx context.Context) error {
+	if s.d != sqliteDialect {
+		return nil
+	}
+	var n int
+	if err := s.writer.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'sqlite_stat4'`).Scan(&n); err != nil || n == 0 {
+		return err
+	}
+	if _, err := s.writer.ExecContext(ctx, `DELETE FROM sqlite_stat4`); err != nil {
+		return err
+	}
+	_, err := s.writer.ExecContext(ctx, `ANALYZE sqlite_schema`)
+	return err
 }
 
 // open connects without migrating.
@@ -157,6 +185,7 @@ func (s *Store) Close() error {
 		// planner's statistics where they are stale, on the way out.
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, _ = s.writer.ExecContext(ctx, "PRAGMA optimize")
+		_ = s.dropStat4(ctx)
 		cancel()
 	}
 	err := s.writer.Close()
