@@ -217,7 +217,11 @@ func checkMetadataXML(doc []byte) error {
 }
 
 // metadataCache keeps fetched IdP metadata per connection in memory, so a
-// metadata URL is fetched at most once per refresh period per process.
+// metadata URL is fetched at most once per refresh period per process. An
+// entry serves only the settings it was read for (URL and idp_entity_id):
+// when an admin points the connection at another IdP of the same
+// aggregate, the previous IdP's certificates stop being trusted at once,
+// not at the next refresh.
 var metadataCache = struct {
 	sync.Mutex
 	m map[string]*cachedMetadata
@@ -225,6 +229,7 @@ var metadataCache = struct {
 
 type cachedMetadata struct {
 	url       string
+	entityID  string // the configured idp_entity_id ("": the only IdP)
 	info      *idpInfo
 	nextFetch time.Time
 }
@@ -238,16 +243,17 @@ func (c *Connector) idpFromMetadataURL(ctx context.Context) (*idpInfo, error) {
 	metadataCache.Lock()
 	entry := metadataCache.m[key]
 	metadataCache.Unlock()
-	if entry != nil && entry.url == c.cfg.IdPMetadataURL && now.Before(entry.nextFetch) {
+	same := entry != nil && entry.url == c.cfg.IdPMetadataURL && entry.entityID == c.cfg.IdPEntityID
+	if same && now.Before(entry.nextFetch) {
 		return entry.info, nil
 	}
 	var fallback *idpInfo
-	if entry != nil && entry.url == c.cfg.IdPMetadataURL {
+	if same {
 		fallback = entry.info
 	} else if c.cfg.IdPMetadataXML != "" {
 		fallback, _ = parseIdPMetadata([]byte(c.cfg.IdPMetadataXML), c.cfg.IdPEntityID, c.cfg.AllowShortKeys, c.env.Clock)
 	}
-	next := &cachedMetadata{url: c.cfg.IdPMetadataURL, nextFetch: now.Add(metadataRefresh)}
+	next := &cachedMetadata{url: c.cfg.IdPMetadataURL, entityID: c.cfg.IdPEntityID, nextFetch: now.Add(metadataRefresh)}
 	doc, err := fetchMetadata(ctx, c.env.HTTPClient, c.cfg.IdPMetadataURL)
 	if err == nil {
 		next.info, err = parseIdPMetadata(doc, c.cfg.IdPEntityID, c.cfg.AllowShortKeys, c.env.Clock)

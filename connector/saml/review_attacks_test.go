@@ -33,8 +33,10 @@ import (
 	"fmt"
 	"math/big"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -44,6 +46,7 @@ import (
 	"github.com/russellhaering/goxmldsig/etreeutils"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/connector/saml/samltest"
 )
 
@@ -2310,4 +2313,66 @@ func rvWithin(el, anc *etree.Element) bool {
 		}
 	}
 	return false
+}
+
+// TestReviewMetadataCacheFollowsConfig: the fetched-metadata cache must
+// not keep trusting the IdP a connection was configured with before. A
+// federation aggregate (one metadata URL, many IdPs) is read for the
+// configured idp_entity_id; when an admin switches the connection to
+// another IdP of the aggregate (say, the first one was compromised), a
+// response from the old IdP must be refused at once, not for up to
+// metadataRefresh.
+func TestReviewMetadataCacheFollowsConfig(t *testing.T) {
+	x, y := samltest.New("https://x.example.org"), samltest.New("https://y.example.org")
+	y.Signer = samltest.NewSigner("IdP Y", 2048)
+	entity := func(m []byte) string {
+		s := string(m)
+		s = strings.TrimPrefix(s, `<?xml version="1.0"?>`)
+		return strings.TrimSpace(s)
+	}
+	aggregate := []byte(`<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata">` +
+		entity(x.Metadata()) + entity(y.Metadata()) + `</md:EntitiesDescriptor>`)
+	var down atomic.Bool
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write(aggregate)
+	}))
+	defer srv.Close()
+	f := newFixture(t, nil)
+	f.env.HTTPClient = srv.Client()
+	f.conn = &gatehouse.Connection{ID: "con_fed", TenantID: "ten_1", Type: gatehouse.ConnSAML}
+	begin := func() {
+		f.flow = &connector.Flow{ID: "flw_" + samltest.ID()}
+		if _, err := f.c.Begin(context.Background(), f.flow); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.configure(map[string]any{"idp_metadata_url": srv.URL + "/metadata", "idp_entity_id": x.EntityID})
+	begin()
+	rvAccepted(t, f, samltest.Bytes(x.Response(signedBoth(f.opts()))), rvSubject)
+
+	f.configure(map[string]any{"idp_metadata_url": srv.URL + "/metadata", "idp_entity_id": y.EntityID})
+	begin()
+	o := signedBoth(f.opts())
+	o.Issuer = x.EntityID
+	rvRefused(t, f, samltest.Bytes(x.Response(o)), nil)
+	begin()
+	rvAccepted(t, f, samltest.Bytes(y.Response(signedBoth(f.opts()))), rvSubject)
+
+	// The same through the last-good-copy fallback: X cached and stale,
+	// the connection switched to Y, the metadata URL failing.
+	f.conn.ID = "con_fed2"
+	f.configure(map[string]any{"idp_metadata_url": srv.URL + "/metadata", "idp_entity_id": x.EntityID})
+	begin()
+	rvAccepted(t, f, samltest.Bytes(x.Response(signedBoth(f.opts()))), rvSubject)
+	f.clock.Add(metadataRefresh + time.Second)
+	f.configure(map[string]any{"idp_metadata_url": srv.URL + "/metadata", "idp_entity_id": y.EntityID})
+	down.Store(true)
+	begin()
+	o = signedBoth(f.opts())
+	o.Issuer = x.EntityID
+	rvRefused(t, f, samltest.Bytes(x.Response(o)), nil)
 }
