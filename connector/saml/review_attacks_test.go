@@ -17,6 +17,8 @@ package saml
 // xml-crypto, Go's encoding/xml).
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -34,6 +36,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -2375,4 +2378,86 @@ func TestReviewMetadataCacheFollowsConfig(t *testing.T) {
 	o = signedBoth(f.opts())
 	o.Issuer = x.EntityID
 	rvRefused(t, f, samltest.Bytes(x.Response(o)), nil)
+}
+
+// TestReviewHTTPBinding: the HTTP-POST binding's form (saml-bindings
+// §3.5.4): only the body's SAMLResponse is read, once; other bindings'
+// parameters are refused.
+func TestReviewHTTPBinding(t *testing.T) {
+	f := newFixture(t, nil)
+	valid := func() []byte { return rvSigned(t, f, f.opts(), &rvSig{}, nil).bytes() }
+	evil := func() []byte {
+		d := rvUnsigned(f, f.opts(), nil)
+		rvSetEvil(d.ass)
+		return d.bytes()
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	postForm := func(body string, query string) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, publicURL+"/sso/saml/con_test1/acs"+query, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		return r
+	}
+	finish := func(r *http.Request) (*gatehouse.Identity, error) { return f.c.Finish(context.Background(), f.flow, r) }
+	for _, tc := range []struct {
+		name   string
+		req    func() *http.Request
+		accept bool
+	}{
+		{"control: base64 wrapped at 76 columns with CRLF", func() *http.Request {
+			s := b64(valid())
+			var w strings.Builder
+			for len(s) > 76 {
+				w.WriteString(s[:76] + "\r\n")
+				s = s[76:]
+			}
+			w.WriteString(s)
+			return postForm(url.Values{"SAMLResponse": {w.String()}}.Encode(), "")
+		}, true},
+		{"two SAMLResponse fields: an evil one first", func() *http.Request {
+			return postForm("SAMLResponse="+url.QueryEscape(b64(evil()))+"&SAMLResponse="+url.QueryEscape(b64(valid())), "")
+		}, false},
+		{"SAMLResponse only in the query string", func() *http.Request {
+			return postForm("RelayState=x", "?SAMLResponse="+url.QueryEscape(b64(valid())))
+		}, false},
+		{"evil SAMLResponse in the body, valid one in the query", func() *http.Request {
+			return postForm("SAMLResponse="+url.QueryEscape(b64(evil())), "?SAMLResponse="+url.QueryEscape(b64(valid())))
+		}, false},
+		{"GET (HTTP-Redirect binding) with the response in the query", func() *http.Request {
+			return httptest.NewRequest(http.MethodGet, publicURL+"/sso/saml/con_test1/acs?SAMLResponse="+url.QueryEscape(b64(valid())), nil)
+		}, false},
+		{"SimpleSign parameters (SigAlg) beside a valid response", func() *http.Request {
+			return postForm(url.Values{"SAMLResponse": {b64(valid())}, "SigAlg": {"http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"}, "Signature": {"AAAA"}}.Encode(), "")
+		}, false},
+		{"an artifact (SAMLart) beside a valid response", func() *http.Request {
+			return postForm(url.Values{"SAMLResponse": {b64(valid())}, "SAMLart": {"AAQAA"}}.Encode(), "")
+		}, false},
+		{"URL-safe base64 alphabet", func() *http.Request {
+			return postForm(url.Values{"SAMLResponse": {base64.URLEncoding.EncodeToString(append(valid(), "\n\n\n"...))}}.Encode(), "")
+		}, false},
+		{"base64 with trailing garbage", func() *http.Request {
+			return postForm(url.Values{"SAMLResponse": {b64(valid()) + "!!"}}.Encode(), "")
+		}, false},
+		{"base64 of base64", func() *http.Request {
+			return postForm(url.Values{"SAMLResponse": {b64([]byte(b64(valid())))}}.Encode(), "")
+		}, false},
+		{"deflated (Redirect-binding encoding) in a POST", func() *http.Request {
+			var buf bytes.Buffer
+			w, _ := flate.NewWriter(&buf, flate.DefaultCompression)
+			_, _ = w.Write(valid())
+			_ = w.Close()
+			return postForm(url.Values{"SAMLResponse": {b64(buf.Bytes())}}.Encode(), "")
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := finish(tc.req())
+			switch {
+			case tc.accept && (err != nil || id.Subject != rvSubject):
+				t.Fatalf("valid control: id %v err %v", id, err)
+			case !tc.accept && (err == nil || id != nil):
+				t.Fatalf("ACCEPTED: %+v", id)
+			case !tc.accept:
+				t.Logf("refused: %v", err)
+			}
+		})
+	}
 }
