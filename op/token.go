@@ -128,6 +128,9 @@ func verifyPKCE(p authParams, verifier string) *oidc.Error {
 	if verifier == "" {
 		return oidc.ErrInvalidRequest().WithDescription("code_verifier required")
 	}
+	if !verifierFormat(verifier) {
+		return oidc.ErrInvalidRequest().WithDescription("code_verifier must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~")
+	}
 	d := sha256.Sum256([]byte(verifier))
 	var got [43]byte
 	base64.RawURLEncoding.Encode(got[:], d[:])
@@ -135,6 +138,24 @@ func verifyPKCE(p authParams, verifier string) *oidc.Error {
 		return oidc.ErrInvalidGrant().WithDescription("invalid code_verifier")
 	}
 	return nil
+}
+
+// verifierFormat: a code_verifier is 43 to 128 unreserved characters (RFC
+// 7636 section 4.1). A client that made a shorter one weakened its own
+// PKCE (the challenge in the authorize URL can be searched for it), so it
+// is refused rather than verified, as fosite and node oidc-provider do.
+func verifierFormat(v string) bool {
+	if len(v) < 43 || len(v) > 128 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // grantResult is what a grant's transaction produced for the response.
@@ -188,11 +209,12 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // codeGrant redeems an authorization code (RFC 6749 section 4.1.3, OpenID
-// Connect Core section 3.1.3.2). The code is spent first, in the same
-// transaction as everything else: a code is single use (RFC 6749 section
-// 4.1.2) and a refused redemption still spends it, as zitadel did; a second
-// use revokes every token the first one issued, since one of the two users
-// of the code is an attacker (RFC 6749 section 10.5).
+// Connect Core section 3.1.3.2). The client is authenticated first, then
+// the code is spent, in the same transaction as everything else: a code is
+// single use (RFC 6749 section 4.1.2) and a refused redemption by an
+// authenticated client still spends it, as zitadel did; a second use
+// revokes every token the first one issued, since one of the two users of
+// the code is an attacker (RFC 6749 section 10.5).
 func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantResult, refusal *oidc.Error, err error) {
 	if tp.code == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("code missing"), nil
@@ -202,6 +224,16 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
 		// fn may run again (PostgreSQL retries): start afresh.
 		res, refusal = nil, nil
+		// The client before the code (RFC 6749 section 4.1.3: "require
+		// client authentication for confidential clients"), as zitadel
+		// did: a caller without the client's secret spends nothing and
+		// revokes nothing, so whoever holds a leaked code can neither burn
+		// it before the app redeems it nor, after, revoke the app's tokens
+		// by replaying it.
+		app, refused, err := authenticateClient(ctx, tx, st.tenant.ID, tp)
+		if refusal = refused; err != nil || refusal != nil {
+			return err
+		}
 		row, err := spendCode(ctx, tx, st.tenant.ID, secret.Digest(tp.code), now)
 		switch {
 		case gatehouse.IsCode(err, gatehouse.ENOTFOUND):
@@ -228,10 +260,6 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		}
 		if refusal = verifyPKCE(ar.p, tp.verifier); refusal != nil {
 			return nil
-		}
-		app, refused, err := authenticateClient(ctx, tx, st.tenant.ID, tp)
-		if refusal = refused; err != nil || refusal != nil {
-			return err
 		}
 		c := &client{app: app, issuer: st.issuer, p: p}
 		switch {
