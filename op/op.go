@@ -365,13 +365,15 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if err := r.ParseForm(); err != nil || !allowedGrants[r.PostForm.Get("grant_type")] {
-				writeOAuthError(w, http.StatusBadRequest, "unsupported_grant_type", "The grant type is not supported.")
+			// Token responses, answers and refusals alike, must not be
+			// cached (RFC 6749 section 5.1).
+			noStore(w)
+			g, code, desc := grantTypeOf(r)
+			if code != "" {
+				writeOAuthError(w, http.StatusBadRequest, code, desc)
 				return
 			}
-			if g := r.PostForm.Get("grant_type"); (g == grantCode || g == grantRefresh) && !p.zitadelGrants.Load() {
-				// Token responses must not be cached (RFC 6749 section 5.1).
-				w.Header().Set("Cache-Control", "no-store")
+			if (g == grantCode || g == grantRefresh) && !p.zitadelGrants.Load() {
 				p.grants.ServeHTTP(w, r)
 				return
 			}
@@ -387,7 +389,7 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 	switch rest {
 	case "/token", "/introspect", "/userinfo":
 		// Token responses must not be cached (RFC 6749 section 5.1).
-		w.Header().Set("Cache-Control", "no-store")
+		noStore(w)
 	}
 	if rest == "/userinfo" {
 		w = &bearerErrors{ResponseWriter: w}
@@ -421,9 +423,39 @@ func postOnly(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// grantTypeOf parses a token request's form and returns its grant type,
+// or the OAuth error (RFC 6749 section 5.2) of a request that is not a
+// well-formed one, as zitadel's router answered it: invalid_request for a
+// body that is no form (or too large), a missing grant_type, or a repeated
+// one (section 3.2: parameters must not be repeated; zitadel's own
+// client_credentials grant would read the first); unsupported_grant_type
+// for a grant not offered.
+func grantTypeOf(r *http.Request) (grant, code, desc string) {
+	if err := r.ParseForm(); err != nil {
+		return "", "invalid_request", "The request body is not a valid form."
+	}
+	g := r.PostForm["grant_type"]
+	switch {
+	case len(g) == 0 || g[0] == "":
+		return "", "invalid_request", "grant_type missing"
+	case len(g) > 1:
+		return "", "invalid_request", "The parameter grant_type is repeated."
+	case !allowedGrants[g[0]]:
+		return "", "unsupported_grant_type", "The grant type is not supported."
+	}
+	return g[0], "", ""
+}
+
+// noStore: no cache may keep the answer (RFC 6749 section 5.1; Pragma for
+// HTTP/1.0 caches).
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+}
+
 func writeOAuthError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	noStore(w)
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(`{"error":"` + code + `","error_description":"` + desc + `"}`))
 }

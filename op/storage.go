@@ -355,7 +355,9 @@ func checkUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID 
 		return nil, oidc.ErrInvalidGrant().WithDescription("The user's account is not active.")
 	}
 	if !groupAllowed(app, u) {
-		return nil, oidc.ErrAccessDenied().WithDescription("The user is not allowed to use this app.")
+		// invalid_grant: the token endpoint's errors are RFC 6749
+		// section 5.2's, which have no access_denied.
+		return nil, oidc.ErrInvalidGrant().WithDescription("The user is not allowed to use this app.")
 	}
 	return u, nil
 }
