@@ -163,6 +163,8 @@ type Tx interface {
 	GetAppByClientID(ctx context.Context, tenantID, clientID string) (*App, error)
 	ListApps(ctx context.Context, tenantID string) ([]*App, error)
 	UpdateApp(ctx context.Context, a *App) error
+	// DeleteApp also revokes the tokens issued to the app (OPTokenFilter
+	// ClientID), in the same transaction.
 	DeleteApp(ctx context.Context, tenantID, id string) error
 
 	// API tokens; looked up by digest across tenants.

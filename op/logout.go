@@ -83,6 +83,9 @@ func (p *Provider) SessionEnded(ctx context.Context, s *gatehouse.Session) {
 // run in parallel and are waited for, each bounded by the HTTP client's
 // timeout; a failure is logged, never shown to the user.
 func (p *Provider) backchannelLogout(ctx context.Context, t *gatehouse.Tenant, userID, sid string) {
+	if err := p.expireSessionCodes(ctx, t.ID, sid); err != nil {
+		p.log.ErrorContext(ctx, "op: sign-out: expire the session's codes", "err", err)
+	}
 	var apps []*gatehouse.App
 	err := p.store.View(ctx, func(tx gatehouse.Tx) error {
 		ids, err := tx.ListOPSessionClients(ctx, t.ID, sid)
@@ -118,6 +121,28 @@ func (p *Provider) backchannelLogout(ctx context.Context, t *gatehouse.Tenant, u
 		}()
 	}
 	wg.Wait()
+}
+
+// sessionCodeExpirer is the store's expiry of a session's unredeemed codes
+// (sqlstore ExpireOPSessionCodes).
+type sessionCodeExpirer interface {
+	ExpireOPSessionCodes(ctx context.Context, tenantID, sessionID string, at time.Time) (int, error)
+}
+
+// expireSessionCodes ends the authorization codes that sign-ins of session
+// sid issued and no app has redeemed: a session signed out gives no app
+// tokens afterwards (Keycloak refuses such a code too: its codes belong
+// to the user session). Every sign-out passes here (end_session, and
+// SessionEnded for the web logout and SAML single logout).
+func (p *Provider) expireSessionCodes(ctx context.Context, tenantID, sid string) error {
+	now := p.clock.Now().UTC()
+	return p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if e, ok := tx.(sessionCodeExpirer); ok {
+			_, err := e.ExpireOPSessionCodes(ctx, tenantID, sid, now)
+			return err
+		}
+		return nil
+	})
 }
 
 // LogoutToken signs a back-channel logout token for app (OIDC Back-Channel

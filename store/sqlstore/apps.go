@@ -107,6 +107,18 @@ func (t *tx) UpdateApp(ctx context.Context, a *gatehouse.App) error {
 	return nil
 }
 
+// DeleteApp deletes an app and revokes, in the same transaction, the
+// access and refresh tokens issued to it: they must not outlive it,
+// whoever deletes it (the console's deletion did not revoke them, and
+// userinfo does not read the app, so its access tokens kept working there
+// until they expired).
 func (t *tx) DeleteApp(ctx context.Context, tenantID, id string) error {
-	return t.affected(ctx, appNotFound, `DELETE FROM apps WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	var clientID string
+	err := t.get(ctx, appNotFound, func(sc scanner) error { return sc.Scan(&clientID) },
+		`DELETE FROM apps WHERE tenant_id = $1 AND id = $2 RETURNING client_id`, tenantID, id)
+	if err != nil {
+		return err
+	}
+	_, err = t.RevokeOPTokens(ctx, tenantID, gatehouse.OPTokenFilter{ClientID: clientID}, t.s.now())
+	return err
 }
