@@ -1,6 +1,7 @@
 package saml
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -226,21 +227,33 @@ func parseXML(doc []byte) (*xdoc, error) {
 // checkChars refuses bytes that are not UTF-8 or not XML 1.0 characters
 // (§2.2), in one pass.
 func checkChars(doc []byte) error {
+	// Go's encoding/xml (the guard pass this replaced) did not look at the
+	// characters of the XML declaration: a refusal there is errStricter.
+	declEnd := -1
+	if bytes.HasPrefix(doc, []byte("<?xml")) {
+		declEnd = bytes.Index(doc, []byte("?>"))
+	}
+	refuse := func(i int, format string, args ...any) error {
+		if i < declEnd {
+			return stricter(format+" in the XML declaration", args...)
+		}
+		return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
 	for i := 0; i < len(doc); {
 		c := doc[i]
 		if c < utf8.RuneSelf {
 			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return fmt.Errorf("%w: control character %#x", ErrMalformed, c)
+				return refuse(i, "control character %#x", c)
 			}
 			i++
 			continue
 		}
 		r, n := utf8.DecodeRune(doc[i:])
 		if r == utf8.RuneError && n == 1 {
-			return fmt.Errorf("%w: not UTF-8", ErrMalformed)
+			return refuse(i, "not UTF-8")
 		}
 		if !(r <= 0xD7FF || 0xE000 <= r && r <= 0xFFFD || 0x10000 <= r && r <= 0x10FFFF) {
-			return fmt.Errorf("%w: character %U", ErrMalformed, r)
+			return refuse(i, "character %U", r)
 		}
 		i += n
 	}

@@ -124,19 +124,20 @@ func TestParserStricter(t *testing.T) {
 	ok := open + `><saml:Assertion ID="a"></saml:Assertion></samlp:Response>`
 	in := func(old, new string) string { return strings.Replace(ok, old, new, 1) }
 	for name, doc := range map[string]string{
-		"non-ASCII name":                    in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><é/>`),
-		"undeclared prefix":                 in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><q:x/>`),
-		"undeclared attribute prefix":       in(`ID="a"`, `ID="a" q:x="1"`),
-		"prefix bound to the XML namespace": in(`ID="a"`, `ID="a" xmlns:q="http://www.w3.org/XML/1998/namespace"`),
-		"xmlns:p=\"\"":                      in(`ID="a"`, `ID="a" xmlns:q=""`),
-		"tab in an attribute value":         in(`ID="a"`, "ID=\"a\tb\""),
-		"line break in an attribute value":  in(`ID="a"`, "ID=\"a\nb\""),
-		"no space between attributes":       in(`ID="a"`, `ID="a"Version="2.0"`),
-		"local name starting with a digit":  in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><saml:1x/>`),
-		"XML declaration without version":   `<?xml encoding="UTF-8"?>` + ok,
-		"XML declaration, unknown field":    `<?xml version="1.0" foo="bar"?>` + ok,
-		"non-breaking space after the root": ok + "\u00a0",
-		"non-breaking space before it":      "\u00a0" + ok,
+		"non-ASCII name":                           in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><é/>`),
+		"undeclared prefix":                        in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><q:x/>`),
+		"undeclared attribute prefix":              in(`ID="a"`, `ID="a" q:x="1"`),
+		"prefix bound to the XML namespace":        in(`ID="a"`, `ID="a" xmlns:q="http://www.w3.org/XML/1998/namespace"`),
+		"xmlns:p=\"\"":                             in(`ID="a"`, `ID="a" xmlns:q=""`),
+		"tab in an attribute value":                in(`ID="a"`, "ID=\"a\tb\""),
+		"line break in an attribute value":         in(`ID="a"`, "ID=\"a\nb\""),
+		"no space between attributes":              in(`ID="a"`, `ID="a"Version="2.0"`),
+		"local name starting with a digit":         in(`<saml:Assertion ID="a">`, `<saml:Assertion ID="a"><saml:1x/>`),
+		"XML declaration without version":          `<?xml encoding="UTF-8"?>` + ok,
+		"XML declaration, unknown field":           `<?xml version="1.0" foo="bar"?>` + ok,
+		"control character in the XML declaration": "<?xml version=\"1.0\"\x10encoding=\"UTF-8\"?>" + ok,
+		"non-breaking space after the root":        ok + "\u00a0",
+		"non-breaking space before it":             "\u00a0" + ok,
 	} {
 		t.Run(name, func(t *testing.T) {
 			if err := checkXML([]byte(doc)); err != nil {
