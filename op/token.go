@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -181,7 +182,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	tp, oerr := parseTokenRequest(r)
 	if oerr != nil {
-		zop.RequestError(w, r, oerr, p.log)
+		tokenError(w, r, oerr, p.log)
 		return
 	}
 	var res *grantResult
@@ -205,7 +206,19 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		p.log.ErrorContext(ctx, "op: token grant", "grant_type", tp.grantType, "err", err)
 		oerr = oidc.ErrServerError().WithDescription("Internal error.")
 	}
-	zop.RequestError(w, r, oerr, p.log)
+	tokenError(w, r, oerr, p.log)
+}
+
+// tokenError writes a token endpoint error (RFC 6749 section 5.2). A client
+// that tried HTTP Basic authentication and failed gets the challenge of
+// that scheme with its 401, which section 5.2 requires.
+func tokenError(w http.ResponseWriter, r *http.Request, oerr *oidc.Error, log *slog.Logger) {
+	if oerr.ErrorType == oidc.InvalidClient {
+		if auth := r.Header.Get("Authorization"); len(auth) >= 6 && strings.EqualFold(auth[:6], "Basic ") {
+			w.Header().Set("WWW-Authenticate", `Basic realm="token", charset="UTF-8"`)
+		}
+	}
+	zop.RequestError(w, r, oerr, log)
 }
 
 // codeGrant redeems an authorization code (RFC 6749 section 4.1.3, OpenID

@@ -530,3 +530,32 @@ func TestTokenSealer(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenInvalidClientChallenge: a client that failed HTTP Basic
+// authentication gets 401 with a Basic challenge (RFC 6749 section 5.2);
+// one that sent its secret in the body gets the 401 without one.
+func TestTokenInvalidClientChallenge(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	a, _ := e.app(gatehouse.App{})
+	for _, basic := range []bool{true, false} {
+		form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {"gh_rt_unknown"}}
+		if !basic {
+			form.Set("client_id", a.ClientID)
+			form.Set("client_secret", "wrong")
+		}
+		req, _ := http.NewRequest(http.MethodPost, e.issuer()+"/token", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if basic {
+			req.SetBasicAuth(a.ClientID, "wrong")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		challenge := resp.Header.Get("WWW-Authenticate")
+		if resp.StatusCode != 401 || strings.HasPrefix(challenge, "Basic ") != basic {
+			t.Errorf("basic=%v: %d, WWW-Authenticate %q", basic, resp.StatusCode, challenge)
+		}
+	}
+}
