@@ -7,7 +7,7 @@ BIN := bin/gatehouse
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run build test test-deps bench bench-ab soak faults vet fuzz vulncheck
+.PHONY: run build test test-deps bench bench-ab bench-peers soak faults vet fuzz vulncheck
 
 ## run: build and start Gatehouse on SQLite in ./data (prints the first admin token)
 run: build
@@ -50,6 +50,10 @@ bench-load-full: build bench-tool
 ## bench-ab: two binaries alternated through the load tool (OLD=... NEW=... [ROUNDS=2] [AB_FLAGS="-engine sqlite -scenario ..."])
 bench-ab: bench-tool
 	./scripts/bench-ab.sh $(OLD) $(NEW) $(or $(ROUNDS),2) -- $(AB_FLAGS)
+
+## bench-peers: Gatehouse and other brokers side by side, app-broker (DEX=/path/to/dex [GATEHOUSE="bin/gatehouse ..."] [ROUNDS=2] [PEERS_FLAGS="-n 4000 -c 16 -duration 6s"])
+bench-peers: build bench-tool
+	./scripts/bench-peers.sh $(or $(ROUNDS),2) -- $(or $(PEERS_FLAGS),-n 4000 -c 16 -duration 6s)
 
 ## bench-tool: build the load tool into bin/
 bench-tool:

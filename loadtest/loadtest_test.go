@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +111,23 @@ func TestIdP(t *testing.T) {
 		"redirect_uri": {"http://rp.example/cb"}}.Encode(), nil, func(u *url.URL) bool { return isUnder(u, "http://rp.example/cb") })
 	if err != nil || loc.Query().Get("code") == "" || loc.Query().Get("iss") != idp.Issuer {
 		t.Fatalf("fresh user: %v %v", err, loc)
+	}
+}
+
+// TestResultLine: the scripts (bench-ab.sh, bench-peers.sh) read the
+// printed line by its field names; the measured process is named as what
+// it is, Gatehouse or another broker.
+func TestResultLine(t *testing.T) {
+	for _, tc := range []struct {
+		server, want, not string
+	}{
+		{"", " gatehouse_cpu=2.000ms/flow ", "broker_cpu"},
+		{"broker", " broker_cpu=2.000ms/flow ", "gatehouse_cpu"},
+	} {
+		r := &Result{Scenario: "app-broker", Flows: 10, Elapsed: time.Second, ServerCPU: 20 * time.Millisecond, Server: tc.server}
+		line := r.String()
+		if !strings.Contains(line, tc.want) || strings.Contains(line, tc.not) || !strings.Contains(line, " rate=10/s ") {
+			t.Errorf("server %q: %s", tc.server, line)
+		}
 	}
 }

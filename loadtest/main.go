@@ -159,6 +159,9 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 		if err != nil {
 			return results, err
 		}
+		if o.External != nil {
+			res.Server = "broker"
+		}
 		if dbc != nil {
 			if res.DatabaseCPU, err = dbc.Stop(ctx); err != nil {
 				return results, err

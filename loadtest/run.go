@@ -49,6 +49,9 @@ type Result struct {
 	// Load is the machine's one-minute load average at the end.
 	Load  string
 	Notes []string
+	// Server names the measured processes in the printed line:
+	// "gatehouse" when empty, "broker" for another OpenID provider.
+	Server string
 }
 
 // PerSecond is completed flows per second.
@@ -64,9 +67,13 @@ func (r *Result) CPUPerFlow() float64 {
 
 func (r *Result) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-16s flows=%d errors=%d elapsed=%.2fs rate=%.0f/s p50=%s p90=%s p99=%s max=%s gatehouse_cpu=%.3fms/flow rss=%.1fMB",
+	server := r.Server
+	if server == "" {
+		server = "gatehouse"
+	}
+	fmt.Fprintf(&b, "%-16s flows=%d errors=%d elapsed=%.2fs rate=%.0f/s p50=%s p90=%s p99=%s max=%s %s_cpu=%.3fms/flow rss=%.1fMB",
 		r.Scenario, r.Flows, r.Errors, r.Elapsed.Seconds(), r.PerSecond(), ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max),
-		r.CPUPerFlow(), float64(r.RSS)/(1<<20))
+		server, r.CPUPerFlow(), float64(r.RSS)/(1<<20))
 	if r.DatabaseCPU > 0 && r.Flows > 0 {
 		fmt.Fprintf(&b, " postgres_cpu=%.3fms/flow", float64(r.DatabaseCPU.Microseconds())/1000/float64(r.Flows))
 	}

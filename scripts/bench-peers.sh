@@ -1,0 +1,250 @@
+#!/usr/bin/env bash
+# Gatehouse side by side with other brokers on this machine, in one run:
+# the load tool's app-broker scenario (an app's authorize request → the
+# broker → the upstream test IdP → back → code → tokens, a new user every
+# sign-in) against each broker in turn, over ROUNDS rounds (the order is
+# reversed every other round, so drift in the machine's load hits all
+# alike). A fresh database for every run.
+#
+#   DEX=/path/to/dex scripts/bench-peers.sh [ROUNDS] [-- gatehouse-bench flags]
+#
+# Environment (all optional):
+#   GATEHOUSE        Gatehouse binaries, space-separated (default bin/gatehouse)
+#   GATEHOUSE_SYNC   SQLite synchronous settings for Gatehouse (default "NORMAL FULL")
+#   DEX              a Dex binary (`dex serve config.yaml`); unset: no Dex runs
+#   DEX_STORAGES     Dex storages (default "sqlite3 sqlite3-wal memory": SQLite
+#                    as Dex opens it (rollback journal, synchronous=FULL), SQLite
+#                    in WAL mode with synchronous=NORMAL like Gatehouse, memory)
+#   DEX_ALGS         Dex's signing algorithms (default "RS256 ES256": RS256 is
+#                    Dex's default, ES256 what Gatehouse signs with)
+#   GATEHOUSE_BENCH  the load tool (default bin/gatehouse-bench, built if missing)
+# Default flags: -n 4000 -c 16 -duration 6s.
+#
+# Prints one line per round and broker: flows/s, p99, the broker's CPU per
+# flow (from /proc), the tool's CPU per flow (for the other brokers the
+# upstream IdP runs in a process of its own: idp_cpu; for Gatehouse it runs
+# inside the tool and is part of tool_cpu), the load average; at the end,
+# per round, each Gatehouse line's rate and CPU against the best other broker's.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=2
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then rounds=$1; shift; fi
+[ "${1:-}" = "--" ] && shift
+flags=("$@")
+[ ${#flags[@]} -gt 0 ] || flags=(-n 4000 -c 16 -duration 6s)
+
+tool=${GATEHOUSE_BENCH:-bin/gatehouse-bench}
+if [ ! -x "$tool" ]; then
+	mkdir -p bin
+	GOTOOLCHAIN=${GOTOOLCHAIN:-go1.27.3} go build -trimpath -o "$tool" ./cmd/gatehouse-bench
+fi
+gatehouse=${GATEHOUSE:-bin/gatehouse}
+for g in $gatehouse; do [ -x "$g" ] || { echo "bench-peers: no Gatehouse binary $g (make build)" >&2; exit 2; }; done
+[ -z "${DEX:-}" ] || [ -x "$DEX" ] || { echo "bench-peers: DEX=$DEX is not executable" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/bench-peers.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# free_port prints a loopback TCP port nothing listens on.
+free_port() {
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 20000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+	done
+}
+
+# wait_url URL PID waits (10 s at most) until URL answers 200, while
+# process PID lives.
+wait_url() {
+	for _ in $(seq 1 200); do
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+		kill -0 "$2" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
+# cpu_ticks prints a process's user+system CPU time in clock ticks.
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
+
+# The upstream test IdP, for the other brokers (they read its discovery
+# document at startup). Gatehouse runs get the tool's own IdP.
+peers=()
+if [ -n "${DEX:-}" ]; then
+	"$tool" -idp-only -idp-addr 127.0.0.1:0 >"$work/idp.out" 2>&1 &
+	idp_pid=$!
+	pids+=("$idp_pid")
+	for _ in $(seq 1 100); do grep -q '^upstream IdP' "$work/idp.out" && break; sleep 0.05; done
+	idp=$(awk '/^upstream IdP/ { print $3; exit }' "$work/idp.out")
+	[ -n "$idp" ] || { cat "$work/idp.out" >&2; exit 1; }
+	if [ -n "${DEX:-}" ]; then
+		for s in ${DEX_STORAGES:-sqlite3 sqlite3-wal memory}; do
+			for a in ${DEX_ALGS:-RS256 ES256}; do peers+=("dex:$s:$a"); done
+		done
+	fi
+fi
+for g in $gatehouse; do
+	for s in ${GATEHOUSE_SYNC:-NORMAL FULL}; do peers+=("gatehouse:$s:$g"); done
+done
+
+# dex_config STORAGE ALG PORT DIR writes Dex's configuration: the upstream
+# as an oidc connector, one static client for the app, no approval screen
+# (the app is trusted), warnings and errors only in the log.
+dex_config() {
+	local storage=$1 alg=$2 port=$3 dir=$4
+	cat <<EOF
+issuer: http://127.0.0.1:$port/dex
+web:
+  http: 127.0.0.1:$port
+logger:
+  level: warn
+EOF
+	if [ "$storage" = sqlite3 ]; then
+		# mattn/go-sqlite3's defaults: rollback journal, synchronous=FULL.
+		printf 'storage:\n  type: sqlite3\n  config:\n    file: %s/dex.db\n' "$dir"
+	elif [ "$storage" = sqlite3-wal ]; then
+		# Gatehouse's durability: WAL, synchronous=NORMAL (DSN options
+		# of mattn/go-sqlite3).
+		printf 'storage:\n  type: sqlite3\n  config:\n    file: "%s/dex.db?_journal_mode=WAL&_synchronous=NORMAL"\n' "$dir"
+	else
+		printf 'storage:\n  type: %s\n' "$storage"
+	fi
+	cat <<EOF
+signer:
+  type: local
+  config:
+    keysRotationPeriod: 6h
+    algorithm: $alg
+oauth2:
+  skipApprovalScreen: true
+staticClients:
+  - id: bench-app
+    secret: bench-app-secret-0123456789
+    name: Bench app
+    redirectURIs: ['http://app.example/cb']
+connectors:
+  - type: oidc
+    id: upstream
+    name: Upstream
+    config:
+      issuer: $idp
+      clientID: gatehouse-bench
+      clientSecret: bench-secret-0123456789
+      redirectURI: http://127.0.0.1:$port/dex/callback
+EOF
+}
+
+# fields keeps the figures that matter of the tool's result line.
+fields() {
+	awk '/ flows=/ {
+		out = ""
+		for (i = 2; i <= NF; i++) if ($i ~ /^(flows|errors|rate|p99|gatehouse_cpu|broker_cpu|rss|tool_cpu|load)=/) {
+			f = $i; sub(/^(gatehouse|broker)_cpu=/, "cpu=", f); out = out " " f
+		}
+		print out; next
+	}
+	/^  error:/ { print "   " $0 }'
+}
+
+# run_external NAME PID ISSUER CLIENT SECRET: app-broker against another
+# broker, with the upstream IdP's CPU read around it.
+run_external() {
+	local name=$1 pid=$2 issuer=$3 client=$4 secret=$5 t0 t1 out
+	t0=$(cpu_ticks "$idp_pid")
+	out=$("$tool" -scenario app-broker -idp-addr "" -issuer "$issuer" -client-id "$client" -client-secret "$secret" \
+		-redirect-uri http://app.example/cb -no-login-hint -pid "$pid" "${flags[@]}" 2>&1 | fields) || true
+	t1=$(cpu_ticks "$idp_pid")
+	local flows
+	flows=$(sed -n 's/.*flows=\([0-9]*\).*/\1/p' <<<"$out" | head -1)
+	local idpms="?"
+	[ -n "$flows" ] && [ "$flows" -gt 0 ] && idpms=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$flows" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
+	printf '%s%s idp_cpu=%sms/flow\n' "$name" "$(head -1 <<<"$out")" "$idpms"
+	tail -n +2 <<<"$out"
+}
+
+run_dex() {
+	local storage=$1 alg=$2 label=$3 port dir pid
+	port=$(free_port)
+	dir=$(mktemp -d "$work/dex.XXXX")
+	dex_config "$storage" "$alg" "$port" "$dir" >"$dir/config.yaml"
+	"$DEX" serve "$dir/config.yaml" >"$dir/log" 2>&1 &
+	pid=$!
+	pids+=("$pid")
+	if ! wait_url "http://127.0.0.1:$port/dex/.well-known/openid-configuration" "$pid"; then
+		echo "$label did not start: $(head -5 "$dir/log")"
+		kill "$pid" 2>/dev/null || true
+		return
+	fi
+	run_external "$label" "$pid" "http://127.0.0.1:$port/dex" bench-app bench-app-secret-0123456789
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	# What Dex logged at warn or error, but its own shutdown line and the
+	# flows the tool's deadline cut off (neither completed nor failed).
+	local cut
+	cut=$(grep -c 'context canceled' "$dir/log" || true)
+	[ "$cut" -eq 0 ] || echo "     dex log: $cut flows cut off by the deadline (context canceled)"
+	grep -v -e 'received signal terminated' -e 'context canceled' "$dir/log" | head -3 | sed 's/^/     dex log: /' || true
+	rm -rf "$dir"
+}
+
+run_gatehouse() {
+	local sync=$1 bin=$2 label=$3
+	printf '%s%s\n' "$label" "$("$tool" -gatehouse "$bin" -engine sqlite -sync "$sync" -scenario app-broker "${flags[@]}" 2>&1 | fields)"
+}
+
+echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC') $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); flags: ${flags[*]}"
+n=${#peers[@]}
+for r in $(seq 1 "$rounds"); do
+	for k in $(seq 0 $((n - 1))); do
+		idx=$k
+		[ $((r % 2)) -eq 0 ] && idx=$((n - 1 - k))
+		IFS=: read -r kind a b <<<"${peers[$idx]}"
+		# No pipe around the runs: the brokers they start stay this
+		# shell's children, which the exit trap stops.
+		case $kind in
+		dex) run_dex "$a" "$b" "$(printf 'round %s %-28s' "$r" "dex-$a-$b")" >"$work/run" ;;
+		gatehouse)
+			label=gatehouse-$(basename "$b")-$a
+			label=${label/#gatehouse-gatehouse-/gatehouse-}
+			run_gatehouse "$a" "$b" "$(printf 'round %s %-28s' "$r" "$label")" >"$work/run"
+			;;
+		esac
+		cat "$work/run"
+		cat "$work/run" >>"$work/lines"
+	done
+done
+
+# Ratios within each round: each Gatehouse line against the other broker
+# with the most flows/s in that round (rate) and the least CPU per flow.
+awk '
+	/^round/ {
+		r = $2; name = $3; rate = ""; cpu = ""
+		for (i = 4; i <= NF; i++) {
+			if ($i ~ /^rate=/) { rate = $i; sub(/^rate=/, "", rate); sub(/\/s$/, "", rate) }
+			if ($i ~ /^cpu=/) { cpu = $i; sub(/^cpu=/, "", cpu); sub(/ms\/flow$/, "", cpu) }
+		}
+		if (rate == "") next
+		if (name ~ /^gatehouse-/) { g[r, ++ng[r]] = name; grate[r, ng[r]] = rate; gcpu[r, ng[r]] = cpu }
+		else {
+			if (rate + 0 > best[r] + 0) { best[r] = rate; bestn[r] = name }
+			if (lcpu[r] == "" || cpu + 0 < lcpu[r] + 0) { lcpu[r] = cpu; lcpun[r] = name }
+		}
+		if (r > maxr) maxr = r
+	}
+	END {
+		for (r = 1; r <= maxr; r++) {
+			if (best[r] == "") continue
+			for (i = 1; i <= ng[r]; i++)
+				printf "ratio round %s %-28s flows/s %.2fx %s (the fastest other), CPU per flow %.2fx %s (the leanest other)\n",
+					r, g[r, i], grate[r, i] / best[r], bestn[r], (lcpu[r] > 0 ? gcpu[r, i] / lcpu[r] : 0), lcpun[r]
+		}
+	}' "$work/lines"
