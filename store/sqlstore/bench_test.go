@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -76,13 +75,7 @@ func run(b *testing.B, parallel bool, op func(i int64) error) {
 }
 
 // processCPU is the process's user + system CPU time so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var processCPU = testdb.ProcessCPU
 
 // BenchmarkCreateUser: one JIT-style creation per transaction (user,
 // identity, audit event).
