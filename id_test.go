@@ -3,6 +3,7 @@ package gatehouse
 import (
 	"sort"
 	"testing"
+	"time"
 )
 
 func TestNewIDOrderedAndUnique(t *testing.T) {
@@ -20,6 +21,29 @@ func TestNewIDOrderedAndUnique(t *testing.T) {
 	}
 	if !sort.StringsAreSorted(ids) {
 		t.Fatal("ids made in sequence do not sort in sequence")
+	}
+}
+
+// TestIDFloor: IDs made for a time sort at or above that time's floor and
+// below the next millisecond's, whichever of NewID and NewIDAt made them,
+// so a sweep of id < IDFloor(cutoff) takes exactly the IDs of earlier times.
+func TestIDFloor(t *testing.T) {
+	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for _, d := range []time.Duration{0, time.Millisecond, time.Hour, 30 * 24 * time.Hour} {
+		at := base.Add(d)
+		floor, next := IDFloor("ort", at), IDFloor("ort", at.Add(time.Millisecond))
+		for range 200 {
+			id := NewIDAt("ort", at.Add(999*time.Microsecond))
+			if id < floor || id >= next || len(id) != len("ort_")+26 {
+				t.Fatalf("NewIDAt(%v) = %s outside [%s, %s)", at, id, floor, next)
+			}
+		}
+		if a, b := NewIDAt("ort", at), NewIDAt("ort", at); a == b {
+			t.Fatalf("two NewIDAt(%v) are equal: %s", at, a)
+		}
+	}
+	if now := NewID("ort"); now < IDFloor("ort", time.Now().Add(-time.Second)) || now >= IDFloor("ort", time.Now().Add(time.Second)) {
+		t.Fatalf("NewID %s outside the floors of the second around now", now)
 	}
 }
 

@@ -390,6 +390,21 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		if s, _ := userinfo(t, e.issuer(), tok2.AccessToken); s == 200 {
 			t.Fatal("access token of a revoked refresh token's grant works")
 		}
+		// Introspection says so too (RFC 7662 section 2.2).
+		if _, in := e.form("/introspect", url.Values{"token": {tok2.AccessToken}}, a.ClientID, sec); in["active"] != false {
+			t.Fatal("access token of a revoked grant is active")
+		}
+		// "grant/<id>" sent as the token is no token of ours: nothing is
+		// revoked, and that is no error (RFC 7009 section 2.2).
+		tok4, _ := e.rp(a, sec).login(e.browser())
+		for _, hint := range []string{"", "access_token"} {
+			if status, _ := e.form("/revoke", url.Values{"token": {grantRef + e.atkGrantOf(tok4.AccessToken)}, "token_type_hint": {hint}}, a.ClientID, sec); status != 200 {
+				t.Fatalf("revoke grant/…: %d", status)
+			}
+		}
+		if s, _ := userinfo(t, e.issuer(), tok4.AccessToken); s != 200 {
+			t.Fatal(`"grant/<id>" revoked a grant`)
+		}
 		// Unknown tokens are not an error (RFC 7009 section 2.2).
 		if status, _ := e.form("/revoke", url.Values{"token": {"nonsense"}}, a.ClientID, sec); status != 200 {
 			t.Fatalf("revoke unknown: %d", status)
@@ -404,7 +419,11 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 }
 
 func TestEndSessionAndBackchannelLogout(t *testing.T) {
-	e := newEnv(t, "sqlite")
+	engines(t, testEndSessionAndBackchannelLogout)
+}
+
+func testEndSessionAndBackchannelLogout(t *testing.T, engine string) {
+	e := newEnv(t, engine)
 	ana := e.user("ana@acme.test")
 	e.signInAs(ana)
 	a, sec := e.app(gatehouse.App{PostLogoutRedirectURIs: []string{"https://wiki.example/bye"}, BackchannelLogoutURI: e.srv.URL + "/app/backchannel"})

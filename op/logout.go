@@ -88,7 +88,7 @@ func (p *Provider) backchannelLogout(ctx context.Context, t *gatehouse.Tenant, u
 	}
 	var apps []*gatehouse.App
 	err := p.store.View(ctx, func(tx gatehouse.Tx) error {
-		ids, err := tx.ListOPSessionClients(ctx, t.ID, sid)
+		ids, err := sessionClients(ctx, tx, t.ID, userID, sid)
 		if err != nil {
 			return err
 		}
@@ -121,6 +121,21 @@ func (p *Provider) backchannelLogout(ctx context.Context, t *gatehouse.Tenant, u
 		}()
 	}
 	wg.Wait()
+}
+
+// userSessionClients is the store's list of a session's clients through
+// the session's user (sqlstore ListOPUserSessionClients: the token tables
+// are indexed by tenant, user and session, not by session alone).
+type userSessionClients interface {
+	ListOPUserSessionClients(ctx context.Context, tenantID, userID, sessionID string) ([]string, error)
+}
+
+// sessionClients lists the client ids given tokens in session sid of userID.
+func sessionClients(ctx context.Context, tx gatehouse.Tx, tenantID, userID, sid string) ([]string, error) {
+	if l, ok := tx.(userSessionClients); ok && userID != "" {
+		return l.ListOPUserSessionClients(ctx, tenantID, userID, sid)
+	}
+	return tx.ListOPSessionClients(ctx, tenantID, sid)
 }
 
 // sessionCodeExpirer is the store's expiry of a session's unredeemed codes

@@ -292,7 +292,7 @@ func (s *storage) AuthRequestByCode(ctx context.Context, code string) (zop.AuthR
 		}
 		if gatehouse.IsCode(err, gatehouse.ECONFLICT) && row != nil {
 			reused = true
-			n, err := tx.RevokeOPTokens(ctx, row.TenantID, gatehouse.OPTokenFilter{GrantID: row.ID}, now)
+			n, err := tx.RevokeOPTokens(ctx, row.TenantID, grantFilter(row.ID, row.UserID), now)
 			if err != nil {
 				return err
 			}
@@ -407,10 +407,11 @@ func (s *storage) newAccessToken(ctx context.Context, tx gatehouse.Tx, c *client
 		// (SetUserinfoFromRequest).
 		stateFrom(ctx).user = u
 	}
+	exp := now.Add(c.accessTTL())
 	tk := &gatehouse.OPToken{
-		ID: gatehouse.NewID("oat"), TenantID: c.app.TenantID, ClientID: c.app.ClientID, UserID: userID,
+		ID: tokenID(accessPrefix, exp), TenantID: c.app.TenantID, ClientID: c.app.ClientID, UserID: userID,
 		GrantID: grantID, SessionID: sessionID, Scopes: req.GetScopes(),
-		CreatedAt: now, ExpiresAt: now.Add(c.accessTTL()),
+		CreatedAt: now, ExpiresAt: exp,
 	}
 	return tk, tx.CreateOPToken(ctx, tk)
 }
@@ -447,9 +448,10 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.Toke
 	var tk *gatehouse.OPToken
 	reused := false
 	err = s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		exp := now.Add(c.refreshTTL())
 		rt := &gatehouse.OPRefreshToken{
-			ID: gatehouse.NewID("ort"), TenantID: c.app.TenantID, Hash: secret.Digest(value), ClientID: c.app.ClientID,
-			Scopes: req.GetScopes(), CreatedAt: now, ExpiresAt: now.Add(c.refreshTTL()),
+			ID: tokenID(refreshIDPrefix, exp), TenantID: c.app.TenantID, Hash: secret.Digest(value), ClientID: c.app.ClientID,
+			Scopes: req.GetScopes(), CreatedAt: now, ExpiresAt: exp,
 		}
 		switch r := req.(type) {
 		case *refreshRequest:
@@ -488,7 +490,7 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req zop.Toke
 
 // revokeReused revokes the grant of a refresh token presented twice.
 func (s *storage) revokeReused(ctx context.Context, tx gatehouse.Tx, tok *gatehouse.OPRefreshToken, now time.Time) error {
-	n, err := tx.RevokeOPTokens(ctx, tok.TenantID, gatehouse.OPTokenFilter{GrantID: tok.GrantID}, now)
+	n, err := tx.RevokeOPTokens(ctx, tok.TenantID, grantFilter(tok.GrantID, tok.UserID), now)
 	if err != nil {
 		return err
 	}
@@ -549,7 +551,13 @@ func (s *storage) GetRefreshTokenInfo(ctx context.Context, clientID, token strin
 func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID string) *oidc.Error {
 	f := gatehouse.OPTokenFilter{ClientID: clientID, TokenID: tokenOrID}
 	if g, ok := strings.CutPrefix(tokenOrID, grantRef); ok {
-		f = gatehouse.OPTokenFilter{ClientID: clientID, GrantID: g}
+		// GetRefreshTokenInfo named the grant and its user (every refresh
+		// token has one). Without a user the client sent "grant/…" itself,
+		// which is no token of ours: nothing to revoke.
+		if userID == "" {
+			return nil
+		}
+		f = gatehouse.OPTokenFilter{ClientID: clientID, GrantID: g, UserID: userID}
 	}
 	if clientID == "" || (f.TokenID == "" && f.GrantID == "") {
 		return nil

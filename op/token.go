@@ -253,7 +253,7 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 			refusal = oidc.ErrInvalidGrant().WithDescription("invalid code")
 			return nil
 		case gatehouse.IsCode(err, gatehouse.ECONFLICT) && row != nil:
-			n, err := tx.RevokeOPTokens(ctx, row.TenantID, gatehouse.OPTokenFilter{GrantID: row.ID}, now)
+			n, err := tx.RevokeOPTokens(ctx, row.TenantID, grantFilter(row.ID, row.UserID), now)
 			if err != nil {
 				return err
 			}
@@ -454,12 +454,31 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 	return res, refusal, err
 }
 
+// Id prefixes of access and refresh tokens.
+const (
+	accessPrefix    = "oat"
+	refreshIDPrefix = "ort"
+)
+
+// tokenID is the id of a token that expires at exp: ids sort by expiry,
+// so the store sweeps expired tokens by a range of the primary key
+// (gatehouse.NewIDAt, sqlstore purgeOPTokens).
+func tokenID(prefix string, exp time.Time) string { return gatehouse.NewIDAt(prefix, exp) }
+
+// grantFilter selects the tokens of grant, a grant of userID: with the
+// user the store reads that user's tokens only (sqlstore has one index,
+// by tenant, user and session, on its token tables).
+func grantFilter(grantID, userID string) gatehouse.OPTokenFilter {
+	return gatehouse.OPTokenFilter{GrantID: grantID, UserID: userID}
+}
+
 // writeAccessToken stores an access token of the grant.
 func (p *Provider) writeAccessToken(ctx context.Context, tx gatehouse.Tx, c *client, userID, grantID, sessionID string, scopes []string, now time.Time) (*gatehouse.OPToken, error) {
+	exp := now.Add(c.accessTTL())
 	tk := &gatehouse.OPToken{
-		ID: gatehouse.NewID("oat"), TenantID: c.app.TenantID, ClientID: c.app.ClientID, UserID: userID,
+		ID: tokenID(accessPrefix, exp), TenantID: c.app.TenantID, ClientID: c.app.ClientID, UserID: userID,
 		GrantID: grantID, SessionID: sessionID, Scopes: scopes,
-		CreatedAt: now, ExpiresAt: now.Add(c.accessTTL()),
+		CreatedAt: now, ExpiresAt: exp,
 	}
 	return tk, tx.CreateOPToken(ctx, tk)
 }
@@ -469,9 +488,9 @@ func (p *Provider) writeAccessToken(ctx context.Context, tx gatehouse.Tx, c *cli
 // digest is stored.
 func (p *Provider) writeRefreshToken(ctx context.Context, tx gatehouse.Tx, c *client, rt *gatehouse.OPRefreshToken, userID, grantID, sessionID string, scopes []string, now time.Time) (string, error) {
 	value := secret.NewToken(refreshPrefix)
-	rt.ID, rt.TenantID, rt.Hash, rt.ClientID = gatehouse.NewID("ort"), c.app.TenantID, secret.Digest(value), c.app.ClientID
-	rt.UserID, rt.GrantID, rt.SessionID, rt.Scopes = userID, grantID, sessionID, scopes
 	rt.CreatedAt, rt.ExpiresAt = now, now.Add(c.refreshTTL())
+	rt.ID, rt.TenantID, rt.Hash, rt.ClientID = tokenID(refreshIDPrefix, rt.ExpiresAt), c.app.TenantID, secret.Digest(value), c.app.ClientID
+	rt.UserID, rt.GrantID, rt.SessionID, rt.Scopes = userID, grantID, sessionID, scopes
 	return value, tx.CreateOPRefreshToken(ctx, rt)
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"io/fs"
 	"log/slog"
 	"path"
@@ -52,23 +51,11 @@ func TestUpgradeFromEachSchema(t *testing.T) {
 			names := migrationNames(t, engine)
 			for _, from := range names[:len(names)-1] {
 				url := testdb.URL(t, engine)
-				driver, dsn, dialect := "pgx", url, goose.DialectPostgres
-				if engine == "sqlite" {
-					driver, dsn, dialect = "sqlite", strings.TrimPrefix(url, "sqlite://"), goose.DialectSQLite3
-				}
-				db, err := sql.Open(driver, dsn)
+				version, err := goose.NumericComponent(from)
 				if err != nil {
 					t.Fatal(err)
 				}
-				sub, _ := fs.Sub(migrations.FS, engine)
-				p, err := goose.NewProvider(dialect, db, sub, goose.WithDisableGlobalRegistry(true))
-				if err != nil {
-					t.Fatal(err)
-				}
-				version := p.ListSources()[slices.Index(names, from)].Version
-				if _, err := p.UpTo(ctx, version); err != nil {
-					t.Fatalf("up to %s: %v", from, err)
-				}
+				db := testdb.UpTo(t, ctx, engine, url, version)
 				now := time.Now().UnixMicro()
 				if _, err := db.ExecContext(ctx, `INSERT INTO tenants (id, slug, slug_key, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
 					"ten_old", "old", "old", "Old Co", now, now); err != nil {

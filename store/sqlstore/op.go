@@ -51,23 +51,16 @@ func opPurgeTime(s *Store) *atomic.Int64 {
 
 func (t *tx) CreateOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest) error {
 	now := t.s.now()
-	// Expired requests, tokens and refresh tokens go here, a day after
-	// their expiry: every sign-in passes by, so no purge job is needed and
-	// the tables stay the size of the live tokens. At most once a minute
-	// per process, and by expiry alone so the expires_at indexes answer it
-	// (filtering by tenant too made SQLite walk the tenant's live tokens
-	// on every authorize request).
+	// Expired requests go here, a day after their expiry: every sign-in
+	// passes by, so no purge job is needed and the table stays the size of
+	// the live requests. At most once a minute per process, and by expiry
+	// alone so the expires_at index answers it (filtering by tenant too
+	// made SQLite walk the tenant's live rows on every authorize request).
+	// Tokens are swept by CreateOPToken.
 	if last := opPurgeTime(t.s); now.Unix()-last.Load() >= 60 {
 		last.Store(now.Unix())
-		cutoff := ts(now.Add(-opRetention))
-		for _, q := range []string{
-			`DELETE FROM op_auth_requests WHERE expires_at < $1`,
-			`DELETE FROM op_tokens WHERE expires_at < $1`,
-			`DELETE FROM op_refresh_tokens WHERE expires_at < $1`,
-		} {
-			if _, err := t.exec(ctx, q, cutoff); err != nil {
-				return err
-			}
+		if _, err := t.exec(ctx, `DELETE FROM op_auth_requests WHERE expires_at < $1`, ts(now.Add(-opRetention))); err != nil {
+			return err
 		}
 	}
 	r.CreatedAt, r.ExpiresAt, r.AuthTime = now, normTime(r.ExpiresAt), normTime(r.AuthTime)
@@ -126,7 +119,50 @@ func (t *tx) UseOPAuthCode(ctx context.Context, tenantID string, codeHash []byte
 
 const opTokenColumns = `id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, expires_at, revoked_at`
 
+// opTokenPurges holds, per store, the Unix time of the last sweep of
+// expired access and refresh tokens.
+var opTokenPurges sync.Map // *Store → *atomic.Int64
+
+func opTokenPurgeTime(s *Store) *atomic.Int64 {
+	v, _ := opTokenPurges.LoadOrStore(s, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// Token id prefixes: the provider makes ids with gatehouse.NewIDAt(prefix,
+// expiry), so they sort by expiry (migrations 00300).
+const (
+	opTokenPrefix   = "oat"
+	opRefreshPrefix = "ort"
+)
+
+// purgeOPTokens deletes the access and refresh tokens a day past their
+// expiry (opRetention keeps them so a late reuse is still seen as reuse),
+// at most once a minute per process; every grant passes by, so no purge
+// job is needed. The tables have no expiry index: ids made by NewIDAt
+// sort by expiry, so "id below the cutoff's floor" is a range of the
+// primary key holding only expired rows; expires_at < cutoff is checked
+// too, so an id of another shape (made by NewID at creation, as before
+// migration 00300, or by a caller of its own) is never swept early.
+func (t *tx) purgeOPTokens(ctx context.Context, now time.Time) error {
+	last := opTokenPurgeTime(t.s)
+	if now.Unix()-last.Load() < 60 {
+		return nil
+	}
+	last.Store(now.Unix())
+	cutoff := now.Add(-opRetention)
+	for _, q := range []struct{ table, prefix string }{{"op_tokens", opTokenPrefix}, {"op_refresh_tokens", opRefreshPrefix}} {
+		if _, err := t.exec(ctx, `DELETE FROM `+q.table+` WHERE id < $1 AND expires_at < $2`,
+			gatehouse.IDFloor(q.prefix, cutoff), ts(cutoff)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *tx) CreateOPToken(ctx context.Context, tk *gatehouse.OPToken) error {
+	if err := t.purgeOPTokens(ctx, t.s.now()); err != nil {
+		return err
+	}
 	scopes, err := jsonArg(orEmpty(tk.Scopes))
 	if err != nil {
 		return err
@@ -243,7 +279,23 @@ func (t *tx) RevokeOPTokens(ctx context.Context, tenantID string, f gatehouse.OP
 	return total, nil
 }
 
+// ListOPSessionClients reads every token of the tenant: the token tables
+// have no session index (migrations 00300). The provider, which knows the
+// session's user, calls ListOPUserSessionClients instead.
 func (t *tx) ListOPSessionClients(ctx context.Context, tenantID, sessionID string) ([]string, error) {
+	return t.listSessionClients(ctx, "", tenantID, sessionID, true)
+}
+
+// ListOPUserSessionClients is ListOPSessionClients for a session of
+// userID: the tokens are read through the (tenant_id, user_id,
+// session_id) indexes.
+func (t *tx) ListOPUserSessionClients(ctx context.Context, tenantID, userID, sessionID string) ([]string, error) {
+	return t.listSessionClients(ctx, "AND user_id = $4", tenantID, sessionID, true, userID)
+}
+
+// listSessionClients lists the clients of session sessionID; user is a
+// further condition on $4.
+func (t *tx) listSessionClients(ctx context.Context, user string, args ...any) ([]string, error) {
 	var out []string
 	err := t.each(ctx, func(sc scanner) error {
 		var c string
@@ -252,10 +304,10 @@ func (t *tx) ListOPSessionClients(ctx context.Context, tenantID, sessionID strin
 		}
 		out = append(out, c)
 		return nil
-	}, `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2
-		UNION SELECT client_id FROM op_refresh_tokens WHERE tenant_id = $1 AND session_id = $2
-		UNION SELECT client_id FROM op_auth_requests WHERE tenant_id = $1 AND session_id = $2 AND done = $3
-		ORDER BY 1`, tenantID, sessionID, true)
+	}, `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2 `+user+`
+		UNION SELECT client_id FROM op_refresh_tokens WHERE tenant_id = $1 AND session_id = $2 `+user+`
+		UNION SELECT client_id FROM op_auth_requests WHERE tenant_id = $1 AND session_id = $2 AND done = $3 `+user+`
+		ORDER BY 1`, args...)
 	return out, err
 }
 

@@ -104,4 +104,5 @@ var _ interface {
 	GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
 	SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
 	SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
+	ListOPUserSessionClients(ctx context.Context, tenantID, userID, sessionID string) ([]string, error)
 } = (*tx)(nil)

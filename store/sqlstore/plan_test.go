@@ -41,6 +41,15 @@ func TestQueryPlans(t *testing.T) {
 		{"groups of users", `SELECT DISTINCT m.user_id, g.name FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
 			WHERE m.tenant_id = $1 AND m.user_id IN ($2, $3)`, "memberships_user", []string{"t", "u1", "u2"}},
 		{"sessions of a user", `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2`, "sessions_user", []string{"t", "u"}},
+		// The token tables have one index each besides the refresh
+		// tokens' hash (migrations 00300): a grant, given its user, and a
+		// session, given its user, are read through it, and the expiry
+		// sweep through the primary key (ids sort by expiry).
+		{"access tokens of a grant", `SELECT id FROM op_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND grant_id = $2 AND user_id = $3`, "op_tokens_user", []string{"t", "g", "u"}},
+		{"refresh tokens of a grant", `SELECT id FROM op_refresh_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND grant_id = $2 AND user_id = $3`, "op_refresh_tokens_user", []string{"t", "g", "u"}},
+		{"access tokens of a session", `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2 AND user_id = $3`, "op_tokens_user", []string{"t", "s", "u"}},
+		{"expired access tokens", `SELECT id FROM op_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_tokens_pkey", []string{"oat_0", "1"}},
+		{"expired refresh tokens", `SELECT id FROM op_refresh_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_refresh_tokens_pkey", []string{"ort_0", "1"}},
 	} {
 		for _, engine := range testdb.Engines {
 			index, ok := strings.CutPrefix(tc.index, "sqlite:")

@@ -1,0 +1,227 @@
+package sqlstore_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/internal/testdb"
+	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
+)
+
+// TestOPTokensUpgrade: access and refresh tokens written before migration
+// 00300 (ids by creation time, every index in place) come through it on
+// both engines and keep working: read by id and by digest, spent,
+// revoked by grant and by user, listed by session; and the expiry sweep,
+// which now reads the primary key's range, takes the old rows a day past
+// their expiry and never a live one whose (old-style) id sorts below the
+// cutoff.
+func TestOPTokensUpgrade(t *testing.T) {
+	ctx := context.Background()
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			url := testdb.URL(t, engine)
+			db := testdb.UpTo(t, ctx, engine, url, 201)
+			now := time.Now().UTC()
+			us := func(t time.Time) int64 { return t.UnixMicro() }
+			old := now.Add(-72 * time.Hour) // when the old rows were made
+			exec := func(q string, args ...any) {
+				t.Helper()
+				if _, err := db.ExecContext(ctx, q, args...); err != nil {
+					t.Fatalf("%s: %v", q, err)
+				}
+			}
+			exec(`INSERT INTO tenants (id, slug, slug_key, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+				"ten_acme", "acme", "acme", "Acme", us(now), us(now))
+			// Made three days ago, with ids of that time as NewID made them
+			// then: live for 30 days, and expired two days ago.
+			liveAT, deadAT := gatehouse.NewIDAt("oat", old), gatehouse.NewIDAt("oat", old)
+			liveRT, deadRT := gatehouse.NewIDAt("ort", old), gatehouse.NewIDAt("ort", old)
+			for _, r := range []struct {
+				id  string
+				exp time.Time
+			}{{liveAT, now.Add(30 * 24 * time.Hour)}, {deadAT, now.Add(-48 * time.Hour)}} {
+				exec(`INSERT INTO op_tokens (id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, expires_at)
+					VALUES ($1, 'ten_acme', 'app1', 'usr_1', 'oar_1', 'sid1', '["openid"]', $2, $3)`, r.id, us(old), us(r.exp))
+			}
+			for _, r := range []struct {
+				id, hash string
+				exp      time.Time
+			}{{liveRT, "h-live", now.Add(30 * 24 * time.Hour)}, {deadRT, "h-dead", now.Add(-48 * time.Hour)}} {
+				exec(`INSERT INTO op_refresh_tokens (id, tenant_id, hash, client_id, user_id, grant_id, session_id, scopes, amr, auth_time, created_at, expires_at)
+					VALUES ($1, 'ten_acme', $2, 'app1', 'usr_1', 'oar_1', 'sid1', '["openid","offline_access"]', '["pwd"]', $3, $3, $4)`,
+					r.id, []byte(r.hash), us(old), us(r.exp))
+			}
+			db.Close()
+
+			s, err := sqlstore.Open(ctx, url, sqlstore.Options{Logger: quiet})
+			if err != nil {
+				t.Fatalf("upgrade: %v", err)
+			}
+			defer s.Close()
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				tk, err := tx.GetOPToken(ctx, "ten_acme", liveAT)
+				if err != nil {
+					return err
+				}
+				if tk.UserID != "usr_1" || tk.GrantID != "oar_1" || tk.SessionID != "sid1" || !slices.Equal(tk.Scopes, []string{"openid"}) ||
+					tk.CreatedAt.UnixMicro() != us(old) || tk.RevokedAt != nil {
+					t.Errorf("access token after the upgrade: %+v", tk)
+				}
+				rt, err := tx.GetOPRefreshToken(ctx, "ten_acme", []byte("h-live"))
+				if err != nil {
+					return err
+				}
+				if rt.ID != liveRT || !slices.Equal(rt.AMR, []string{"pwd"}) || rt.UsedAt != nil {
+					t.Errorf("refresh token after the upgrade: %+v", rt)
+				}
+				clients, err := tx.ListOPSessionClients(ctx, "ten_acme", "sid1")
+				if err == nil && !slices.Equal(clients, []string{"app1"}) {
+					t.Errorf("session clients %v", clients)
+				}
+				return err
+			}))
+			// The sweep: a new access token of the tenant triggers it.
+			sqlstore.AllowOPPurge(s)
+			exp := now.Add(time.Hour)
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				return tx.CreateOPToken(ctx, &gatehouse.OPToken{ID: gatehouse.NewIDAt("oat", exp), TenantID: "ten_acme", ClientID: "app1",
+					UserID: "usr_2", GrantID: "oar_2", SessionID: "sid2", CreatedAt: now, ExpiresAt: exp})
+			}))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				for id, kept := range map[string]bool{liveAT: true, deadAT: false} {
+					if _, err := tx.GetOPToken(ctx, "ten_acme", id); (err == nil) != kept {
+						t.Errorf("access token %s (kept %v) after the sweep: %v", id, kept, err)
+					}
+				}
+				for hash, kept := range map[string]bool{"h-live": true, "h-dead": false} {
+					if _, err := tx.GetOPRefreshToken(ctx, "ten_acme", []byte(hash)); (err == nil) != kept {
+						t.Errorf("refresh token %s (kept %v) after the sweep: %v", hash, kept, err)
+					}
+				}
+				return nil
+			}))
+			// Spent, then its grant revoked through its user.
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				return tx.UseOPRefreshToken(ctx, "ten_acme", liveRT, now)
+			}))
+			var n int
+			must(s.Update(ctx, func(tx gatehouse.Tx) (err error) {
+				n, err = tx.RevokeOPTokens(ctx, "ten_acme", gatehouse.OPTokenFilter{GrantID: "oar_1", UserID: "usr_1"}, now)
+				return err
+			}))
+			if n != 2 {
+				t.Errorf("revoked %d tokens of the grant, want 2", n)
+			}
+		})
+	}
+}
+
+// TestOPTokenSweep: tokens made by the provider (ids by expiry) go a day
+// after their expiry and not before, on both engines; revocation by grant
+// and user, by user alone, and the clients of a user's session read the
+// one index of each table.
+func TestOPTokenSweep(t *testing.T) {
+	ctx := context.Background()
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			s := openStore(t, engine)
+			acme := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			now := time.Now().UTC()
+			type row struct {
+				id, user, grant, sid string
+				exp                  time.Time
+			}
+			rows := []row{
+				{user: "usr_1", grant: "oar_1", sid: "sid1", exp: now.Add(-25 * time.Hour)}, // swept
+				{user: "usr_1", grant: "oar_1", sid: "sid1", exp: now.Add(-23 * time.Hour)}, // kept: within the day
+				{user: "usr_1", grant: "oar_2", sid: "sid2", exp: now.Add(time.Hour)},
+				{user: "usr_2", grant: "oar_3", sid: "sid3", exp: now.Add(time.Hour)},
+			}
+			err := s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, acme); err != nil {
+					return err
+				}
+				for i := range rows {
+					r := &rows[i]
+					r.id = gatehouse.NewIDAt("oat", r.exp)
+					if err := tx.CreateOPToken(ctx, &gatehouse.OPToken{ID: r.id, TenantID: acme.ID, ClientID: "app" + r.sid, UserID: r.user,
+						GrantID: r.grant, SessionID: r.sid, CreatedAt: now, ExpiresAt: r.exp}); err != nil {
+						return err
+					}
+					if err := tx.CreateOPRefreshToken(ctx, &gatehouse.OPRefreshToken{ID: gatehouse.NewIDAt("ort", r.exp), TenantID: acme.ID,
+						Hash: []byte(r.id), ClientID: "app" + r.sid, UserID: r.user, GrantID: r.grant, SessionID: r.sid,
+						AuthTime: now, CreatedAt: now, ExpiresAt: r.exp}); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sqlstore.AllowOPPurge(s)
+			exp := now.Add(time.Hour)
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error {
+				return tx.CreateOPToken(ctx, &gatehouse.OPToken{ID: gatehouse.NewIDAt("oat", exp), TenantID: acme.ID, ClientID: "app9",
+					UserID: "usr_9", CreatedAt: now, ExpiresAt: exp})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			err = s.View(ctx, func(tx gatehouse.Tx) error {
+				for i, r := range rows {
+					_, err := tx.GetOPToken(ctx, acme.ID, r.id)
+					_, rerr := tx.GetOPRefreshToken(ctx, acme.ID, []byte(r.id))
+					if kept := i > 0; (err == nil) != kept || (rerr == nil) != kept {
+						t.Errorf("row %d (expiry %v): access %v, refresh %v; want kept=%v", i, r.exp, err, rerr, kept)
+					}
+				}
+				type lister interface {
+					ListOPUserSessionClients(ctx context.Context, tenantID, userID, sessionID string) ([]string, error)
+				}
+				for _, tc := range []struct{ user, sid, want string }{{"usr_1", "sid2", "appsid2"}, {"usr_2", "sid2", ""}, {"usr_2", "sid3", "appsid3"}} {
+					got, err := tx.(lister).ListOPUserSessionClients(ctx, acme.ID, tc.user, tc.sid)
+					if err != nil {
+						return err
+					}
+					if strings.Join(got, ",") != tc.want {
+						t.Errorf("clients of %s's session %s: %v, want %q", tc.user, tc.sid, got, tc.want)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				f    gatehouse.OPTokenFilter
+				want int
+			}{
+				{gatehouse.OPTokenFilter{GrantID: "oar_2", UserID: "usr_2"}, 0}, // another user's grant: nothing
+				{gatehouse.OPTokenFilter{GrantID: "oar_2", UserID: "usr_1"}, 2},
+				{gatehouse.OPTokenFilter{UserID: "usr_1"}, 2}, // the rest of usr_1's (row 1)
+				{gatehouse.OPTokenFilter{GrantID: "oar_3"}, 2},
+			} {
+				var n int
+				if err := s.Update(ctx, func(tx gatehouse.Tx) (err error) {
+					n, err = tx.RevokeOPTokens(ctx, acme.ID, tc.f, now)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				if n != tc.want {
+					t.Errorf("RevokeOPTokens(%+v) = %d, want %d", tc.f, n, tc.want)
+				}
+			}
+		})
+	}
+}
