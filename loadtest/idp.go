@@ -51,7 +51,8 @@ type idpGrant struct {
 	expires   time.Time
 }
 
-// StartIdP listens on addr ("127.0.0.1:0" for any port).
+// StartIdP listens on addr ("127.0.0.1:0" for any port; "localhost:0" for
+// an issuer named http://localhost:PORT).
 func StartIdP(addr, clientID, clientSecret, domain string) (*IdP, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -61,7 +62,15 @@ func StartIdP(addr, clientID, clientSecret, domain string) (*IdP, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &IdP{Issuer: "http://" + ln.Addr().String(), ClientID: clientID, ClientSecret: clientSecret, Domain: domain, key: key, ln: ln}
+	// A host name in addr stays in the issuer (the socket is bound to
+	// what it resolves to): some relying parties allow plain HTTP only to
+	// "localhost" (openid-client, hence Ory Polis).
+	hostPort := ln.Addr().String()
+	if h, _, err := net.SplitHostPort(addr); err == nil && h != "" && net.ParseIP(h) == nil {
+		_, port, _ := net.SplitHostPort(hostPort)
+		hostPort = net.JoinHostPort(h, port)
+	}
+	p := &IdP{Issuer: "http://" + hostPort, ClientID: clientID, ClientSecret: clientSecret, Domain: domain, key: key, ln: ln}
 	p.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: key, KeyID: "bench-es256"}},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {

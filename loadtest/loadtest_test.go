@@ -131,3 +131,31 @@ func TestResultLine(t *testing.T) {
 		}
 	}
 }
+
+// TestIdPHostName: an IdP started on a host name keeps the name in its
+// issuer and in its discovery document (relying parties such as
+// openid-client allow plain HTTP to "localhost" only).
+func TestIdPHostName(t *testing.T) {
+	for _, tc := range []struct{ addr, prefix string }{
+		{"localhost:0", "http://localhost:"},
+		{"127.0.0.1:0", "http://127.0.0.1:"},
+	} {
+		idp, err := StartIdP(tc.addr, "rp", "rp-secret", "example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Issuer    string `json:"issuer"`
+			Authorize string `json:"authorization_endpoint"`
+		}
+		resp, err := http.Get(idp.Issuer + "/.well-known/openid-configuration")
+		if err == nil {
+			err = json.NewDecoder(resp.Body).Decode(&d)
+			resp.Body.Close()
+		}
+		idp.Close()
+		if err != nil || !strings.HasPrefix(idp.Issuer, tc.prefix) || d.Issuer != idp.Issuer || d.Authorize != idp.Issuer+"/authorize" {
+			t.Errorf("%s: issuer %q, discovery %+v, %v", tc.addr, idp.Issuer, d, err)
+		}
+	}
+}

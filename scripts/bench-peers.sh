@@ -17,6 +17,12 @@
 #                    in WAL mode with synchronous=NORMAL like Gatehouse, memory)
 #   DEX_ALGS         Dex's signing algorithms (default "RS256 ES256": RS256 is
 #                    Dex's default, ES256 what Gatehouse signs with)
+#   POLIS            a directory where npm installed @boxyhq/saml-jackson (Ory
+#                    Polis), run embedded by scripts/bench-peers-polis.mjs (needs
+#                    node); unset: no Polis runs
+#   POLIS_STORAGES   Polis's stores (default "memory"; "sqlite" needs
+#                    better-sqlite3 built, see docs/benchmarks.md)
+#   POLIS_ALGS       Polis's signing algorithms (default "RS256", its default)
 #   GATEHOUSE_BENCH  the load tool (default bin/gatehouse-bench, built if missing)
 # Default flags: -n 4000 -c 16 -duration 6s.
 #
@@ -24,7 +30,8 @@
 # flow (from /proc), the tool's CPU per flow (for the other brokers the
 # upstream IdP runs in a process of its own: idp_cpu; for Gatehouse it runs
 # inside the tool and is part of tool_cpu), the load average; at the end,
-# per round, each Gatehouse line's rate and CPU against the best other broker's.
+# per round, each Gatehouse line's rate and CPU against the best other
+# broker's, and the best other broker's on SQLite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=2
@@ -41,6 +48,11 @@ fi
 gatehouse=${GATEHOUSE:-bin/gatehouse}
 for g in $gatehouse; do [ -x "$g" ] || { echo "bench-peers: no Gatehouse binary $g (make build)" >&2; exit 2; }; done
 [ -z "${DEX:-}" ] || [ -x "$DEX" ] || { echo "bench-peers: DEX=$DEX is not executable" >&2; exit 2; }
+if [ -n "${POLIS:-}" ]; then
+	POLIS=$(cd "$POLIS" && pwd)
+	[ -d "$POLIS/node_modules/@boxyhq/saml-jackson" ] || { echo "bench-peers: no $POLIS/node_modules/@boxyhq/saml-jackson" >&2; exit 2; }
+	command -v node >/dev/null || { echo "bench-peers: POLIS needs node" >&2; exit 2; }
+fi
 
 work=$(mktemp -d /tmp/bench-peers.XXXXXX)
 pids=()
@@ -77,10 +89,12 @@ cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
 # The upstream test IdP, for the other brokers (they read its discovery
-# document at startup). Gatehouse runs get the tool's own IdP.
+# document at startup). Gatehouse runs get the tool's own IdP. Its issuer
+# is http://localhost:PORT: openid-client (Polis) refuses plain HTTP to
+# any other host.
 peers=()
-if [ -n "${DEX:-}" ]; then
-	"$tool" -idp-only -idp-addr 127.0.0.1:0 >"$work/idp.out" 2>&1 &
+if [ -n "${DEX:-}" ] || [ -n "${POLIS:-}" ]; then
+	"$tool" -idp-only -idp-addr localhost:0 >"$work/idp.out" 2>&1 &
 	idp_pid=$!
 	pids+=("$idp_pid")
 	for _ in $(seq 1 100); do grep -q '^upstream IdP' "$work/idp.out" && break; sleep 0.05; done
@@ -89,6 +103,11 @@ if [ -n "${DEX:-}" ]; then
 	if [ -n "${DEX:-}" ]; then
 		for s in ${DEX_STORAGES:-sqlite3 sqlite3-wal memory}; do
 			for a in ${DEX_ALGS:-RS256 ES256}; do peers+=("dex:$s:$a"); done
+		done
+	fi
+	if [ -n "${POLIS:-}" ]; then
+		for s in ${POLIS_STORAGES:-memory}; do
+			for a in ${POLIS_ALGS:-RS256}; do peers+=("polis:$s:$a"); done
 		done
 	fi
 fi
@@ -196,6 +215,33 @@ run_dex() {
 	rm -rf "$dir"
 }
 
+run_polis() {
+	local storage=$1 alg=$2 label=$3 port dir pid db=
+	port=$(free_port)
+	dir=$(mktemp -d "$work/polis.XXXX")
+	[ "$storage" = memory ] || db=$dir/polis.db
+	(cd "$POLIS" && exec env POLIS_DIR="$POLIS" DB_FILE="$db" PORT="$port" UPSTREAM_ISSUER="$idp" UPSTREAM_CLIENT_ID=gatehouse-bench \
+		UPSTREAM_CLIENT_SECRET=bench-secret-0123456789 REDIRECT_URI=http://app.example/cb JWS_ALG="$alg" \
+		node "$OLDPWD/scripts/bench-peers-polis.mjs") >"$dir/out" 2>"$dir/log" &
+	pid=$!
+	pids+=("$pid")
+	for _ in $(seq 1 300); do
+		grep -q '^client_secret=' "$dir/out" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	if ! grep -q '^client_secret=' "$dir/out"; then
+		echo "$label did not start: $(head -5 "$dir/log")"
+		kill "$pid" 2>/dev/null || true
+		return
+	fi
+	run_external "$label" "$pid" "http://127.0.0.1:$port" "$(sed -n 's/^client_id=//p' "$dir/out")" "$(sed -n 's/^client_secret=//p' "$dir/out")"
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	grep -v '^$' "$dir/log" | head -3 | sed 's/^/     polis log: /' || true
+	rm -rf "$dir"
+}
+
 run_gatehouse() {
 	local sync=$1 bin=$2 label=$3
 	printf '%s%s\n' "$label" "$("$tool" -gatehouse "$bin" -engine sqlite -sync "$sync" -scenario app-broker "${flags[@]}" 2>&1 | fields)"
@@ -212,6 +258,7 @@ for r in $(seq 1 "$rounds"); do
 		# shell's children, which the exit trap stops.
 		case $kind in
 		dex) run_dex "$a" "$b" "$(printf 'round %s %-28s' "$r" "dex-$a-$b")" >"$work/run" ;;
+		polis) run_polis "$a" "$b" "$(printf 'round %s %-28s' "$r" "polis-$a-$b")" >"$work/run" ;;
 		gatehouse)
 			label=gatehouse-$(basename "$b")-$a
 			label=${label/#gatehouse-gatehouse-/gatehouse-}
@@ -224,27 +271,34 @@ for r in $(seq 1 "$rounds"); do
 done
 
 # Ratios within each round: each Gatehouse line against the other broker
-# with the most flows/s in that round (rate) and the least CPU per flow.
+# with the most flows/s and the one with the least CPU per flow, over all
+# and over those on SQLite.
 awk '
+	function num(f, pre, suf) { sub(pre, "", f); sub(suf, "", f); return f + 0 }
 	/^round/ {
-		r = $2; name = $3; rate = ""; cpu = ""
+		r = $2; name = $3; rate = -1; cpu = -1
 		for (i = 4; i <= NF; i++) {
-			if ($i ~ /^rate=/) { rate = $i; sub(/^rate=/, "", rate); sub(/\/s$/, "", rate) }
-			if ($i ~ /^cpu=/) { cpu = $i; sub(/^cpu=/, "", cpu); sub(/ms\/flow$/, "", cpu) }
+			if ($i ~ /^rate=/) rate = num($i, "^rate=", "/s$")
+			if ($i ~ /^cpu=/) cpu = num($i, "^cpu=", "ms/flow$")
 		}
-		if (rate == "") next
-		if (name ~ /^gatehouse-/) { g[r, ++ng[r]] = name; grate[r, ng[r]] = rate; gcpu[r, ng[r]] = cpu }
-		else {
-			if (rate + 0 > best[r] + 0) { best[r] = rate; bestn[r] = name }
-			if (lcpu[r] == "" || cpu + 0 < lcpu[r] + 0) { lcpu[r] = cpu; lcpun[r] = name }
-		}
+		if (rate <= 0 || cpu <= 0) next
 		if (r > maxr) maxr = r
+		if (name ~ /^gatehouse-/) { n = ++ng[r]; g[r, n] = name; grate[r, n] = rate; gcpu[r, n] = cpu; next }
+		for (k = 0; k < 2; k++) {
+			if (k == 1 && name !~ /sqlite/) continue
+			if (rate > fast[r, k]) { fast[r, k] = rate; fastn[r, k] = name }
+			if (lean[r, k] == "" || cpu < lean[r, k]) { lean[r, k] = cpu; leann[r, k] = name }
+		}
 	}
 	END {
-		for (r = 1; r <= maxr; r++) {
-			if (best[r] == "") continue
-			for (i = 1; i <= ng[r]; i++)
-				printf "ratio round %s %-28s flows/s %.2fx %s (the fastest other), CPU per flow %.2fx %s (the leanest other)\n",
-					r, g[r, i], grate[r, i] / best[r], bestn[r], (lcpu[r] > 0 ? gcpu[r, i] / lcpu[r] : 0), lcpun[r]
+		for (r = 1; r <= maxr; r++) for (i = 1; i <= ng[r]; i++) {
+			out = sprintf("ratio round %s %-28s", r, g[r, i])
+			for (k = 0; k < 2; k++) {
+				if (fastn[r, k] == "") continue
+				w = k ? " on SQLite" : ""
+				out = out sprintf(" flows/s %.2fx %s (fastest%s), CPU/flow %.2fx %s (leanest%s);",
+					grate[r, i] / fast[r, k], fastn[r, k], w, gcpu[r, i] / lean[r, k], leann[r, k], w)
+			}
+			print out
 		}
 	}' "$work/lines"
