@@ -36,7 +36,8 @@ type authzObs struct {
 
 // TestAuthorizeAtOnceMatchesResume runs authorize requests through
 // atAuthorize (the login or the app's code decided at the authorize
-// endpoint) and through the resume endpoint as before, and compares what
+// endpoint) and AnswerLogin (the code issued by the login), and through
+// the resume endpoint as before, and compares what
 // the app, the user and the audit log see; atAuthorize must take fewer
 // requests where it applies, never more.
 func TestAuthorizeAtOnceMatchesResume(t *testing.T) {
@@ -121,9 +122,11 @@ func TestAuthorizeAtOnceMatchesResume(t *testing.T) {
 			var got [2]authzObs
 			for i, resume := range []bool{false, true} {
 				e.prov.resumeAlways.Store(resume)
+				e.viaResume.Store(resume)
 				got[i] = run(sc.rp, sc.session, sc.advance, sc.opts...)
 			}
 			e.prov.resumeAlways.Store(false)
+			e.viaResume.Store(false)
 			ours, before := got[0], got[1]
 			if sc.fewer && ours.hops >= before.hops || ours.hops > before.hops {
 				t.Errorf("%s: %d requests, %d through resume", sc.name, ours.hops, before.hops)
@@ -150,7 +153,7 @@ func TestAuthorizeGoesStraightToLogin(t *testing.T) {
 	resp, _ := get(t, noFollow, r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)))
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusFound || loc == nil || loc.Path != "/t/acme/login" ||
-		!strings.HasPrefix(loc.Query().Get("return_to"), "/t/acme/authorize/resume?id=oar") {
+		!strings.HasPrefix(loc.Query().Get("return_to"), "/t/acme/authorize/resume?ar=") {
 		t.Fatalf("authorize without a session: %d %v", resp.StatusCode, loc)
 	}
 	// Signed in: the app's redirect URI with a code, from the authorize

@@ -31,6 +31,8 @@ type authParams struct {
 type authRequest struct {
 	row *gatehouse.OPAuthRequest
 	p   authParams
+	// sealed: the request has no row until it is answered (sealed.go).
+	sealed bool
 }
 
 var _ zop.AuthRequest = (*authRequest)(nil)

@@ -55,6 +55,10 @@ type env struct {
 	loginConn  string
 	logins     []url.Values // query of every login page visit
 	backchannl []string     // logout tokens received
+	// viaResume: the fake login only starts the session and returns, as
+	// before AnswerLogin; answered counts logins that answered the app.
+	viaResume atomic.Bool
+	answered  atomic.Int64
 }
 
 // TestMain keeps zitadel's and the store's logs (slog.Default) to errors.
@@ -201,12 +205,41 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 	if c := r.URL.Query().Get("connection"); c != "" {
 		connID = c
 	}
-	_ = e.sessions.Discard(r.Context(), r)
-	if _, err := e.sessions.Start(r.Context(), w, e.tenant, u, connID, ""); err != nil {
-		http.Error(w, err.Error(), 500)
-		return
-	}
 	rt := r.URL.Query().Get("return_to")
+	if e.viaResume.Load() {
+		_ = e.sessions.Discard(r.Context(), r)
+		if _, err := e.sessions.Start(r.Context(), w, e.tenant, u, connID, ""); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+	} else {
+		// As the web package's login: the session, and the code of the
+		// authorize request it returns to (AnswerLogin), in one
+		// transaction.
+		var p *session.Pending
+		var next string
+		err := e.store.Update(r.Context(), func(tx gatehouse.Tx) error {
+			var err error
+			if p, err = e.sessions.PrepareReplace(r, e.tenant, fresh, connID, ""); err != nil {
+				return err
+			}
+			if err := p.Write(r.Context(), tx); err != nil {
+				return err
+			}
+			next, err = e.prov.AnswerLogin(r.Context(), tx, e.tenant, fresh, p.Session, rt)
+			return err
+		})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		p.SetCookie(w)
+		if next != "" {
+			e.answered.Add(1)
+			http.Redirect(w, r, next, http.StatusFound)
+			return
+		}
+	}
 	if rt == "" {
 		rt = "/t/" + e.tenant.Slug + "/"
 	}

@@ -225,7 +225,7 @@ func TestAllowedGroupsAndConnections(t *testing.T) {
 	e.mu.Lock()
 	last := e.logins[len(e.logins)-1]
 	e.mu.Unlock()
-	if last.Get("connection") != other.ID || !strings.HasPrefix(last.Get("return_to"), "/t/acme/authorize/resume?id=") {
+	if last.Get("connection") != other.ID || !strings.HasPrefix(last.Get("return_to"), "/t/acme/authorize/resume?ar=") {
 		t.Fatalf("login link %v", last)
 	}
 

@@ -153,6 +153,8 @@ type Provider struct {
 	tenants *tenantCache
 	// sealer writes access tokens as zitadel's Crypto does (jwe.go).
 	sealer *tokenSealer
+	// requests seals authorize requests until they are answered (sealed.go).
+	requests *requestSealer
 	// zitadelGrants sends the code and refresh grants to zitadel as
 	// before token.go, for the differential tests.
 	zitadelGrants atomic.Bool
@@ -215,6 +217,9 @@ func NewProvider(cfg Config) (*Provider, error) {
 	// under this key; every replica derives the same one from the root key.
 	copy(cryptoKey[:], cfg.Keyring.DeriveKey("op token encryption"))
 	if p.sealer, err = newTokenSealer(cryptoKey); err != nil {
+		return nil, err
+	}
+	if p.requests, err = newRequestSealer(cfg.Keyring); err != nil {
 		return nil, err
 	}
 	zcfg := &zop.Config{

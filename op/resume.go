@@ -37,7 +37,15 @@ func publicSID(sessionID string) string {
 func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	st := stateFrom(ctx)
-	ar, err := p.storage.authRequest(ctx, r.URL.Query().Get("id"))
+	var ar *authRequest
+	var err error
+	if q := r.URL.Query(); q.Has("ar") {
+		ar, err = p.requests.open(st.tenant.ID, q.Get("ar"), p.clock.Now())
+	} else {
+		// A stored request: too long to travel sealed, or made by a
+		// replica of an earlier version.
+		ar, err = p.storage.authRequest(ctx, q.Get("id"))
+	}
 	if err != nil {
 		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			p.log.ErrorContext(ctx, "op: load auth request", "err", err)
@@ -71,8 +79,11 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		// Remember when this request sent the browser to log in: only a
 		// login after that answers prompt=login and max_age (nothing else
 		// reads the moment, so only those requests write it).
+		// A sealed request carries the moment in its new seal (loginURL).
 		if asksFreshLogin(ar) {
 			ar.row.AuthTime = p.clock.Now().UTC()
+		}
+		if asksFreshLogin(ar) && !ar.sealed {
 			if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
 				p.log.ErrorContext(ctx, "op: mark auth request sent to login", "err", err)
 				p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
@@ -93,20 +104,24 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.notAllowed(w, st.tenant, c.app, user)
 		return
 	}
-	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
-	// Written with the code (SaveAuthCode), in one transaction: the code
-	// is stored only for a request done for this user, and a failure
-	// leaves the request as it was.
+	// First-party apps: no consent screen; answer the app at once. The
+	// request done for this user, its code and the sign-in's audit are
+	// written in one transaction: nothing is recorded as signed in unless
+	// the code is, and a failure leaves the request as it was.
+	code := p.codeRow(ar, user, sess)
 	event := p.signedInEvent(st.tenant, c.app, user, sess)
-	st.complete = func(tx gatehouse.Tx) error {
-		if err := tx.CompleteOPAuthRequest(ctx, ar.row); err != nil {
+	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		if err := writeAnswer(ctx, tx, ar); err != nil {
 			return err
 		}
 		return tx.AppendAudit(ctx, event)
+	})
+	if err == errAnswered {
+		p.page(w, http.StatusBadRequest, st.tenant, "This sign-in link has expired",
+			"The sign-in request has expired or was already used. Go back to the app and sign in again.")
+		return
 	}
-	// First-party apps: no consent screen; answer the app at once.
-	code := newCode()
-	if err := p.storage.SaveAuthCode(ctx, ar.GetID(), code); err != nil {
+	if err != nil {
 		zop.AuthRequestError(w, r, ar, err, p.zitadel)
 		return
 	}
@@ -182,11 +197,8 @@ func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) 
 	if !groupAllowed(c.app, user) || ar.GetResponseMode() == oidc.ResponseModeFormPost {
 		return "", nil, nil
 	}
-	// Done for this user, with its code, as resume and SaveAuthCode would
-	// leave it.
-	code := newCode()
-	ar.row.UserID, ar.row.AuthTime, ar.row.SessionID, ar.row.Done = user.ID, sess.AuthTime, publicSID(sess.ID), true
-	ar.row.CodeHash, ar.row.ExpiresAt = secret.Digest(code), now.Add(codeTTL)
+	// Done for this user, with its code, as resume would leave it.
+	code := p.codeRow(ar, user, sess)
 	if next, err = p.codeResponseURL(ar, code); err != nil {
 		return "", nil, err
 	}
@@ -292,7 +304,7 @@ func (p *Provider) wantsFreshLogin(ar *authRequest, sess *gatehouse.Session) boo
 // IdP for a fresh authentication (prompt=login on the login page).
 func (p *Provider) loginURL(t *gatehouse.Tenant, ar *authRequest, app *gatehouse.App, force bool) string {
 	tpath := p.basePath + "/t/" + url.PathEscape(t.Slug)
-	v := url.Values{"return_to": {tpath + "/" + pathResume + "?" + url.Values{"id": {ar.row.ID}}.Encode()}}
+	v := url.Values{"return_to": {tpath + "/" + pathResume + "?" + p.resumeQuery(ar)}}
 	if ar.p.LoginHint != "" {
 		v.Set("login_hint", ar.p.LoginHint)
 	}

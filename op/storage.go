@@ -203,24 +203,33 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		ID: gatehouse.NewID("oar"), TenantID: st.tenant.ID, ClientID: req.ClientID, Request: body,
 		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
-	ar := &authRequest{row: row, p: params}
+	ar := &authRequest{row: row, p: params, sealed: true}
 	// Where the browser goes next, decided now when the browser's session
-	// allows (resume.go): the request is stored as that step leaves it.
+	// allows (resume.go): the login, or the app with a code; else the
+	// resume endpoint.
 	next, event, err := s.p.atAuthorize(ctx, c, ar)
 	if err != nil {
 		return nil, err
 	}
-	err = s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
-		if err := tx.CreateOPAuthRequest(ctx, row); err != nil {
-			return err
+	if next == "" {
+		next = st.issuer + "/" + pathResume + "?" + s.p.resumeQuery(ar)
+	}
+	// A request that travels sealed (sealed.go) is written only with its
+	// code; one answered here, or too long to travel sealed, is stored now.
+	if event != nil || !ar.sealed {
+		ar.sealed = false
+		err = s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
+			if err := tx.CreateOPAuthRequest(ctx, row); err != nil {
+				return err
+			}
+			if event != nil {
+				return tx.AppendAudit(ctx, event)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		if event != nil {
-			return tx.AppendAudit(ctx, event)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
 	c.next, c.nextID = next, row.ID
 	return ar, nil

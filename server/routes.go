@@ -76,6 +76,11 @@ func (s *Server) routes(sqlst *sqlstore.Store) (http.Handler, error) {
 		// Sign-out at Gatehouse signs the user out of apps that asked for
 		// back-channel logout (OIDC Back-Channel Logout 1.0).
 		OnLogout: provider.SessionEnded,
+		// A login that returns to an app's authorize request answers it
+		// with a code in the login's own transaction.
+		OnLoginTx: func(ctx context.Context, tx gatehouse.Tx, _ *http.Request, ev web.LoginEvent) (string, error) {
+			return provider.AnswerLogin(ctx, tx, ev.Tenant, ev.User, ev.Session, ev.ReturnTo)
+		},
 	})
 	if err != nil {
 		return nil, err

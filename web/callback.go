@@ -196,6 +196,10 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	idpSess := idpSession(c, ident).Encode()
 	var pending *session.Pending
 	var pendingFor *provision.Result
+	// direct is where OnLoginTx sends the browser (the app, with the code
+	// of the authorize request the login returns to), decided in the
+	// same transaction.
+	var direct string
 	hook := func(ctx context.Context, tx gatehouse.Tx, res *provision.Result) error {
 		p, err := s.sessions.PrepareReplace(r, t, res.User, c.ID, idpSess)
 		if err != nil {
@@ -204,7 +208,14 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := p.WriteForLogin(ctx, tx); err != nil {
 			return err
 		}
-		pending, pendingFor = p, res
+		next := ""
+		if s.onLoginTx != nil && flow.ReturnTo != "" {
+			ev := LoginEvent{Tenant: t, Connection: c, User: res.User, Session: p.Session, Identity: ident, ReturnTo: flow.ReturnTo}
+			if next, err = s.onLoginTx(ctx, tx, r, ev); err != nil {
+				return err
+			}
+		}
+		pending, pendingFor, direct = p, res, next
 		return nil
 	}
 	// First in the same transaction: the connection (maybe read from the
@@ -231,6 +242,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		pending.SetCookie(w)
 		sess = pending.Session
 	} else {
+		direct = ""
 		// A resolver that does not run the hook (a test double).
 		if sess, err = s.sessions.Replace(ctx, w, r, t, res.User, c.ID, idpSess); err != nil {
 			s.fail(w, r, t, err)
@@ -245,8 +257,14 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 			return
 		}
 		if next != "" {
-			target = next
+			target, direct = next, ""
 		}
+	}
+	if direct != "" {
+		// Absolute: the app's registered redirect URI, with its code.
+		w.Header().Set("Cache-Control", "no-store")
+		found(w, direct)
+		return
 	}
 	if target == "" || !ValidReturnTo(target) {
 		target = s.landingPath(t)

@@ -41,6 +41,13 @@ type Config struct {
 	// OnLogin runs after a session was started, before the redirect. It
 	// may return another local path to go to (validated like ReturnTo).
 	OnLogin func(ctx context.Context, r *http.Request, ev LoginEvent) (redirect string, err error)
+	// OnLoginTx runs inside the login's own transaction (user, link,
+	// audit, session), after the session is written there, for a login
+	// with a return address. It may write in tx and return an absolute
+	// URL to send the browser to instead of the return address (the
+	// OpenID provider: the app's redirect URI with a code it issued in
+	// tx). An error fails the login: nothing of it is committed.
+	OnLoginTx func(ctx context.Context, tx gatehouse.Tx, r *http.Request, ev LoginEvent) (redirect string, err error)
 	// OnLogout runs after a browser session was ended by sign-out, so the
 	// OpenID provider can send back-channel logout to apps.
 	OnLogout func(ctx context.Context, sess *gatehouse.Session)
@@ -77,6 +84,7 @@ type Server struct {
 	env       connector.Env
 	sessions  *session.Manager
 	onLogin   func(context.Context, *http.Request, LoginEvent) (string, error)
+	onLoginTx func(context.Context, gatehouse.Tx, *http.Request, LoginEvent) (string, error)
 	onLogout  func(context.Context, *gatehouse.Session)
 	canTest   func(*http.Request, *gatehouse.Tenant) bool
 	handler   http.Handler
@@ -113,7 +121,7 @@ func NewServer(cfg Config) (*Server, error) {
 		store: cfg.Store, keyring: cfg.Keyring, resolver: cfg.Resolver,
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"), basePath: strings.TrimRight(u.Path, "/"),
 		dev: cfg.Dev, log: cfg.Logger, clock: cfg.Clock, env: cfg.ConnectorEnv,
-		sessions: cfg.Sessions, onLogin: cfg.OnLogin, onLogout: cfg.OnLogout, canTest: cfg.CanTest,
+		sessions: cfg.Sessions, onLogin: cfg.OnLogin, onLoginTx: cfg.OnLoginTx, onLogout: cfg.OnLogout, canTest: cfg.CanTest,
 		open: map[string]openConnector{},
 	}
 	if s.log == nil {

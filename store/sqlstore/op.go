@@ -50,6 +50,39 @@ func opPurgeTime(s *Store) *atomic.Int64 {
 }
 
 func (t *tx) CreateOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest) error {
+	if err := t.purgeOP(ctx); err != nil {
+		return err
+	}
+	now := t.s.now()
+	r.CreatedAt, r.ExpiresAt, r.AuthTime = now, normTime(r.ExpiresAt), normTime(r.AuthTime)
+	_, err := t.exec(ctx, `INSERT INTO op_auth_requests (`+opAuthRequestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		r.ID, r.TenantID, r.ClientID, string(r.Request), r.UserID, ts(r.AuthTime), r.SessionID, r.Done,
+		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt))
+	return err
+}
+
+// CreateOPAuthCode inserts the row of an authorize request that is
+// answered with its code (package op: the request travelled sealed until
+// then) and reports false, writing nothing, when a row of that id exists:
+// the request was answered before. ON CONFLICT DO NOTHING, so the
+// transaction goes on on PostgreSQL too (a failed INSERT would abort it).
+func (t *tx) CreateOPAuthCode(ctx context.Context, r *gatehouse.OPAuthRequest) (bool, error) {
+	if len(r.CodeHash) == 0 || !r.Done {
+		return false, errors.New("sqlstore: CreateOPAuthCode needs an answered request")
+	}
+	if err := t.purgeOP(ctx); err != nil {
+		return false, err
+	}
+	r.CreatedAt, r.ExpiresAt, r.AuthTime = t.s.now(), normTime(r.ExpiresAt), normTime(r.AuthTime)
+	n, err := t.count(ctx, `INSERT INTO op_auth_requests (`+opAuthRequestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING`,
+		r.ID, r.TenantID, r.ClientID, string(r.Request), r.UserID, ts(r.AuthTime), r.SessionID, r.Done,
+		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt))
+	return n == 1, err
+}
+
+// purgeOP deletes the provider's expired rows, at most once a minute per
+// process.
+func (t *tx) purgeOP(ctx context.Context) error {
 	now := t.s.now()
 	// Expired requests go here, a day after their expiry: every sign-in
 	// passes by, so no purge job is needed and the table stays the size of
@@ -63,11 +96,7 @@ func (t *tx) CreateOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest
 			return err
 		}
 	}
-	r.CreatedAt, r.ExpiresAt, r.AuthTime = now, normTime(r.ExpiresAt), normTime(r.AuthTime)
-	_, err := t.exec(ctx, `INSERT INTO op_auth_requests (`+opAuthRequestColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		r.ID, r.TenantID, r.ClientID, string(r.Request), r.UserID, ts(r.AuthTime), r.SessionID, r.Done,
-		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt))
-	return err
+	return nil
 }
 
 func (t *tx) GetOPAuthRequest(ctx context.Context, tenantID, id string) (*gatehouse.OPAuthRequest, error) {

@@ -1,0 +1,71 @@
+package op
+
+import (
+	"context"
+	"net/url"
+	"strings"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// AnswerLogin answers, inside the transaction of a login that has just
+// provisioned user and written sess (package web calls it from the
+// provisioning transaction), the authorize request the login returns to:
+// returnTo is the login's return address. When it is a sealed authorize
+// request of tenant t that this login answers, the request's code row and
+// the sign-in's audit are written in tx and AnswerLogin returns the app's
+// redirect URI with the code, where the browser goes straight from the
+// callback: no resume request, no transaction of its own for the code.
+//
+// The code is bound exactly as resume binds it: to the request's client,
+// redirect URI, PKCE challenge, nonce and scopes (sealed with the request),
+// and to user, sess's auth_time and sid. One authorize request gets one
+// code: a second login returning to the same request writes nothing here.
+//
+// Everything that resume decides otherwise returns "" (the login then goes
+// to returnTo, and resume answers as before): a return address that is no
+// sealed request of t, a request expired or forged, an app gone, a session
+// that does not answer the request (an app limited to other connections,
+// an id_token_hint naming another user), an app limited to some groups
+// (resume reads the user's groups), form_post (a page), a request answered
+// before. An error is a failure of tx, and fails the login.
+func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant, user *gatehouse.User, sess *gatehouse.Session, returnTo string) (string, error) {
+	if t == nil || user == nil || sess == nil || user.TenantID != t.ID || sess.TenantID != t.ID || sess.UserID != user.ID || !user.Active() {
+		return "", nil
+	}
+	prefix := "/t/" + url.PathEscape(t.Slug) + "/" + pathResume + "?"
+	rest, ok := strings.CutPrefix(strings.TrimPrefix(returnTo, p.basePath), prefix)
+	if !ok {
+		return "", nil
+	}
+	q, err := url.ParseQuery(rest)
+	if err != nil || len(q) != 1 || len(q["ar"]) != 1 {
+		return "", nil
+	}
+	ar, err := p.requests.open(t.ID, q.Get("ar"), p.clock.Now())
+	if err != nil {
+		return "", nil
+	}
+	app, err := tx.GetAppByClientID(ctx, t.ID, ar.row.ClientID)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if needs, _ := p.needsLogin(ar, app, sess, user); needs || len(app.AllowedGroups) > 0 || ar.GetResponseMode() == oidc.ResponseModeFormPost {
+		return "", nil
+	}
+	code := p.codeRow(ar, user, sess)
+	if err := writeAnswer(ctx, tx, ar); err != nil {
+		if err == errAnswered {
+			return "", nil
+		}
+		return "", err
+	}
+	if err := tx.AppendAudit(ctx, p.signedInEvent(t, app, user, sess)); err != nil {
+		return "", err
+	}
+	return p.codeResponseURL(ar, code)
+}
