@@ -27,12 +27,14 @@
 // signer kept per key, jws.go; access tokens sealed in zitadel's format,
 // jwe.go); zitadel serves client_credentials and every other endpoint.
 //
-// Sign-in is not here: an authorize request is stored and, where the
-// browser's session decides it at once (atAuthorize), the browser goes
-// straight to the tenant's login (/t/{slug}/login?return_to=<resume>) or
-// back to the app with a code; otherwise it goes to the resume endpoint
-// (resume.go), which uses the browser session of package session, or
-// sends the browser to the login, and resumes after it.
+// Sign-in is not here: an authorize request is validated and sealed
+// (sealed.go), not stored, and where the browser's session decides it at
+// once (atAuthorize) the browser goes straight to the tenant's login
+// (/t/{slug}/login?return_to=<resume>) or back to the app with a code.
+// The login answers the request in its own transaction (AnswerLogin,
+// answer.go) and sends the browser to the app; whatever it leaves goes to
+// the resume endpoint (resume.go), which uses the browser session of
+// package session, or sends the browser to the login, and resumes after it.
 package op
 
 import (
