@@ -47,6 +47,10 @@ func TestQueryPlans(t *testing.T) {
 		// sweep through the primary key (ids sort by expiry).
 		{"access tokens of a grant", `SELECT id FROM op_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND grant_id = $2 AND user_id = $3`, "op_tokens_user", []string{"t", "g", "u"}},
 		{"refresh tokens of a grant", `SELECT id FROM op_refresh_tokens WHERE tenant_id = $1 AND revoked_at IS NULL AND grant_id = $2 AND user_id = $3`, "op_refresh_tokens_user", []string{"t", "g", "u"}},
+		// Not the user index, whose lead is user_id (00320): unanalyzed,
+		// PostgreSQL took a tenant-led one and read the tenant's tokens.
+		{"refresh token by hash", `SELECT id FROM op_refresh_tokens WHERE tenant_id = $1 AND hash = $2`, "op_refresh_tokens_hash", []string{"t", "h"}},
+		{"access token by id", `SELECT id FROM op_tokens WHERE tenant_id = $1 AND id = $2`, "PRIMARY KEY (id=?)|op_tokens_pkey", []string{"t", "oat_1"}},
 		{"access tokens of a session", `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2 AND user_id = $3`, "op_tokens_user", []string{"t", "s", "u"}},
 		{"expired access tokens", `SELECT id FROM op_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_tokens_pkey", []string{"oat_0", "1"}},
 		{"expired refresh tokens", `SELECT id FROM op_refresh_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_refresh_tokens_pkey", []string{"ort_0", "1"}},
