@@ -354,6 +354,26 @@ func checkUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID 
 	} else {
 		u, err = tx.GetUser(ctx, app.TenantID, userID)
 	}
+	return checkActiveUser(app, u, err)
+}
+
+// checkLoadedUser is checkUser for a user already read in tx without its
+// groups (u, nil when the user is gone): read again, with them, only when
+// they are needed.
+func checkLoadedUser(ctx context.Context, tx gatehouse.Tx, app *gatehouse.App, userID string, needGroups bool, u *gatehouse.User) (*gatehouse.User, error) {
+	if needGroups || len(app.AllowedGroups) > 0 {
+		return checkUser(ctx, tx, app, userID, true)
+	}
+	var err error
+	if u == nil || u.ID != userID {
+		err = gatehouse.Errorf(gatehouse.ENOTFOUND, "user %s", userID)
+	}
+	return checkActiveUser(app, u, err)
+}
+
+// checkActiveUser refuses a user read with err who is gone, not active, or
+// not in the app's allowed groups.
+func checkActiveUser(app *gatehouse.App, u *gatehouse.User, err error) (*gatehouse.User, error) {
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, oidc.ErrInvalidGrant().WithDescription("The user no longer exists.")
 	}

@@ -112,10 +112,16 @@ func authenticateClient(ctx context.Context, tx gatehouse.Tx, tenantID string, t
 	if err != nil {
 		return nil, nil, err
 	}
-	if !app.Public && (len(app.SecretHash) == 0 || !secret.Matches(tp.clientSecret, app.SecretHash)) {
+	if !clientSecretOK(app, tp) {
 		return nil, errClientAuth(), nil
 	}
 	return app, nil, nil
+}
+
+// clientSecretOK: the request carries app's secret (constant-time
+// compare), or app is public and has none.
+func clientSecretOK(app *gatehouse.App, tp *tokenParams) bool {
+	return app.Public || (len(app.SecretHash) > 0 && secret.Matches(tp.clientSecret, app.SecretHash))
 }
 
 // verifyPKCE checks the code_verifier against the request's S256
@@ -342,11 +348,17 @@ func spendRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, hash []
 	if err != nil {
 		return nil, err
 	}
+	return spendLoaded(ctx, tx, tok, clientID, now)
+}
+
+// spendLoaded spends tok, read in this transaction, as spendRefresh does:
+// ECONFLICT with tok when it is not live or is another client's.
+func spendLoaded(ctx context.Context, tx gatehouse.Tx, tok *gatehouse.OPRefreshToken, clientID string, now time.Time) (*gatehouse.OPRefreshToken, error) {
 	if tok.RevokedAt != nil || tok.UsedAt != nil || !now.Before(tok.ExpiresAt) || tok.ClientID != clientID {
 		return tok, gatehouse.Errorf(gatehouse.ECONFLICT, "The refresh token is not live.")
 	}
-	// Of two concurrent uses of one token exactly one spends it; the
-	// other is a replay.
+	// Of two concurrent uses of one token exactly one spends it (the
+	// statement's condition); the other is a replay.
 	if err := tx.UseOPRefreshToken(ctx, tok.TenantID, tok.ID, now); gatehouse.IsCode(err, gatehouse.ECONFLICT) {
 		tok.UsedAt = &now
 		return tok, err
@@ -354,6 +366,38 @@ func spendRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, hash []
 		return nil, err
 	}
 	return tok, nil
+}
+
+// refreshReader is the store's one-statement read of a refresh grant's
+// app, token and user (sqlstore ReadRefreshGrant).
+type refreshReader interface {
+	ReadRefreshGrant(ctx context.Context, tenantID, clientID string, hash []byte) (*gatehouse.App, *gatehouse.OPRefreshToken, *gatehouse.User, error)
+}
+
+// refreshRead is what a refresh grant read before spending its token.
+type refreshRead struct {
+	app *gatehouse.App
+	tok *gatehouse.OPRefreshToken
+	// user is tok's user without its groups, nil when gone.
+	user *gatehouse.User
+}
+
+// readRefresh reads the app, the token and its user in one statement when
+// the store can; nil when it cannot, or when the app or the token is
+// missing (the caller then takes the path that tells which).
+func readRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, hash []byte) (*refreshRead, error) {
+	rr, ok := tx.(refreshReader)
+	if !ok || tp.clientID == "" {
+		return nil, nil
+	}
+	app, tok, u, err := rr.ReadRefreshGrant(ctx, tenantID, tp.clientID, hash)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &refreshRead{app: app, tok: tok, user: u}, nil
 }
 
 // refuse turns checkUser's refusal (an *oidc.Error) into the grant's
@@ -381,11 +425,27 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 	now := p.clock.Now().UTC()
 	err = p.store.Update(ctx, func(tx gatehouse.Tx) error {
 		res, refusal = nil, nil
+		hash := secret.Digest(tp.refreshToken)
+		// The app, the token and its user in one read where the store
+		// can; nothing is spent before the client is authenticated.
+		pre, err := readRefresh(ctx, tx, st.tenant.ID, tp, hash)
+		if err != nil {
+			return err
+		}
 		// The client first: an unauthenticated request learns nothing of
 		// the token and spends nothing.
-		app, refused, err := authenticateClient(ctx, tx, st.tenant.ID, tp)
-		if refusal = refused; err != nil || refusal != nil {
-			return err
+		var app *gatehouse.App
+		if pre != nil {
+			if app = pre.app; !clientSecretOK(app, tp) {
+				refusal = errClientAuth()
+				return nil
+			}
+		} else {
+			var refused *oidc.Error
+			app, refused, err = authenticateClient(ctx, tx, st.tenant.ID, tp)
+			if refusal = refused; err != nil || refusal != nil {
+				return err
+			}
 		}
 		c := &client{app: app, issuer: st.issuer, p: p}
 		if !c.hasGrant(grantRefresh) {
@@ -393,7 +453,12 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 			return nil
 		}
 		// Spent at once if live; else tok says why not.
-		tok, err := spendRefresh(ctx, tx, st.tenant.ID, secret.Digest(tp.refreshToken), app.ClientID, now)
+		var tok *gatehouse.OPRefreshToken
+		if pre != nil {
+			tok, err = spendLoaded(ctx, tx, pre.tok, app.ClientID, now)
+		} else {
+			tok, err = spendRefresh(ctx, tx, st.tenant.ID, hash, app.ClientID, now)
+		}
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			refusal = oidc.ErrInvalidGrant()
 			return nil
@@ -429,7 +494,12 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 			}
 			scopes = tp.scope
 		}
-		u, err := checkUser(ctx, tx, app, tok.UserID, slices.Contains(scopes, scopeGroups))
+		var u *gatehouse.User
+		if pre != nil {
+			u, err = checkLoadedUser(ctx, tx, app, tok.UserID, slices.Contains(scopes, scopeGroups), pre.user)
+		} else {
+			u, err = checkUser(ctx, tx, app, tok.UserID, slices.Contains(scopes, scopeGroups))
+		}
 		if err != nil {
 			if err = refuse(err, &refusal); err == nil {
 				// The token stays unspent: the user may be reactivated.

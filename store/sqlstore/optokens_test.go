@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -220,6 +221,106 @@ func TestOPTokenSweep(t *testing.T) {
 				}
 				if n != tc.want {
 					t.Errorf("RevokeOPTokens(%+v) = %d, want %d", tc.f, n, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// TestReadRefreshGrant: the refresh grant's one read is GetAppByClientID,
+// GetOPRefreshToken and GetUserWithoutGroups of the token's user (nil when
+// the user is deleted or unknown), changes nothing, and finds nothing
+// across tenants or for an unknown client or token, on both engines.
+func TestReadRefreshGrant(t *testing.T) {
+	ctx := context.Background()
+	type reader interface {
+		ReadRefreshGrant(ctx context.Context, tenantID, clientID string, hash []byte) (*gatehouse.App, *gatehouse.OPRefreshToken, *gatehouse.User, error)
+	}
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			s := openStore(t, engine)
+			acme, globex := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}, &gatehouse.Tenant{Slug: "globex", Name: "Globex"}
+			ana := &gatehouse.User{Email: "ana@acme.test", Username: "ana", DisplayName: "Ana", Status: gatehouse.StatusActive,
+				Source: gatehouse.SourceAdmin, Attributes: map[string]any{"dept": "ops"}}
+			bob := &gatehouse.User{Email: "bob@acme.test", Username: "bob", Status: gatehouse.StatusActive, Source: gatehouse.SourceAdmin}
+			app := &gatehouse.App{Name: "Wiki", ClientID: "cli_1", RedirectURIs: []string{"https://x/cb"}, SecretHash: []byte("s")}
+			now := time.Now().UTC().Truncate(time.Microsecond)
+			err := s.Update(ctx, func(tx gatehouse.Tx) error {
+				for _, te := range []*gatehouse.Tenant{acme, globex} {
+					if err := tx.CreateTenant(ctx, te); err != nil {
+						return err
+					}
+				}
+				for _, u := range []*gatehouse.User{ana, bob} {
+					u.TenantID = acme.ID
+					if err := tx.CreateUser(ctx, u); err != nil {
+						return err
+					}
+				}
+				app.TenantID = acme.ID
+				if err := tx.CreateApp(ctx, app); err != nil {
+					return err
+				}
+				for hash, user := range map[string]string{"h-ana": ana.ID, "h-bob": bob.ID, "h-nobody": "usr_none"} {
+					exp := now.Add(time.Hour)
+					if err := tx.CreateOPRefreshToken(ctx, &gatehouse.OPRefreshToken{ID: gatehouse.NewIDAt("ort", exp), TenantID: acme.ID,
+						Hash: []byte(hash), ClientID: "cli_other", UserID: user, GrantID: "oar_" + hash, SessionID: "sid",
+						Scopes: []string{"openid"}, AMR: []string{"pwd"}, AuthTime: now, CreatedAt: now, ExpiresAt: exp}); err != nil {
+						return err
+					}
+				}
+				return tx.DeleteUser(ctx, acme.ID, bob.ID)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				tenant, client, hash string
+				user                 bool // a live user is read
+			}{
+				{acme.ID, "cli_1", "h-ana", true},
+				{acme.ID, "cli_1", "h-bob", false},    // deleted
+				{acme.ID, "cli_1", "h-nobody", false}, // never was
+				{acme.ID, "cli_1", "h-none", false},
+				{acme.ID, "cli_none", "h-ana", false},
+				{globex.ID, "cli_1", "h-ana", false},
+			} {
+				err := s.Update(ctx, func(tx gatehouse.Tx) error {
+					gotApp, gotTok, gotUser, err := tx.(reader).ReadRefreshGrant(ctx, tc.tenant, tc.client, []byte(tc.hash))
+					wantApp, appErr := tx.GetAppByClientID(ctx, tc.tenant, tc.client)
+					wantTok, tokErr := tx.GetOPRefreshToken(ctx, tc.tenant, []byte(tc.hash))
+					if appErr != nil || tokErr != nil {
+						if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) || gotApp != nil || gotTok != nil || gotUser != nil {
+							t.Errorf("%+v: %v %v %v %v, want ENOTFOUND", tc, gotApp, gotTok, gotUser, err)
+						}
+						return nil
+					}
+					if err != nil {
+						return err
+					}
+					if !reflect.DeepEqual(gotApp, wantApp) || !reflect.DeepEqual(gotTok, wantTok) {
+						t.Errorf("%+v: app %+v token %+v, want %+v %+v", tc, gotApp, gotTok, wantApp, wantTok)
+					}
+					if (gotUser != nil) != tc.user {
+						t.Errorf("%+v: user %+v", tc, gotUser)
+					}
+					if tc.user {
+						want, err := tx.GetUser(ctx, tc.tenant, gotTok.UserID)
+						if err != nil {
+							return err
+						}
+						want.Groups = nil
+						if !reflect.DeepEqual(gotUser, want) {
+							t.Errorf("%+v: user %+v, want %+v", tc, gotUser, want)
+						}
+					}
+					if gotTok.UsedAt != nil || gotTok.RevokedAt != nil {
+						t.Errorf("%+v: the read changed the token: %+v", tc, gotTok)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
 			}
 		})
