@@ -18,9 +18,9 @@ import (
 )
 
 // TestMigration310KeepsEventsAndSessions: the audit events and sessions of
-// a database at schema 00201 survive 00310 (audit_events keyed by
-// (tenant_id, id), sessions without sessions_expires; on SQLite both
-// tables rebuilt WITHOUT ROWID), on both engines: every column, the
+// a database at schema 00201 survive 00310 and 00311 (audit_events unique
+// by (tenant_id, id) without an index of id alone, sessions without
+// sessions_expires; on SQLite both tables rebuilt twice), on both engines: every column, the
 // newest-first order, the filters, a session's lookup and the cascade
 // from its user. Going down and up again keeps them too.
 func TestMigration310KeepsEventsAndSessions(t *testing.T) {
@@ -132,7 +132,7 @@ func TestMigration310KeepsEventsAndSessions(t *testing.T) {
 					t.Fatalf("%s: %v", when, err)
 				}
 			}
-			check("after 00310")
+			check("after 00310 and 00311")
 			// Down to 00201 and up again (the Down rebuilds the old shape).
 			if _, err := p.DownTo(ctx, 201); err != nil {
 				t.Fatalf("down: %v", err)

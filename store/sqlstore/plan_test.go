@@ -29,15 +29,15 @@ func TestQueryPlans(t *testing.T) {
 		{"user by external id", `SELECT id FROM users WHERE tenant_id = $1 AND external_id = $2 AND external_id <> '' AND deleted_at IS NULL`, "users_external_id", []string{"t", "x"}},
 		{"identity", `SELECT user_id FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1`, "federated_identities", []string{"t", "c", "s"}},
 		{"api token by hash", `SELECT id FROM api_tokens WHERE hash = $1`, "api_tokens_hash", []string{"h"}},
-		// audit_events is keyed by (tenant_id, id) (migration 00310): SQLite
-		// names it PRIMARY KEY, PostgreSQL audit_events_pkey. The filters'
-		// plans are checked on SQLite only ("sqlite:" prefix): on an empty
+		// A tenant's audit pages use the unique (tenant_id, id): an index on
+		// SQLite, the primary key on PostgreSQL (migrations 00310, 00311).
+		// The filters' plans are checked on SQLite only ("sqlite:" prefix): on an empty
 		// table PostgreSQL's planner rightly finds the key's order as cheap.
-		{"audit page", `SELECT id FROM audit_events WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT 101`, "PRIMARY KEY|audit_events_pkey", []string{"t", "a"}},
+		{"audit page", `SELECT id FROM audit_events WHERE tenant_id = $1 AND id < $2 ORDER BY id DESC LIMIT 101`, "audit_events_tenant_id|audit_events_pkey", []string{"t", "a"}},
 		{"audit by action", `SELECT id FROM audit_events WHERE tenant_id = $1 AND action = $2 ORDER BY id DESC LIMIT 101`, "sqlite:audit_events_tenant_action", []string{"t", "login.succeeded"}},
 		{"audit by target", `SELECT id FROM audit_events WHERE tenant_id = $1 AND target_id = $2 ORDER BY id DESC LIMIT 101`, "sqlite:audit_events_tenant_target", []string{"t", "usr_1"}},
-		{"audit since", `SELECT id FROM audit_events WHERE tenant_id = $1 AND at >= $2 AND at < $3 ORDER BY id DESC LIMIT 101`, "audit_events_tenant_at|PRIMARY KEY|audit_events_pkey", []string{"t", "1", "2"}},
-		{"session by id", `SELECT user_id FROM sessions WHERE id = $1`, "PRIMARY KEY|sessions_pkey", []string{"s"}},
+		{"audit since", `SELECT id FROM audit_events WHERE tenant_id = $1 AND at >= $2 AND at < $3 ORDER BY id DESC LIMIT 101`, "audit_events_tenant_at|audit_events_tenant_id|audit_events_pkey", []string{"t", "1", "2"}},
+		{"session by id", `SELECT user_id FROM sessions WHERE id = $1`, "sqlite_autoindex_sessions|sessions_pkey", []string{"s"}},
 		{"groups of users", `SELECT DISTINCT m.user_id, g.name FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
 			WHERE m.tenant_id = $1 AND m.user_id IN ($2, $3)`, "memberships_user", []string{"t", "u1", "u2"}},
 		{"sessions of a user", `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2`, "sessions_user", []string{"t", "u"}},
