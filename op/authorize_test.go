@@ -36,7 +36,8 @@ type authzObs struct {
 
 // TestAuthorizeAtOnceMatchesResume runs authorize requests through
 // atAuthorize (the login or the app's code decided at the authorize
-// endpoint) and AnswerLogin (the code issued by the login), and through
+// endpoint, the login served in place) and AnswerLogin (the code issued
+// by the login), and through
 // the resume endpoint as before, and compares what
 // the app, the user and the audit log see; atAuthorize must take fewer
 // requests where it applies, never more.
@@ -123,10 +124,12 @@ func TestAuthorizeAtOnceMatchesResume(t *testing.T) {
 			for i, resume := range []bool{false, true} {
 				e.prov.resumeAlways.Store(resume)
 				e.viaResume.Store(resume)
+				e.loginInPlace(!resume)
 				got[i] = run(sc.rp, sc.session, sc.advance, sc.opts...)
 			}
 			e.prov.resumeAlways.Store(false)
 			e.viaResume.Store(false)
+			e.loginInPlace(false)
 			ours, before := got[0], got[1]
 			if sc.fewer && ours.hops >= before.hops || ours.hops > before.hops {
 				t.Errorf("%s: %d requests, %d through resume", sc.name, ours.hops, before.hops)

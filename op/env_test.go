@@ -246,6 +246,24 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, rt, http.StatusFound)
 }
 
+// loginInPlace makes the authorize endpoint serve the (fake) login in
+// place (Config.Login), as the server wires the web package's login.
+func (e *env) loginInPlace(on bool) {
+	e.prov.cfg.Login = nil
+	if on {
+		e.prov.cfg.Login = func(w http.ResponseWriter, r *http.Request, loginURL string) {
+			u, err := url.Parse(loginURL)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			r2 := r.Clone(r.Context())
+			r2.URL = u
+			e.fakeLogin(w, r2)
+		}
+	}
+}
+
 func (e *env) loginCount() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()

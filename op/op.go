@@ -95,6 +95,12 @@ type Config struct {
 	// enforce the outbound policy (package outbound). Default: a plain
 	// client with a 5-second timeout.
 	HTTPClient *http.Client
+	// Login, when set, serves the tenant's login in place: where the
+	// authorize endpoint would redirect the browser to the login (loginURL,
+	// a local path and query), it calls Login with that URL instead, and
+	// the browser goes straight on to the IdP (or is shown the chooser):
+	// one request less per sign-in. web.Server.ServeLogin implements it.
+	Login func(w http.ResponseWriter, r *http.Request, loginURL string)
 	// Zero values mean the defaults above.
 	AccessTokenTTL, RefreshTokenTTL, IDTokenTTL, KeyRotation time.Duration
 }
@@ -293,6 +299,9 @@ type reqState struct {
 	complete func(tx gatehouse.Tx) error
 	// req is the request itself (the authorize step reads its session).
 	req *http.Request
+	// login is the login URL the authorize request redirects to, to be
+	// served in place (Config.Login, inPlaceLogin).
+	login string
 }
 
 type stateKey struct{}
@@ -367,6 +376,9 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		// Only the code flow: the response types of the implicit and
 		// hybrid flows are refused by the client (ResponseTypes), and a
 		// Request Object is not supported.
+		if p.cfg.Login != nil {
+			w = &inPlaceLogin{ResponseWriter: w, p: p, r: r}
+		}
 	case "/token":
 		if !postOnly(w, r) {
 			return
@@ -402,6 +414,41 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		w = &bearerErrors{ResponseWriter: w}
 	}
 	p.zitadel.ServeHTTP(w, r2)
+}
+
+// inPlaceLogin serves, where zitadel's authorize handler redirects the
+// browser to the login URL the request stored (reqState.login: the
+// request is valid and sealed, and the browser must log in), that login
+// in place through Config.Login. Any other answer passes unchanged.
+type inPlaceLogin struct {
+	http.ResponseWriter
+	p    *Provider
+	r    *http.Request
+	done bool
+}
+
+func (x *inPlaceLogin) WriteHeader(status int) {
+	if x.done {
+		return
+	}
+	st := stateFrom(x.r.Context())
+	if status == http.StatusFound && st.login != "" && strings.HasSuffix(x.Header().Get("Location"), st.login) {
+		x.done = true
+		h := x.Header()
+		h.Del("Location")
+		h.Del("Content-Type")
+		x.p.cfg.Login(x.ResponseWriter, x.r, st.login)
+		return
+	}
+	x.ResponseWriter.WriteHeader(status)
+}
+
+func (x *inPlaceLogin) Write(b []byte) (int, error) {
+	if x.done {
+		// http.Redirect's note about the redirect.
+		return len(b), nil
+	}
+	return x.ResponseWriter.Write(b)
 }
 
 // bearerErrors turns zitadel's userinfo refusals into RFC 6750 section 3.1

@@ -211,6 +211,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 	if err != nil {
 		return nil, err
 	}
+	toLogin := next != "" && event == nil
 	if next == "" {
 		next = st.issuer + "/" + pathResume + "?" + s.p.resumeQuery(ar)
 	}
@@ -230,6 +231,10 @@ func (s *storage) CreateAuthRequest(ctx context.Context, req *oidc.AuthRequest, 
 		if err != nil {
 			return nil, err
 		}
+	}
+	if toLogin && s.p.cfg.Login != nil {
+		// atAuthorize sends the browser to log in: served in place.
+		st.login = next
 	}
 	c.next, c.nextID = next, row.ID
 	return ar, nil

@@ -15,8 +15,9 @@ import (
 )
 
 // Issue 10: a brokered sign-in (app → Gatehouse → IdP → back → code) goes
-// from the connection's callback straight to the app with a code issued
-// in the login's own transaction: no resume hop, and the same tokens,
+// from the authorize request straight to the IdP (the login served in
+// place), and from the connection's callback straight to the app with a
+// code issued in the login's own transaction: no login or resume hop, and the same tokens,
 // claims and single use as before. A login the IdP's user may not make
 // ends on a page that says so, never at the app.
 func TestContractBrokeredSignInFromCallbackToApp(t *testing.T) {
@@ -28,8 +29,8 @@ func TestContractBrokeredSignInFromCallbackToApp(t *testing.T) {
 			issuer, redirect := gh.URL+"/t/acme", "https://wiki.acme.com/callback"
 			browser := servertest.Browser(t)
 			_, tok, sub, visited := codeFlow(t, ctx, issuer, browser, a, redirect, []string{"openid", "email"})
-			if !containsPrefix(visited, "/sso/mock/") || containsPrefix(visited, "/t/acme/authorize/resume") {
-				t.Fatalf("visited %v: want the IdP, then the app without the resume hop", visited)
+			if !containsPrefix(visited, "/sso/mock/") || containsPrefix(visited, "/t/acme/authorize/resume") || containsPrefix(visited, "/t/acme/login") {
+				t.Fatalf("visited %v: want the IdP at once, then the app without the resume hop", visited)
 			}
 			if last := visited[len(visited)-1]; last != "/callback" {
 				t.Fatalf("last hop %s", last)

@@ -63,14 +63,18 @@ func (s *Server) routes(sqlst *sqlstore.Store) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The authorize endpoint serves the login in place (the browser goes
+	// from the app straight to the IdP); login is set below.
+	var login *web.Server
 	provider, err := op.NewProvider(op.Config{
 		Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Logger: s.log, Clock: s.clock,
 		Dev: s.cfg.Dev, Sessions: sessions, HTTPClient: env.HTTPClient,
+		Login: func(w http.ResponseWriter, r *http.Request, loginURL string) { login.ServeLogin(w, r, loginURL) },
 	})
 	if err != nil {
 		return nil, err
 	}
-	login, err := web.New(web.Config{
+	login, err = web.NewServer(web.Config{
 		Store: st, Keyring: s.keyring, Resolver: s.metrics.InstrumentResolver(resolver), PublicURL: s.cfg.PublicURL, Dev: s.cfg.Dev,
 		Logger: s.log, Clock: s.clock, ConnectorEnv: env, Sessions: sessions,
 		// Sign-out at Gatehouse signs the user out of apps that asked for
@@ -91,7 +95,7 @@ func (s *Server) routes(sqlst *sqlstore.Store) (http.Handler, error) {
 	}
 	admin := api.New(apiCfg)
 	// The console runs "test connection" logins through the login handler.
-	tester, _ := login.(console.Tester)
+	var tester console.Tester = login
 	cons, err := console.New(console.Config{
 		Store: st, Keyring: s.keyring, PublicURL: s.cfg.PublicURL, Logger: s.log, Clock: s.clock, Dev: s.cfg.Dev,
 		SuperuserTokenDigest: s.adminDigest, Sessions: sessions, Resolver: resolver, Tester: tester, ConnectorEnv: env,

@@ -42,6 +42,26 @@ func LoginURL(base, tenantSlug, returnTo string) string {
 	return u
 }
 
+// ServeLogin answers r as the browser's GET of loginURL, a tenant's login
+// address (/t/{tenant}/login?...) that the OpenID provider built, would be
+// answered: the authorize endpoint hands its request over in place
+// instead of redirecting the browser to the login (op.Config.Login), so
+// the browser goes from the app's authorize request straight to the IdP.
+// Anything but a tenant login address is a 404 page.
+func (s *Server) ServeLogin(w http.ResponseWriter, r *http.Request, loginURL string) {
+	u, err := url.Parse(loginURL)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasSuffix(u.Path, "/login") || !strings.HasPrefix(u.Path, s.basePath+"/t/") {
+		s.fail(w, r, nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "There is no page at this address."))
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.Method, r2.Body, r2.ContentLength = http.MethodGet, http.NoBody, 0
+	r2.URL = &url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
+	r2.RequestURI = u.RequestURI()
+	r2.Form, r2.PostForm = nil, nil
+	s.ServeHTTP(w, r2)
+}
+
 // returnTo reads and checks the return_to parameter. An invalid one is
 // refused outright rather than dropped, so a tampered link is noticed.
 func returnTo(r *http.Request) (string, error) {
