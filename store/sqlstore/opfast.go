@@ -100,6 +100,14 @@ func (t *tx) SpendOPRefreshToken(ctx context.Context, tenantID string, hash []by
 	return rt, gatehouse.Errorf(gatehouse.ECONFLICT, "The refresh token is not live.")
 }
 
+// readRefreshGrantQuery is ReadRefreshGrant's statement, built once
+// (prefixed splits and joins the column lists).
+var readRefreshGrantQuery = `SELECT ` + prefixed("a.", appColumns) + `, ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
+	FROM apps a
+	JOIN op_refresh_tokens r ON r.tenant_id = a.tenant_id AND r.hash = $3
+	LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
+	WHERE a.tenant_id = $1 AND a.client_id = $2`
+
 // ReadRefreshGrant reads, in one statement, what a refresh grant checks
 // before it spends the token: the app of clientID, the refresh token of
 // hash (of any client: the caller refuses another client's) and its user
@@ -122,11 +130,7 @@ func (t *tx) ReadRefreshGrant(ctx context.Context, tenantID, clientID string, ha
 			return rt, err
 		})
 		return err
-	}, `SELECT `+prefixed("a.", appColumns)+`, `+prefixed("r.", opRefreshColumns)+`, `+liveUserColumns+`
-		FROM apps a
-		JOIN op_refresh_tokens r ON r.tenant_id = a.tenant_id AND r.hash = $3
-		LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
-		WHERE a.tenant_id = $1 AND a.client_id = $2`, tenantID, clientID, hash)
+	}, readRefreshGrantQuery, tenantID, clientID, hash)
 	if err != nil {
 		return nil, nil, nil, err
 	}

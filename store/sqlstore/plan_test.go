@@ -51,6 +51,9 @@ func TestQueryPlans(t *testing.T) {
 		// PostgreSQL took a tenant-led one and read the tenant's tokens.
 		{"refresh token by hash", `SELECT id FROM op_refresh_tokens WHERE tenant_id = $1 AND hash = $2`, "op_refresh_tokens_hash", []string{"t", "h"}},
 		{"access token by id", `SELECT id FROM op_tokens WHERE tenant_id = $1 AND id = $2`, "PRIMARY KEY (id=?)|op_tokens_pkey", []string{"t", "oat_1"}},
+		{"a refresh grant's read", `SELECT a.id, r.id, u.id FROM apps a JOIN op_refresh_tokens r ON r.tenant_id = a.tenant_id AND r.hash = $3
+			LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
+			WHERE a.tenant_id = $1 AND a.client_id = $2`, "op_refresh_tokens_hash", []string{"t", "c", "h"}},
 		{"access tokens of a session", `SELECT client_id FROM op_tokens WHERE tenant_id = $1 AND session_id = $2 AND user_id = $3`, "op_tokens_user", []string{"t", "s", "u"}},
 		{"expired access tokens", `SELECT id FROM op_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_tokens_pkey", []string{"oat_0", "1"}},
 		{"expired refresh tokens", `SELECT id FROM op_refresh_tokens WHERE id < $1 AND expires_at < $2`, "PRIMARY KEY (id<?)|op_refresh_tokens_pkey", []string{"ort_0", "1"}},
