@@ -18,6 +18,17 @@ import (
 // store, which registers the "sqlite" driver.
 func UpTo(t testing.TB, ctx context.Context, engine, url string, version int64) *sql.DB {
 	t.Helper()
+	db, p := Migrator(t, engine, url)
+	if _, err := p.UpTo(ctx, version); err != nil {
+		t.Fatalf("%s: migrate up to %d: %v", engine, version, err)
+	}
+	return db
+}
+
+// Migrator opens the database at url and returns it with goose over
+// engine's embedded migrations, for tests that go down and up.
+func Migrator(t testing.TB, engine, url string) (*sql.DB, *goose.Provider) {
+	t.Helper()
 	driver, dsn, dialect := "pgx", url, goose.DialectPostgres
 	if engine == "sqlite" {
 		driver, dsn, dialect = "sqlite", strings.TrimPrefix(url, "sqlite://"), goose.DialectSQLite3
@@ -34,8 +45,5 @@ func UpTo(t testing.TB, ctx context.Context, engine, url string, version int64) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.UpTo(ctx, version); err != nil {
-		t.Fatalf("%s: migrate up to %d: %v", engine, version, err)
-	}
-	return db
+	return db, p
 }
