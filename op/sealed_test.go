@@ -51,14 +51,10 @@ func (e *env) authRequestRows() int {
 // transaction would, and returns where it sends the browser.
 func (e *env) answer(t *gatehouse.Tenant, u *gatehouse.User, returnTo string) string {
 	e.t.Helper()
-	now := e.clock.Now().UTC()
-	sess := &gatehouse.Session{ID: secret.DigestString(secret.NewToken("s_")), TenantID: t.ID, UserID: u.ID, ConnectionID: e.conn.ID, AuthTime: now}
-	var next string
-	e.update(func(tx gatehouse.Tx) error {
-		var err error
-		next, err = e.prov.AnswerLogin(e.ctx, tx, t, u, sess, returnTo)
-		return err
-	})
+	next, err := e.answerIn(t, u, returnTo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return next
 }
 
