@@ -25,7 +25,8 @@ import (
 //
 // Everything that resume decides otherwise returns "" (the login then goes
 // to returnTo, and resume answers as before): a return address that is no
-// sealed request of t, a request expired or forged, an app gone, a session
+// sealed request of t, a request expired or forged, an app gone or without the request's
+// redirect URI any more, a session
 // that does not answer the request (an app limited to other connections,
 // an id_token_hint naming another user), an app limited to some groups
 // (resume reads the user's groups), form_post (a page), a request answered
@@ -53,6 +54,9 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 	}
 	if err != nil {
 		return "", err
+	}
+	if !redirectRegistered(&client{app: app, p: p}, ar) {
+		return "", nil
 	}
 	if needs, _ := p.needsLogin(ar, app, sess, user); needs || len(app.AllowedGroups) > 0 || ar.GetResponseMode() == oidc.ResponseModeFormPost {
 		return "", nil

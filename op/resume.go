@@ -59,6 +59,10 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		p.page(w, http.StatusBadRequest, st.tenant, "Unknown app", "This app is not registered (any more).")
 		return
 	}
+	if !redirectRegistered(c, ar) {
+		p.page(w, http.StatusBadRequest, st.tenant, "Unknown app", "This app's return address is not registered (any more). Go back to the app and sign in again.")
+		return
+	}
 	sess, user, err := p.cfg.Sessions.Current(ctx, r, st.tenant.ID)
 	if err != nil && !gatehouse.IsCode(err, gatehouse.EUNAUTHORIZED) {
 		p.log.ErrorContext(ctx, "op: current session", "err", err)
@@ -135,6 +139,14 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// redirectRegistered reports whether ar's redirect URI is still one of
+// its app's (zitadel's rule, as at the authorize endpoint): a request lives
+// authRequestTTL, sealed or stored, and an address the app's admin removed
+// meanwhile gets no code (RFC 6749 section 3.1.2), nor an error answer.
+func redirectRegistered(c *client, ar *authRequest) bool {
+	return zop.ValidateAuthReqRedirectURI(c, ar.GetRedirectURI(), ar.GetResponseType()) == nil
 }
 
 // newCode is an authorization code: 256 random bits, stored as their

@@ -293,6 +293,63 @@ func TestAttackSealExtraParameters(t *testing.T) {
 	})
 }
 
+// TestAttackSealOutlivesApp: a seal lives authRequestTTL; the app behind
+// it may change meanwhile. Deleting the app, removing the sealed redirect
+// URI, limiting the app to groups the user is not in or to another
+// connection: resume and AnswerLogin decide on the app as it is now, and
+// no code goes to a redirect URI the app no longer has (RFC 6749 section
+// 3.1.2: the redirect URI must be a registered one when the code is sent).
+func TestAttackSealOutlivesApp(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		ana := e.user("ana@acme.test")
+		e.signInAs(ana)
+		other := &gatehouse.Connection{TenantID: e.tenant.ID, Type: gatehouse.ConnMock, Name: "Other", Enabled: true, Config: json.RawMessage(`{}`), JIT: gatehouse.DefaultJITPolicy()}
+		e.update(func(tx gatehouse.Tx) error { return tx.CreateConnection(e.ctx, other) })
+
+		cases := []struct {
+			name   string
+			change func(a *gatehouse.App)
+			delete bool
+			// resume's answer: a status, and for a redirect where to.
+			status int
+			login  bool
+		}{
+			{"redirect URI removed", func(a *gatehouse.App) { a.RedirectURIs = []string{"https://wiki.example/new"} }, false, http.StatusBadRequest, false},
+			{"app deleted", nil, true, http.StatusBadRequest, false},
+			{"limited to a group", func(a *gatehouse.App) { a.AllowedGroups = []string{"Admins"} }, false, http.StatusForbidden, false},
+			{"limited to another connection", func(a *gatehouse.App) { a.AllowedConnections = []string{other.ID} }, false, http.StatusFound, true},
+		}
+		for _, tc := range cases {
+			a, sec := e.app(gatehouse.App{Name: tc.name})
+			r := e.rp(a, sec)
+			b := e.browser()
+			r.login(b)
+			verifier, _ := pkce()
+			rt := e.sealedReturn(r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)))
+			e.update(func(tx gatehouse.Tx) error {
+				if tc.delete {
+					return tx.DeleteApp(e.ctx, e.tenant.ID, a.ID)
+				}
+				tc.change(a)
+				return tx.UpdateApp(e.ctx, a)
+			})
+			rows := e.authRequestRows()
+			if next, err := e.answerIn(e.tenant, ana, rt); next != "" || err != nil {
+				t.Errorf("%s: AnswerLogin answered %q %v", tc.name, next, err)
+			}
+			resp, _ := get(t, e.noFollowWith(b), e.srv.URL+rt)
+			loc := resp.Header.Get("Location")
+			if resp.StatusCode != tc.status || (tc.login != strings.Contains(loc, "/login?")) || strings.HasPrefix(loc, "https://wiki.example/") {
+				t.Errorf("%s: resume answered %d %q", tc.name, resp.StatusCode, loc)
+			}
+			if n := e.authRequestRows(); n != rows {
+				t.Errorf("%s: %d rows written", tc.name, n-rows)
+			}
+		}
+	})
+}
+
 // noFollowWith is browser b stopping at the first redirect.
 func (e *env) noFollowWith(b *http.Client) *http.Client {
 	c := *b
