@@ -50,8 +50,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			p.log.ErrorContext(ctx, "op: load auth request", "err", err)
 		}
-		p.page(w, http.StatusBadRequest, st.tenant, "This sign-in link has expired",
-			"The sign-in request has expired or was already used. Go back to the app and sign in again.")
+		p.expiredPage(w, st.tenant)
 		return
 	}
 	c, err := p.storage.loadClient(ctx, ar.row.ClientID)
@@ -87,14 +86,38 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		if asksFreshLogin(ar) {
 			ar.row.AuthTime = p.clock.Now().UTC()
 		}
-		if asksFreshLogin(ar) && !ar.sealed {
-			if err := p.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar.row) }); err != nil {
+		// A sealed request that no longer fits sealed in a return address
+		// (the login moment made it longer) is stored now, as one that
+		// never did, so the login finds it.
+		sealed := ar.sealed
+		next := p.loginURL(st.tenant, ar, c.app, force)
+		if !ar.sealed && (sealed || asksFreshLogin(ar)) {
+			err := p.store.Update(ctx, func(tx gatehouse.Tx) error {
+				if sealed {
+					old, err := tx.GetOPAuthRequest(ctx, ar.row.TenantID, ar.row.ID)
+					if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+						return tx.CreateOPAuthRequest(ctx, ar.row)
+					}
+					if err != nil {
+						return err
+					}
+					if old.CodeHash != nil {
+						return errAnswered
+					}
+				}
+				return tx.CompleteOPAuthRequest(ctx, ar.row)
+			})
+			if err == errAnswered {
+				p.expiredPage(w, st.tenant)
+				return
+			}
+			if err != nil {
 				p.log.ErrorContext(ctx, "op: mark auth request sent to login", "err", err)
 				p.page(w, http.StatusInternalServerError, st.tenant, "Something went wrong", "Internal error. Try again in a moment.")
 				return
 			}
 		}
-		http.Redirect(w, r, p.loginURL(st.tenant, ar, c.app, force), http.StatusFound)
+		http.Redirect(w, r, next, http.StatusFound)
 		return
 	}
 	if !groupAllowed(c.app, user) {
@@ -121,8 +144,7 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return tx.AppendAudit(ctx, event)
 	})
 	if err == errAnswered {
-		p.page(w, http.StatusBadRequest, st.tenant, "This sign-in link has expired",
-			"The sign-in request has expired or was already used. Go back to the app and sign in again.")
+		p.expiredPage(w, st.tenant)
 		return
 	}
 	if err != nil {
@@ -139,6 +161,13 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, next, http.StatusFound)
+}
+
+// expiredPage answers a request that is expired, unknown or answered
+// before.
+func (p *Provider) expiredPage(w http.ResponseWriter, t *gatehouse.Tenant) {
+	p.page(w, http.StatusBadRequest, t, "This sign-in link has expired",
+		"The sign-in request has expired or was already used. Go back to the app and sign in again.")
 }
 
 // redirectRegistered reports whether ar's redirect URI is still one of

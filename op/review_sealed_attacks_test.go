@@ -559,3 +559,47 @@ func TestAttackSealFreshness(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackSealGrowsAtResume: resume seals a request again with the
+// moment it sends the browser to log in (prompt=login, max_age), which
+// makes the seal longer. A request whose first seal just fitted in a
+// return address (a long state) and whose second does not must still be
+// found when the login returns: stored, like any request too long to be
+// sealed, not a return address to a row that was never written.
+func TestAttackSealGrowsAtResume(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e, _, a, _, r := newSealedEnv(t, engine)
+		b := e.browser()
+		r.login(b)
+		// form_post with max_age and a session: authorize leaves the
+		// request to resume, sealed without a login moment.
+		verifier, _ := pkce()
+		var rt string
+		for n := 600; n < 1400 && rt == ""; n += 3 {
+			resp, _ := get(t, e.noFollowWith(b), r.cfg.AuthCodeURL(strings.Repeat("s", n), oauth2.S256ChallengeOption(verifier),
+				oauth2.SetAuthURLParam("response_mode", "form_post"), oauth2.SetAuthURLParam("max_age", "3600")))
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			if loc == nil {
+				t.Fatalf("authorize: %d", resp.StatusCode)
+			}
+			if _, ar, ok := strings.Cut(loc.RawQuery, "ar="); ok && len(ar) > maxSealedQuery-20 {
+				rt = loc.Path + "?" + loc.RawQuery
+			}
+		}
+		if rt == "" {
+			t.Fatal("no seal near the limit")
+		}
+		// The session ends before the browser comes to resume.
+		fresh := e.browser()
+		resp, _ := get(t, e.noFollowWith(fresh), e.srv.URL+rt)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasSuffix(loc.Path, "/login") {
+			t.Fatalf("resume without a session: %d %v", resp.StatusCode, loc)
+		}
+		// The login returns there and the app gets its code.
+		resp, body := get(t, fresh, e.srv.URL+loc.Path+"?"+loc.RawQuery)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="`+a.RedirectURIs[0]+`"`) {
+			t.Fatalf("after the login: %d %.300s", resp.StatusCode, body)
+		}
+	})
+}
