@@ -15,7 +15,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -24,6 +26,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/connector"
 	"github.com/gatehouse-sso/gatehouse/secret"
 	"golang.org/x/oauth2"
 )
@@ -321,33 +324,51 @@ func TestAttackSealOutlivesApp(t *testing.T) {
 			{"limited to another connection", func(a *gatehouse.App) { a.AllowedConnections = []string{other.ID} }, false, http.StatusFound, true},
 		}
 		for _, tc := range cases {
-			a, sec := e.app(gatehouse.App{Name: tc.name})
-			r := e.rp(a, sec)
-			b := e.browser()
-			r.login(b)
-			verifier, _ := pkce()
-			rt := e.sealedReturn(r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)))
-			e.update(func(tx gatehouse.Tx) error {
-				if tc.delete {
-					return tx.DeleteApp(e.ctx, e.tenant.ID, a.ID)
+			for _, state := range []string{"st-1", strings.Repeat("s", 2000)} {
+				a, sec := e.app(gatehouse.App{Name: fmt.Sprintf("%s %d", tc.name, len(state))})
+				r := e.rp(a, sec)
+				b := e.browser()
+				r.login(b)
+				verifier, _ := pkce()
+				// A long state: the request is stored, not sealed; the same rules.
+				rt := e.loginReturn(r.cfg.AuthCodeURL(state, oauth2.S256ChallengeOption(verifier)))
+				if stored := strings.Contains(rt, "?id="); stored != (len(state) > 100) {
+					t.Fatalf("%s: return address %q", tc.name, rt)
 				}
-				tc.change(a)
-				return tx.UpdateApp(e.ctx, a)
-			})
-			rows := e.authRequestRows()
-			if next, err := e.answerIn(e.tenant, ana, rt); next != "" || err != nil {
-				t.Errorf("%s: AnswerLogin answered %q %v", tc.name, next, err)
-			}
-			resp, _ := get(t, e.noFollowWith(b), e.srv.URL+rt)
-			loc := resp.Header.Get("Location")
-			if resp.StatusCode != tc.status || (tc.login != strings.Contains(loc, "/login?")) || strings.HasPrefix(loc, "https://wiki.example/") {
-				t.Errorf("%s: resume answered %d %q", tc.name, resp.StatusCode, loc)
-			}
-			if n := e.authRequestRows(); n != rows {
-				t.Errorf("%s: %d rows written", tc.name, n-rows)
+				e.update(func(tx gatehouse.Tx) error {
+					if tc.delete {
+						return tx.DeleteApp(e.ctx, e.tenant.ID, a.ID)
+					}
+					tc.change(a)
+					return tx.UpdateApp(e.ctx, a)
+				})
+				rows := e.authRequestRows()
+				if next, err := e.answerIn(e.tenant, ana, rt); next != "" || err != nil {
+					t.Errorf("%s: AnswerLogin answered %q %v", tc.name, next, err)
+				}
+				resp, _ := get(t, e.noFollowWith(b), e.srv.URL+rt)
+				loc := resp.Header.Get("Location")
+				if resp.StatusCode != tc.status || (tc.login != strings.Contains(loc, "/login?")) || strings.HasPrefix(loc, "https://wiki.example/") {
+					t.Errorf("%s: resume answered %d %q", tc.name, resp.StatusCode, loc)
+				}
+				if n := e.authRequestRows(); n != rows {
+					t.Errorf("%s: %d rows written", tc.name, n-rows)
+				}
 			}
 		}
 	})
+}
+
+// loginReturn runs an authorize request without a session and returns the
+// login's return address: the sealed request, or a stored one's id.
+func (e *env) loginReturn(authURL string) string {
+	e.t.Helper()
+	resp, body := get(e.t, e.noFollow(), authURL)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasSuffix(loc.Path, "/login") {
+		e.t.Fatalf("authorize: %d %v %s", resp.StatusCode, loc, body)
+	}
+	return loc.Query().Get("return_to")
 }
 
 // noFollowWith is browser b stopping at the first redirect.
@@ -601,5 +622,62 @@ func TestAttackSealGrowsAtResume(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(body, `action="`+a.RedirectURIs[0]+`"`) {
 			t.Fatalf("after the login: %d %.300s", resp.StatusCode, body)
 		}
+	})
+}
+
+// TestAttackSealAsOtherSecrets: the reverse of TestAttackSealSwap. A
+// sealed authorize request does not open as a flow cookie (the login's
+// browser binding) under the flow's own cookie name, nor is it a session
+// cookie; a real flow cookie is not a sealed request. Each use of the root
+// key has its own derived key (secret.DeriveKey, HKDF with the purpose as
+// info, RFC 5869 section 3.2).
+func TestAttackSealAsOtherSecrets(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e, ana, _, _, r := newSealedEnv(t, engine)
+		verifier, _ := pkce()
+		rt := e.sealedReturn(r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier)))
+		_, ar, _ := strings.Cut(rt, "?ar=")
+
+		flow := &connector.Flow{ID: "flw_1", State: "state-1", TenantID: e.tenant.ID, ConnectionID: e.conn.ID, ReturnTo: rt}
+		w := httptest.NewRecorder()
+		if err := e.sessions.SetFlow(w, flow, false); err != nil {
+			t.Fatal(err)
+		}
+		cookies := w.Result().Cookies()
+		if len(cookies) != 1 {
+			t.Fatalf("flow cookies %v", cookies)
+		}
+		req := httptest.NewRequest(http.MethodGet, e.srv.URL+"/sso/mock/"+e.conn.ID+"/callback?state=state-1", nil)
+		req.AddCookie(cookies[0])
+		if f, err := e.sessions.FindFlow(req, e.conn, "state-1"); err != nil || f.ReturnTo != rt {
+			t.Fatalf("the genuine flow cookie: %v %v", f, err)
+		}
+		// The seal under the flow cookie's name.
+		req = httptest.NewRequest(http.MethodGet, e.srv.URL+"/sso/mock/"+e.conn.ID+"/callback?state=state-1", nil)
+		req.AddCookie(&http.Cookie{Name: cookies[0].Name, Value: ar})
+		if f, err := e.sessions.FindFlow(req, e.conn, "state-1"); err == nil {
+			t.Fatalf("a sealed request opened as a flow: %+v", f)
+		}
+		// The seal as the session cookie.
+		b := e.browser()
+		r.login(b)
+		u, _ := url.Parse(e.srv.URL)
+		for _, c := range b.Jar.Cookies(u) {
+			b.Jar.SetCookies(u, []*http.Cookie{{Name: c.Name, Value: ar, Path: "/"}})
+		}
+		req = httptest.NewRequest(http.MethodGet, e.issuer()+"/", nil)
+		for _, c := range b.Jar.Cookies(u) {
+			req.AddCookie(c)
+		}
+		if s, _, err := e.sessions.Current(e.ctx, req, e.tenant.ID); err == nil {
+			t.Fatalf("a sealed request is a session: %+v", s)
+		}
+		// The flow cookie as ar=, through resume and AnswerLogin.
+		ret := "/t/acme/authorize/resume?ar=" + url.QueryEscape(cookies[0].Value)
+		if next := e.answer(e.tenant, ana, ret); next != "" {
+			t.Fatalf("a flow cookie answered as a request: %q", next)
+		}
+		resp, body := get(t, e.browser(), e.srv.URL+ret)
+		refusedPage(t, "flow cookie as ar", resp, body, http.StatusBadRequest)
 	})
 }

@@ -26,12 +26,7 @@ func (e *env) noFollow() *http.Client {
 // the login's return address (the sealed resume path).
 func (e *env) sealedReturn(authURL string) string {
 	e.t.Helper()
-	resp, body := get(e.t, e.noFollow(), authURL)
-	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasSuffix(loc.Path, "/login") {
-		e.t.Fatalf("authorize: %d %v %s", resp.StatusCode, loc, body)
-	}
-	rt := loc.Query().Get("return_to")
+	rt := e.loginReturn(authURL)
 	if !strings.Contains(rt, "/authorize/resume?ar=") {
 		e.t.Fatalf("return address %q is no sealed request", rt)
 	}
