@@ -50,13 +50,21 @@ func TestOPTokensUpgrade(t *testing.T) {
 				exec(`INSERT INTO op_tokens (id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, expires_at)
 					VALUES ($1, 'ten_acme', 'app1', 'usr_1', 'oar_1', 'sid1', '["openid"]', $2, $3)`, r.id, us(old), us(r.exp))
 			}
+			// liveRT was rotated from deadRT; newRT already has an id by
+			// expiry (as 00300's provider makes them), in another grant.
+			liveExp, newExp := now.Add(30*24*time.Hour), now.Add(20*24*time.Hour)
+			newRT := gatehouse.NewIDAt("ort", newExp)
 			for _, r := range []struct {
-				id, hash string
-				exp      time.Time
-			}{{liveRT, "h-live", now.Add(30 * 24 * time.Hour)}, {deadRT, "h-dead", now.Add(-48 * time.Hour)}} {
-				exec(`INSERT INTO op_refresh_tokens (id, tenant_id, hash, client_id, user_id, grant_id, session_id, scopes, amr, auth_time, created_at, expires_at)
-					VALUES ($1, 'ten_acme', $2, 'app1', 'usr_1', 'oar_1', 'sid1', '["openid","offline_access"]', '["pwd"]', $3, $3, $4)`,
-					r.id, []byte(r.hash), us(old), us(r.exp))
+				id, hash, from, user, grant string
+				exp                         time.Time
+			}{
+				{liveRT, "h-live", deadRT, "usr_1", "oar_1", liveExp},
+				{deadRT, "h-dead", "", "usr_1", "oar_1", now.Add(-48 * time.Hour)},
+				{newRT, "h-new", "", "usr_9", "oar_9", newExp},
+			} {
+				exec(`INSERT INTO op_refresh_tokens (id, tenant_id, hash, client_id, user_id, grant_id, session_id, rotated_from, scopes, amr, auth_time, created_at, expires_at)
+					VALUES ($1, 'ten_acme', $2, 'app1', $3, $4, 'sid1', $5, '["openid","offline_access"]', '["pwd"]', $6, $6, $7)`,
+					r.id, []byte(r.hash), r.user, r.grant, r.from, us(old), us(r.exp))
 			}
 			db.Close()
 
@@ -83,9 +91,23 @@ func TestOPTokensUpgrade(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if rt.ID != liveRT || !slices.Equal(rt.AMR, []string{"pwd"}) || rt.UsedAt != nil {
+				if !slices.Equal(rt.AMR, []string{"pwd"}) || rt.UsedAt != nil || !rt.ExpiresAt.Equal(time.UnixMicro(us(liveExp)).UTC()) {
 					t.Errorf("refresh token after the upgrade: %+v", rt)
 				}
+				// 00330: the old id now sorts by expiry (its time part is
+				// the expiry's, its random part kept); so does the id it
+				// was rotated from; an id by expiry already is unchanged.
+				floor := gatehouse.IDFloor("ort", liveExp)
+				if rt.ID[:14] != floor[:14] || rt.ID[14:] != liveRT[14:] {
+					t.Errorf("refresh token id %s, want %s…%s", rt.ID, floor[:14], liveRT[14:])
+				}
+				if from := gatehouse.IDFloor("ort", now.Add(-48*time.Hour)); rt.RotatedFrom[:14] != from[:14] || rt.RotatedFrom[14:] != deadRT[14:] {
+					t.Errorf("rotated from %s, want %s…%s", rt.RotatedFrom, from[:14], deadRT[14:])
+				}
+				if nrt, err := tx.GetOPRefreshToken(ctx, "ten_acme", []byte("h-new")); err != nil || nrt.ID != newRT {
+					t.Errorf("refresh token made by expiry: %+v %v, want id %s", nrt, err, newRT)
+				}
+				liveRT = rt.ID
 				clients, err := tx.ListOPSessionClients(ctx, "ten_acme", "sid1")
 				if err == nil && !slices.Equal(clients, []string{"app1"}) {
 					t.Errorf("session clients %v", clients)
@@ -160,7 +182,7 @@ func TestOPTokensUpgrade(t *testing.T) {
 			db, p := testdb.Migrator(t, engine, url)
 			defer db.Close()
 			before := rows(db, "before")
-			if strings.Count(before, "\n") != 2 { // two access tokens, one refresh token
+			if strings.Count(before, "\n") != 3 { // two access tokens, two refresh tokens
 				t.Fatalf("rows before going down:\n%s", before)
 			}
 			if _, err := p.DownTo(ctx, 201); err != nil {
