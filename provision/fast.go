@@ -22,6 +22,45 @@ type membershipRefLister interface {
 	ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error)
 }
 
+// firstLoginProber reads, in one statement, what the plan of a first login
+// asks: the user with an email (nil when none), whether a username is
+// taken, and whether the connection has SCIM tokens.
+type firstLoginProber interface {
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, usernameTaken, scimTokens bool, err error)
+}
+
+type probe struct {
+	user       *gatehouse.User
+	scimTokens bool
+}
+
+// firstLoginProbe asks the store's fast path, when it has one (else nil):
+// the email's user, whether the connection has SCIM tokens, and whether
+// the first username a new user would get is taken, which planCreate asks
+// next (one statement instead of three for a first login).
+func (p *plan) firstLoginProbe(ctx context.Context, tx gatehouse.Tx, email string) (*probe, error) {
+	f, ok := tx.(firstLoginProber)
+	if !ok {
+		return nil, nil
+	}
+	cand, _ := usernameBase(p.in.id)
+	u, taken, scim, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand)
+	if err != nil {
+		return nil, err
+	}
+	p.probed = map[string]bool{gatehouse.FoldKey(cand): taken}
+	return &probe{user: u, scimTokens: scim}, nil
+}
+
+// usernameTaken is tx.UsernameTaken, answered from the probe of
+// userByEmail when it asked about this username.
+func (p *plan) usernameTaken(ctx context.Context, tx gatehouse.Tx, username string) (bool, error) {
+	if taken, ok := p.probed[gatehouse.FoldKey(username)]; ok {
+		return taken, nil
+	}
+	return tx.UsernameTaken(ctx, p.in.tenant.ID, username)
+}
+
 // jitCreator writes a new user, its first link and its first memberships
 // in one savepoint.
 type jitCreator interface {

@@ -43,6 +43,8 @@ type plan struct {
 	names map[string]string
 	// wroteWithUser: createUser wrote newLink and adds with the user.
 	wroteWithUser bool
+	// probed: username key → taken, learnt with the email look-up.
+	probed map[string]bool
 }
 
 func (p *plan) explain(format string, args ...any) {
@@ -83,13 +85,27 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 	if !ok {
 		return p, nil
 	}
-	// SCIM reconciliation: the IdP that pushed the user through SCIM now
-	// signs them in; link by externalId, userName or email.
-	u, via, err := r.scimMatch(ctx, tx, p, email)
+	// With the store's fast path, one statement reads the email's user,
+	// whether the first username is taken and whether this connection
+	// has SCIM tokens (else there is nothing to reconcile).
+	probe, err := p.firstLoginProbe(ctx, tx, email)
 	if err != nil {
 		return nil, err
 	}
-	if u == nil {
+	// SCIM reconciliation: the IdP that pushed the user through SCIM now
+	// signs them in; link by externalId, userName or email.
+	var u *gatehouse.User
+	var via string
+	if probe == nil || probe.scimTokens {
+		if u, via, err = r.scimMatch(ctx, tx, p, email); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case u != nil:
+	case probe != nil:
+		u = probe.user
+	default:
 		u, err = tx.GetUserByEmail(ctx, tenant.ID, email)
 		if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 			return nil, err
@@ -487,12 +503,7 @@ func verifiedForLink(id *gatehouse.Identity, pol gatehouse.JITPolicy) (bool, str
 // Candidates in skip (lost to a concurrent login a moment ago) are passed
 // over without asking the store.
 func (r *Resolver) chooseUsername(ctx context.Context, tx gatehouse.Tx, p *plan, skip map[string]bool) (string, error) {
-	base := strings.TrimSpace(p.in.id.Username)
-	fromIdP := base != ""
-	if !fromIdP {
-		email := strings.TrimSpace(p.in.id.Email)
-		base = strings.ToLower(email[:strings.LastIndexByte(email, '@')])
-	}
+	base, fromIdP := usernameBase(p.in.id)
 	for i := 1; i <= 50; i++ {
 		cand := base
 		if i > 1 {
@@ -501,7 +512,7 @@ func (r *Resolver) chooseUsername(ctx context.Context, tx gatehouse.Tx, p *plan,
 		if skip[gatehouse.FoldKey(cand)] {
 			continue
 		}
-		taken, err := tx.UsernameTaken(ctx, p.in.tenant.ID, cand)
+		taken, err := p.usernameTaken(ctx, tx, cand)
 		if err != nil {
 			return "", err
 		}
@@ -517,6 +528,19 @@ func (r *Resolver) chooseUsername(ctx context.Context, tx gatehouse.Tx, p *plan,
 	// an ECONFLICT and the resolution is retried).
 	id := r.newID("x")
 	return base + "-" + id[len(id)-6:], nil
+}
+
+// usernameBase is the first username a new user is offered: the IdP's,
+// else the email's local part in lower case; fromIdP says which.
+func usernameBase(id *gatehouse.Identity) (base string, fromIdP bool) {
+	if base = strings.TrimSpace(id.Username); base != "" {
+		return base, true
+	}
+	email := strings.TrimSpace(id.Email)
+	if i := strings.LastIndexByte(email, '@'); i >= 0 {
+		email = email[:i]
+	}
+	return strings.ToLower(email), false
 }
 
 // planProfile refreshes the mapped attributes of an existing user when the

@@ -3,7 +3,9 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -61,6 +63,40 @@ func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject 
 		u = nil
 	}
 	return fi, u, nil
+}
+
+// FirstLoginProbe is GetUserByEmail, UsernameTaken and "has connectionID
+// a SCIM token" in one statement: what the plan of a first login asks
+// before it creates a user. It returns the user with that email
+// (tombstones included, Groups filled) or nil, whether username is taken
+// (false for an empty one), and whether the tenant has a SCIM token of
+// the connection.
+func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, error) {
+	var u *gatehouse.User
+	var taken, scim bool
+	err := t.get(ctx, userNotFound, func(sc scanner) error {
+		var err error
+		u, taken, err = scanBoth(sc, scanUser, func(sc scanner) (bool, error) {
+			var b bool
+			return b, sc.Scan(&b, &scim)
+		})
+		return err
+	}, `SELECT `+liveUserColumns+`,
+		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $3 AND username_key <> ''),
+		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $4)
+		FROM (SELECT 1 AS one) o
+		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''`,
+		tenantID, gatehouse.NormalizeEmail(email), gatehouse.FoldKey(username), connectionID)
+	if err != nil {
+		return nil, false, false, err
+	}
+	if u.ID == "" {
+		return nil, taken, scim, nil
+	}
+	if err := t.fillUserGroups(ctx, tenantID, u); err != nil {
+		return nil, false, false, err
+	}
+	return u, taken, scim, nil
 }
 
 // ListUserMembershipRefs is ListUserMemberships with the names of the
@@ -123,13 +159,38 @@ func (t *tx) CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehou
 	if err := t.insertIdentity(ctx, link); err != nil {
 		return err
 	}
-	now := t.s.now()
-	for _, m := range ms {
-		if err := t.insertMembership(ctx, m, now); err != nil {
-			return err
-		}
+	if err := t.insertNewMemberships(ctx, ms, t.s.now()); err != nil {
+		return err
 	}
 	u.Groups = []string{}
+	return nil
+}
+
+// insertNewMemberships adds the first memberships of a user inserted in
+// this transaction, in one statement and without reading anything back: no
+// existing row can match (a repeated membership in ms is one row, as with
+// AddMembership).
+func (t *tx) insertNewMemberships(ctx context.Context, ms []*gatehouse.Membership, now time.Time) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(ms))
+	for i, m := range ms {
+		rows[i] = []any{m.TenantID, m.GroupID, m.UserID, m.ManagedBy, ts(now)}
+	}
+	q := insertRows(`INSERT INTO memberships (`+membershipColumns+`) VALUES `, rows) +
+		` ON CONFLICT (tenant_id, group_id, user_id, managed_by) DO NOTHING`
+	if _, err := t.exec(ctx, q, slices.Concat(rows...)...); err != nil {
+		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			// The foreign key to groups(tenant_id, id) failed: a group
+			// deleted since the plan read it.
+			return gatehouse.Errorf(gatehouse.ENOTFOUND, groupNotFound)
+		}
+		return err
+	}
+	for _, m := range ms {
+		m.CreatedAt = fromTS(ts(now))
+	}
 	return nil
 }
 
@@ -152,21 +213,30 @@ func (t *tx) AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) e
 	if len(events) == 0 {
 		return nil
 	}
-	const n = 10 // auditColumns
-	args := make([]any, 0, n*len(events))
-	var q strings.Builder
-	q.WriteString(`INSERT INTO audit_events (` + auditColumns + `) VALUES `)
+	rows := make([][]any, len(events))
 	for i, e := range events {
 		a, err := t.auditArgs(e)
 		if err != nil {
 			return err
 		}
+		rows[i] = a
+	}
+	_, err := t.exec(ctx, insertRows(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, rows), slices.Concat(rows...)...)
+	return err
+}
+
+// insertRows is an INSERT of several rows: prefix (which ends with VALUES)
+// and one parenthesized list of placeholders per row, numbered on.
+func insertRows(prefix string, rows [][]any) string {
+	var q strings.Builder
+	q.WriteString(prefix)
+	next := 1
+	for i, r := range rows {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(" + placeholders(len(args)+1, n) + ")")
-		args = append(args, a...)
+		q.WriteString("(" + placeholders(next, len(r)) + ")")
+		next += len(r)
 	}
-	_, err := t.exec(ctx, q.String(), args...)
-	return err
+	return q.String()
 }

@@ -20,6 +20,7 @@ type loginFast interface {
 	CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
 	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, error)
 }
 
 // TestLoginFastPaths: each fast path of the login transaction against the
@@ -148,6 +149,102 @@ func TestLoginFastPaths(t *testing.T) {
 				l, gone, err := tx.(loginFast).GetLinkedUser(ctx, te.ID, c.ID, "sub-ANA")
 				if err != nil || l.UserID != bo.ID || gone != nil {
 					t.Errorf("link of a tombstone: %+v %+v %v", l, gone, err)
+				}
+				return nil
+			}))
+
+			// FirstLoginProbe answers as GetUserByEmail (a live user with
+			// its groups, a tombstone, none), UsernameTaken (tombstones
+			// keep theirs; folded; empty is free) and "the connection has
+			// a SCIM token" (first none, then one of another connection,
+			// then one of this connection).
+			probeSCIM := func(want bool) {
+				t.Helper()
+				must(s.View(ctx, func(tx gatehouse.Tx) error {
+					_, _, scim, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana")
+					if err == nil && scim != want {
+						t.Errorf("SCIM tokens of the connection: %v, want %v", scim, want)
+					}
+					return err
+				}))
+			}
+			probeSCIM(false)
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "other", ConnectionID: "", Hash: []byte("h1")})
+			}))
+			probeSCIM(false)
+			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "okta", ConnectionID: c.ID, Hash: []byte("h2")})
+			}))
+			probeSCIM(true)
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				fast := tx.(loginFast)
+				for _, tc := range []struct {
+					email, username string
+					user            string // ID, "" for none
+					taken           bool
+				}{
+					{"ANA@acme.com", "nobody", u.ID, false},
+					{"bo@acme.com", "Ana", bo.ID, true},
+					{"nobody@acme.com", "BO", "", true},
+					{"nobody@acme.com", "carla", "", false},
+					{"nobody@acme.com", "", "", false},
+					{"", "ana", "", true},
+				} {
+					got, taken, _, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, tc.email, tc.username)
+					if err != nil {
+						return err
+					}
+					want, werr := tx.GetUserByEmail(ctx, te.ID, tc.email)
+					wantTaken, terr := tx.UsernameTaken(ctx, te.ID, tc.username)
+					if terr != nil {
+						return terr
+					}
+					if taken != tc.taken || wantTaken != tc.taken {
+						t.Errorf("%+v: taken %v, UsernameTaken %v", tc, taken, wantTaken)
+					}
+					if tc.user == "" {
+						if got != nil || !gatehouse.IsCode(werr, gatehouse.ENOTFOUND) {
+							t.Errorf("%+v: %+v, GetUserByEmail %v", tc, got, werr)
+						}
+						continue
+					}
+					if werr != nil {
+						return werr
+					}
+					if d := cmp.Diff(want, got); d != "" || got.ID != tc.user {
+						t.Errorf("%+v: user (-portable +fast):\n%s", tc, d)
+					}
+				}
+				// Another tenant's users are not seen.
+				if got, taken, scim, err := fast.FirstLoginProbe(ctx, "ten_other", c.ID, "ana@acme.com", "ana"); err != nil || got != nil || taken || scim {
+					t.Errorf("other tenant: %+v %v %v %v", got, taken, scim, err)
+				}
+				return nil
+			}))
+
+			// A membership repeated in CreateJITUser's list is one row.
+			cy, cyLink, cyMs := newUser("cy@acme.com", "cy")
+			cyMs = append(cyMs, &gatehouse.Membership{TenantID: te.ID, GroupID: groups[0].ID, UserID: cy.ID, ManagedBy: "connection:" + c.ID})
+			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, cy, cyLink, cyMs) }))
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				got, err := tx.ListUserMemberships(ctx, te.ID, cy.ID)
+				if err == nil && len(got) != 2 {
+					t.Errorf("memberships of cy: %d, want 2", len(got))
+				}
+				return err
+			}))
+			// A group gone since the plan read it: ENOTFOUND, nothing written.
+			dy, dyLink, _ := newUser("dy@acme.com", "dy")
+			err = update(func(tx gatehouse.Tx, fast loginFast) error {
+				return fast.CreateJITUser(ctx, dy, dyLink, []*gatehouse.Membership{{TenantID: te.ID, GroupID: "grp_gone", UserID: dy.ID, ManagedBy: "connection:" + c.ID}})
+			})
+			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				t.Errorf("membership of a missing group: %v", err)
+			}
+			must(s.View(ctx, func(tx gatehouse.Tx) error {
+				if _, err := tx.GetUserByEmail(ctx, te.ID, "dy@acme.com"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Errorf("user of a failed JIT creation: %v", err)
 				}
 				return nil
 			}))
