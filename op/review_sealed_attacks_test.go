@@ -681,3 +681,39 @@ func TestAttackSealAsOtherSecrets(t *testing.T) {
 		refusedPage(t, "flow cookie as ar", resp, body, http.StatusBadRequest)
 	})
 }
+
+// TestAttackSealErrorAnswers: the redirect URI check comes before any
+// answer to the app. A prompt=none request without a session, left to
+// resume, answers login_required on the registered redirect URI (OpenID
+// Connect Core section 3.1.2.6); once the app no longer has that URI the
+// same resume URL ends on a page, not an error answer to it (RFC 6749
+// section 4.1.2.1: never to an unregistered URI). response_mode=fragment
+// answered by the login puts the code in the fragment.
+func TestAttackSealErrorAnswers(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e, ana, a, _, r := newSealedEnv(t, engine)
+		verifier, _ := pkce()
+		resp, body := get(t, e.noFollow(), r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc == nil || !strings.HasSuffix(loc.Path, "/"+pathResume) || !loc.Query().Has("ar") {
+			t.Fatalf("prompt=none without a session: %d %v %s", resp.StatusCode, loc, body)
+		}
+		resumeURL := loc.String()
+		resp, _ = get(t, e.noFollow(), resumeURL)
+		if loc, _ := url.Parse(resp.Header.Get("Location")); loc == nil || !strings.HasPrefix(loc.String(), a.RedirectURIs[0]+"?") || loc.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none at resume: %d %v", resp.StatusCode, loc)
+		}
+		a.RedirectURIs = []string{"https://wiki.example/new"}
+		e.update(func(tx gatehouse.Tx) error { return tx.UpdateApp(e.ctx, a) })
+		resp, body = get(t, e.noFollow(), resumeURL)
+		refusedPage(t, "prompt=none after the redirect URI's removal", resp, body, http.StatusBadRequest)
+
+		r = e.rp(a, "")
+		rt := e.sealedReturn(r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("response_mode", "fragment")))
+		next, _ := url.Parse(e.answer(e.tenant, ana, rt))
+		frag, _ := url.ParseQuery(next.Fragment)
+		if next.RawQuery != "" || frag.Get("code") == "" || frag.Get("state") != "st-1" || next.Scheme+"://"+next.Host+next.Path != a.RedirectURIs[0] {
+			t.Fatalf("response_mode=fragment answered by the login: %v", next)
+		}
+	})
+}
