@@ -228,3 +228,40 @@ func TestOversizedRequestStored(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSealedRequestAcrossReplicas: a request sealed by one replica is
+// answered by another that shares the root key (each derives the same
+// sealing key), and only once between them.
+func TestSealedRequestAcrossReplicas(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		ana := e.user("ana@acme.test")
+		e.signInAs(ana)
+		a, sec := e.app(gatehouse.App{})
+		r := e.rp(a, sec)
+		verifier, _ := pkce()
+		rt := e.sealedReturn(r.cfg.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), gooidc.Nonce("n-1")))
+		kr, err := secret.NewKeyring("k1", []byte("0123456789abcdef0123456789abcdef"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		other, err := NewProvider(Config{Store: e.store, Keyring: kr, PublicURL: e.srv.URL, Clock: e.clock, Sessions: e.sessions})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := e.prov
+		e.prov = other
+		next := e.answer(e.tenant, ana, rt)
+		e.prov = first
+		loc, _ := url.Parse(next)
+		if loc == nil || loc.Query().Get("code") == "" {
+			t.Fatalf("the other replica did not answer: %q", next)
+		}
+		if again := e.answer(e.tenant, ana, rt); again != "" {
+			t.Fatalf("the first replica answered the same request again: %s", again)
+		}
+		if _, err := r.cfg.Exchange(e.ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier)); err != nil {
+			t.Fatalf("a code issued on the other replica: %v", err)
+		}
+	})
+}
