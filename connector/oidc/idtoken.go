@@ -77,6 +77,12 @@ func (k *conn) checkIDToken(ctx context.Context, md *Metadata, raw, nonce string
 	if !ok || !ok2 || strings.Contains(s64, ".") {
 		return nil, nil, idTokenErr("malformed: not a compact JWS of three parts")
 	}
+	// RFC 7515 §7.1: no whitespace. encoding/base64 skips CR and LF even
+	// in Strict mode, so without this one token had many accepted forms
+	// (a newline anywhere in the signature).
+	if strings.ContainsAny(raw, " \t\r\n") {
+		return nil, nil, idTokenErr("malformed: whitespace in the compact JWS")
+	}
 	hb, err := b64.DecodeString(h64)
 	if err != nil {
 		return nil, nil, idTokenErr("malformed header: %v", err)
