@@ -258,8 +258,14 @@ func fetchKeys(ctx context.Context, env connector.Env, uri string) ([]jose.JSONW
 		if jwk.Use != "" && jwk.Use != "sig" {
 			continue
 		}
-		switch jwk.Key.(type) {
-		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		switch pub := jwk.Key.(type) {
+		case *rsa.PublicKey:
+			// RFC 7518 §3.3, §3.5: "A key of size 2048 bits or larger
+			// MUST be used" (go-jose and crypto/rsa take 1024).
+			if pub.N.BitLen() >= 2048 {
+				keys = append(keys, jwk)
+			}
+		case *ecdsa.PublicKey, ed25519.PublicKey:
 			keys = append(keys, jwk)
 		}
 	}
