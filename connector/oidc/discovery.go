@@ -38,6 +38,9 @@ const (
 	// set: an unknown kid triggers a fetch at once, but a flood of forged
 	// tokens cannot turn Gatehouse into a load generator against the IdP.
 	KeysMinInterval = time.Second
+	// keysStale bounds how long cached keys keep verifying while the key
+	// set cannot be fetched again.
+	keysStale = 24 * time.Hour
 )
 
 // Metadata is the part of an OpenID Provider's discovery document
@@ -216,7 +219,7 @@ func (k *keySet) get(ctx context.Context, env connector.Env, refresh bool) ([]jo
 	now := env.Clock.Now()
 	due := k.keys == nil || now.Sub(k.fetched) >= KeysTTL || refresh
 	if !due || (!k.tried.IsZero() && now.Sub(k.tried) < KeysMinInterval) {
-		if k.keys == nil {
+		if k.keys == nil || now.Sub(k.fetched) >= keysStale {
 			return nil, errors.New("the key set could not be fetched (retrying shortly)")
 		}
 		return k.keys, nil
@@ -226,9 +229,11 @@ func (k *keySet) get(ctx context.Context, env connector.Env, refresh bool) ([]jo
 	now = env.Clock.Now()
 	k.tried = now
 	if err != nil {
-		if k.keys != nil {
+		if k.keys != nil && now.Sub(k.fetched) < keysStale {
 			// Keep verifying with the keys we have; the next unknown kid
-			// or the next interval retries.
+			// or the next interval retries. Not for ever: a key the IdP
+			// withdrew (compromised) must stop verifying even while its
+			// JWKS cannot be reached.
 			if env.Logger != nil {
 				env.Logger.Warn("oidc: key set refresh failed; using cached keys", "jwks_uri", k.uri, "err", err)
 			}
