@@ -108,7 +108,7 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 	if err := appendAudits(ctx, tx, events); err != nil {
 		return err
 	}
-	if outboxType != "" {
+	if outboxType != "" && !p.noOutbox {
 		return r.outbox(ctx, tx, tenantID, outboxType, in.now, u, map[string]any{
 			"connection_id": in.conn.ID, "subject": in.id.Subject, "groups": p.res.Groups})
 	}

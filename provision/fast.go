@@ -22,11 +22,12 @@ type membershipRefLister interface {
 	ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error)
 }
 
-// firstLoginProber reads, in one statement, what the plan of a first login
-// asks: the user with an email (nil when none), whether a username is
-// taken, and whether the connection has SCIM tokens.
+// firstLoginProber reads, in one statement, what a first login asks: the
+// user with an email (nil when none), whether a username is taken, whether
+// the connection has SCIM tokens, and whether the tenant has an enabled
+// webhook (without one AppendOutbox writes nothing).
 type firstLoginProber interface {
-	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, usernameTaken, scimTokens bool, err error)
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, usernameTaken, scimTokens, webhooks bool, err error)
 }
 
 type probe struct {
@@ -44,11 +45,14 @@ func (p *plan) firstLoginProbe(ctx context.Context, tx gatehouse.Tx, email strin
 		return nil, nil
 	}
 	cand, _ := usernameBase(p.in.id)
-	u, taken, scim, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand)
+	u, taken, scim, webhooks, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand)
 	if err != nil {
 		return nil, err
 	}
 	p.probed = map[string]bool{gatehouse.FoldKey(cand): taken}
+	// No enabled webhook in this transaction's view: the outbox event
+	// would not be written, so it is not built either.
+	p.noOutbox = !webhooks
 	return &probe{user: u, scimTokens: scim}, nil
 }
 

@@ -45,6 +45,9 @@ type plan struct {
 	wroteWithUser bool
 	// probed: username key → taken, learnt with the email look-up.
 	probed map[string]bool
+	// noOutbox: the store said the tenant has no enabled webhook, so
+	// AppendOutbox would write nothing.
+	noOutbox bool
 }
 
 func (p *plan) explain(format string, args ...any) {

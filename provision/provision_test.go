@@ -289,6 +289,24 @@ func TestResolve(t *testing.T) {
 	refused := counts{audit: 1}
 	tests := []tc{
 		{
+			// The outbox only feeds webhooks: without an enabled one no
+			// event is written (the fast path does not even build it).
+			name: "create: no outbox event without an enabled webhook", email: "ana",
+			setup: func(f *fixture, id *gatehouse.Identity) {
+				f.update(func(tx gatehouse.Tx) error {
+					hooks, err := tx.ListWebhooks(f.ctx, f.tenant.ID)
+					for _, h := range hooks {
+						h.Enabled = false
+						if err == nil {
+							err = tx.UpdateWebhook(f.ctx, h)
+						}
+					}
+					return err
+				})
+			},
+			wantOutcome: provision.OutcomeCreated, wantWrites: counts{users: 1, links: 1, audit: 2},
+		},
+		{
 			name: "create: new user with email only", email: "ana",
 			policy:      func(f *fixture, p *gatehouse.JITPolicy) { p.DefaultGroups = []string{"Everyone"} },
 			wantOutcome: provision.OutcomeCreated, wantWrites: counts{users: 1, links: 1, memberships: 1, audit: 2, outbox: 1},

@@ -65,38 +65,38 @@ func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject 
 	return fi, u, nil
 }
 
-// FirstLoginProbe is GetUserByEmail, UsernameTaken and "has connectionID
-// a SCIM token" in one statement: what the plan of a first login asks
-// before it creates a user. It returns the user with that email
-// (tombstones included, Groups filled) or nil, whether username is taken
-// (false for an empty one), and whether the tenant has a SCIM token of
-// the connection.
-func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, error) {
-	var u *gatehouse.User
-	var taken, scim bool
-	err := t.get(ctx, userNotFound, func(sc scanner) error {
+// FirstLoginProbe is GetUserByEmail, UsernameTaken, "has connectionID a
+// SCIM token" and "has the tenant an enabled webhook" in one statement:
+// what a first login asks before it creates a user. It returns the user
+// with that email (tombstones included, Groups filled) or nil, whether
+// username is taken (false for an empty one), whether the tenant has a
+// SCIM token of the connection, and whether AppendOutbox would write
+// (it writes only for a tenant with an enabled webhook).
+func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, taken, scim, webhooks bool, err error) {
+	err = t.get(ctx, userNotFound, func(sc scanner) error {
 		var err error
 		u, taken, err = scanBoth(sc, scanUser, func(sc scanner) (bool, error) {
 			var b bool
-			return b, sc.Scan(&b, &scim)
+			return b, sc.Scan(&b, &scim, &webhooks)
 		})
 		return err
 	}, `SELECT `+liveUserColumns+`,
 		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $3 AND username_key <> ''),
-		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $4)
+		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $4),
+		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled)
 		FROM (SELECT 1 AS one) o
 		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''`,
 		tenantID, gatehouse.NormalizeEmail(email), gatehouse.FoldKey(username), connectionID)
 	if err != nil {
-		return nil, false, false, err
+		return nil, false, false, false, err
 	}
 	if u.ID == "" {
-		return nil, taken, scim, nil
+		return nil, taken, scim, webhooks, nil
 	}
 	if err := t.fillUserGroups(ctx, tenantID, u); err != nil {
-		return nil, false, false, err
+		return nil, false, false, false, err
 	}
-	return u, taken, scim, nil
+	return u, taken, scim, webhooks, nil
 }
 
 // ListUserMembershipRefs is ListUserMemberships with the names of the

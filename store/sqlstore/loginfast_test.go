@@ -20,7 +20,7 @@ type loginFast interface {
 	CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
 	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
-	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, error)
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, bool, error)
 }
 
 // TestLoginFastPaths: each fast path of the login transaction against the
@@ -158,16 +158,18 @@ func TestLoginFastPaths(t *testing.T) {
 			// keep theirs; folded; empty is free) and "the connection has
 			// a SCIM token" (first none, then one of another connection,
 			// then one of this connection).
-			probeSCIM := func(want bool) {
+			// flags is FirstLoginProbe's answer about SCIM tokens and webhooks.
+			flags := func(wantSCIM, wantHooks bool) {
 				t.Helper()
 				must(s.View(ctx, func(tx gatehouse.Tx) error {
-					_, _, scim, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana")
-					if err == nil && scim != want {
-						t.Errorf("SCIM tokens of the connection: %v, want %v", scim, want)
+					_, _, scim, hooks, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana")
+					if err == nil && (scim != wantSCIM || hooks != wantHooks) {
+						t.Errorf("SCIM tokens of the connection %v, enabled webhooks %v; want %v, %v", scim, hooks, wantSCIM, wantHooks)
 					}
 					return err
 				}))
 			}
+			probeSCIM := func(want bool) { t.Helper(); flags(want, false) }
 			probeSCIM(false)
 			must(s.Update(ctx, func(tx gatehouse.Tx) error {
 				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "other", ConnectionID: "", Hash: []byte("h1")})
@@ -177,6 +179,15 @@ func TestLoginFastPaths(t *testing.T) {
 				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "okta", ConnectionID: c.ID, Hash: []byte("h2")})
 			}))
 			probeSCIM(true)
+			// The webhook answer: none, a disabled one, an enabled one.
+			probeHooks := func(want bool) { t.Helper(); flags(true, want) }
+			probeHooks(false)
+			hook := &gatehouse.Webhook{TenantID: te.ID, URL: "https://hooks.example/in", Events: []string{"*"}, Secret: []byte("sealed")}
+			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateWebhook(ctx, hook) }))
+			probeHooks(false)
+			hook.Enabled = true
+			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateWebhook(ctx, hook) }))
+			probeHooks(true)
 			must(s.View(ctx, func(tx gatehouse.Tx) error {
 				fast := tx.(loginFast)
 				for _, tc := range []struct {
@@ -191,7 +202,7 @@ func TestLoginFastPaths(t *testing.T) {
 					{"nobody@acme.com", "", "", false},
 					{"", "ana", "", true},
 				} {
-					got, taken, _, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, tc.email, tc.username)
+					got, taken, _, _, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, tc.email, tc.username)
 					if err != nil {
 						return err
 					}
@@ -217,8 +228,8 @@ func TestLoginFastPaths(t *testing.T) {
 					}
 				}
 				// Another tenant's users are not seen.
-				if got, taken, scim, err := fast.FirstLoginProbe(ctx, "ten_other", c.ID, "ana@acme.com", "ana"); err != nil || got != nil || taken || scim {
-					t.Errorf("other tenant: %+v %v %v %v", got, taken, scim, err)
+				if got, taken, scim, hooks, err := fast.FirstLoginProbe(ctx, "ten_other", c.ID, "ana@acme.com", "ana"); err != nil || got != nil || taken || scim || hooks {
+					t.Errorf("other tenant: %+v %v %v %v %v", got, taken, scim, hooks, err)
 				}
 				return nil
 			}))
