@@ -287,6 +287,13 @@ func (k *conn) checkSignature(ctx context.Context, md *Metadata, h *jwsHeader, s
 	if len(cands) == 0 {
 		return fmt.Errorf("no key with kid %q for %s in the provider's key set", h.Kid, h.Alg)
 	}
+	// OIDC Core §10.1: with several keys in the set, the token names its
+	// key by kid. Trying many candidates (no kid, or a kid shared by
+	// thousands of keys in a padded 2 MiB set) would cost up to a second
+	// of CPU per forged token.
+	if len(cands) > maxKeyCandidates {
+		return fmt.Errorf("%d keys with kid %q for %s in the provider's key set; at most %d are tried", len(cands), h.Kid, h.Alg, maxKeyCandidates)
+	}
 	for _, key := range cands {
 		if verifyAsym(h.Alg, key, signed, sig) {
 			return nil
@@ -294,6 +301,9 @@ func (k *conn) checkSignature(ctx context.Context, md *Metadata, h *jwsHeader, s
 	}
 	return fmt.Errorf("the signature does not verify with the provider's key %q", h.Kid)
 }
+
+// maxKeyCandidates is the most keys one signature is checked against.
+const maxKeyCandidates = 16
 
 // cryptoHash is the hash of an RS/PS/ES/HS algorithm (RFC 7518 §3.1).
 func cryptoHash(alg string) crypto.Hash {

@@ -695,6 +695,30 @@ func TestAttackKeySet(t *testing.T) {
 		}
 	})
 
+	t.Run("padded key set: a kid-less token is checked against a few keys only", func(t *testing.T) {
+		// OIDC Core §10.1. 5000 P-256 keys (760 KB, under the outbound
+		// 2 MiB cap) cost ~260 ms of CPU per forged kid-less token when
+		// every key was tried.
+		var keys []any
+		for i := range 200 {
+			keys = append(keys, jose.JSONWebKey{Key: &tk.other.PublicKey, KeyID: fmt.Sprintf("k%d", i%2), Algorithm: "ES256"})
+		}
+		keys = append(keys, jose.JSONWebKey{Key: &tk.p256.PublicKey, KeyID: "ec-256", Algorithm: "ES256"})
+		srv := newJWKSServer(t, keys...)
+		k, md, _ := remoteConn(t, srv)
+		noKid := signJWS(t, "ES256", tk.p256, `{"alg":"ES256"}`, base)
+		if err := verifyErr(k, md, noKid); err == nil || !strings.Contains(err.Error(), "at most") {
+			t.Fatalf("kid-less token against 201 keys: %v", err)
+		}
+		if err := verifyErr(k, md, signJWS(t, "ES256", tk.other, `{"alg":"ES256","kid":"k1"}`, base)); err == nil || !strings.Contains(err.Error(), "at most") {
+			t.Fatalf("a kid shared by 100 keys: %v", err)
+		}
+		// The token that names its key still verifies.
+		if err := verifyErr(k, md, signJWS(t, "ES256", tk.p256, `{"alg":"ES256","kid":"ec-256"}`, base)); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("JWKS redirect is followed under the outbound policy only", func(t *testing.T) {
 		target := newJWKSServer(t, jose.JSONWebKey{Key: &tk.p256.PublicKey, KeyID: "ec-256", Algorithm: "ES256"})
 		redir := httptest.NewServer(http.RedirectHandler(target.URL+"/jwks", http.StatusFound))
