@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -19,29 +20,7 @@ import (
 // the store, authorization code flow with PKCE, state bound to the flow
 // cookie, and the provider's error answer.
 func TestOIDCConnection(t *testing.T) {
-	oidc.Register()
-	e := newEnv(t, testdb.Engines[0])
-	idp := oidctest.New(e.clock, "client-1", "s3cret-for-tests-0123456789abcdefghij")
-	t.Cleanup(idp.Close)
-	idp.Claims = map[string]any{"sub": "okta-ana", "email": "ana@acme.com", "email_verified": true, "name": "Ana Lima"}
-
-	env := connector.Env{Clock: e.clock,
-		HTTPClient: outbound.NewClient(outbound.Policy{AllowLoopback: true, Timeout: 5 * time.Second})}
-	srv, _ := e.replica(func(c *Config) { c.ConnectorEnv, c.Dev = env, false })
-	env.PublicURL = srv.URL
-
-	acme := e.tenant("acme", "acme.com")
-	c := &gatehouse.Connection{ID: gatehouse.NewID("con"), TenantID: acme.ID, Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true, JIT: gatehouse.DefaultJITPolicy()}
-	cfg, sec, err := oidc.Type().Configure(context.Background(), env, c, nil, oidctest.Fields(map[string]any{
-		"issuer": idp.Issuer, "client_id": "client-1", "client_secret": "s3cret-for-tests-0123456789abcdefghij"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Config = cfg
-	if c.Secrets, err = e.keyring.Seal(sec, []byte(c.ID)); err != nil {
-		t.Fatal(err)
-	}
-	e.update(func(ctx context.Context, tx gatehouse.Tx) error { return tx.CreateConnection(ctx, c) })
+	e, idp, srv, acme, c := oidcSetup(t, testdb.Engines[0])
 
 	b := e.browser(srv)
 	r := b.follow("/t/acme/login?login_hint=ana%40acme.com")
@@ -59,4 +38,36 @@ func TestOIDCConnection(t *testing.T) {
 	if strings.Contains(r.Body, "<script>") || strings.Contains(r.Body, "the user said no") {
 		t.Error("the IdP's error_description reached the page")
 	}
+}
+
+const oidcTestSecret = "s3cret-for-tests-0123456789abcdefghij"
+
+// oidcSetup starts a server on engine, the test provider (whose user is
+// Ana) and tenant acme with an OIDC connection to it.
+func oidcSetup(t *testing.T, engine string) (*env, *oidctest.Provider, *httptest.Server, *gatehouse.Tenant, *gatehouse.Connection) {
+	t.Helper()
+	oidc.Register()
+	e := newEnv(t, engine)
+	idp := oidctest.New(e.clock, "client-1", oidcTestSecret)
+	t.Cleanup(idp.Close)
+	idp.Claims = map[string]any{"sub": "okta-ana", "email": "ana@acme.com", "email_verified": true, "name": "Ana Lima"}
+
+	env := connector.Env{Clock: e.clock,
+		HTTPClient: outbound.NewClient(outbound.Policy{AllowLoopback: true, Timeout: 5 * time.Second})}
+	srv, _ := e.replica(func(c *Config) { c.ConnectorEnv, c.Dev = env, false })
+	env.PublicURL = srv.URL
+
+	acme := e.tenant("acme", "acme.com")
+	c := &gatehouse.Connection{ID: gatehouse.NewID("con"), TenantID: acme.ID, Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true, JIT: gatehouse.DefaultJITPolicy()}
+	cfg, sec, err := oidc.Type().Configure(context.Background(), env, c, nil, oidctest.Fields(map[string]any{
+		"issuer": idp.Issuer, "client_id": "client-1", "client_secret": oidcTestSecret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Config = cfg
+	if c.Secrets, err = e.keyring.Seal(sec, []byte(c.ID)); err != nil {
+		t.Fatal(err)
+	}
+	e.update(func(ctx context.Context, tx gatehouse.Tx) error { return tx.CreateConnection(ctx, c) })
+	return e, idp, srv, acme, c
 }
