@@ -212,6 +212,17 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 	if err != nil {
 		return nil, err
 	}
+	if flow.ForceLogin {
+		// OIDC Core §3.1.2.1: with prompt=login the provider must
+		// authenticate the user again or answer login_required. An
+		// auth_time from before this login began says it answered from
+		// its session instead (§3.1.3.7 step 13 checks auth_time the same
+		// way for max_age). Without auth_time there is nothing to check.
+		if at, err := numericDate(claims, "auth_time"); err != nil || (!at.IsZero() && at.Before(flow.CreatedAt.Add(-ClockSkew))) {
+			return nil, Refuse(ReasonIDToken, "The identity provider did not ask you to sign in again, as this application requires. Sign out of the identity provider and try again.",
+				fmt.Errorf("prompt=login sent, auth_time %v is before the login began (%s)", claims["auth_time"], flow.CreatedAt.UTC().Format(time.RFC3339)))
+		}
+	}
 	if hds := k.cfg.HostedDomains; len(hds) > 0 {
 		if hd, _ := claims["hd"].(string); !slices.Contains(hds, strings.ToLower(hd)) {
 			return nil, Refuse(ReasonHostedDomain, fmt.Sprintf("Sign in with your organization's Google Workspace account (%s).", strings.Join(hds, ", ")),

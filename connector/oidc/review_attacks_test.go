@@ -749,7 +749,8 @@ func signAt(t testing.TB, now time.Time) string {
 // callbackConn configures a connection against an oidctest provider and
 // returns a login through Begin, the provider and Finish (the real
 // callback path: code exchange, ID token, at_hash, userinfo, mapping).
-func callbackConn(t *testing.T, in map[string]any) (*oidctest.Provider, func() (*gatehouse.Identity, error)) {
+// login(true) is a forced login (prompt=login) begun at tNow.
+func callbackConn(t *testing.T, in map[string]any) (*oidctest.Provider, func(force ...bool) (*gatehouse.Identity, error)) {
 	clk := &steppedClock{now: tNow}
 	const sec = "review-secret-0123456789abcdefghijklmnop"
 	idp := oidctest.New(clk, tClient, sec)
@@ -764,8 +765,8 @@ func callbackConn(t *testing.T, in map[string]any) (*oidctest.Provider, func() (
 	if err != nil {
 		t.Fatal(err)
 	}
-	return idp, func() (*gatehouse.Identity, error) {
-		flow := &connector.Flow{ID: "flw"}
+	return idp, func(force ...bool) (*gatehouse.Identity, error) {
+		flow := &connector.Flow{ID: "flw", CreatedAt: tNow, ForceLogin: len(force) > 0 && force[0]}
 		act, err := c.Begin(context.Background(), flow)
 		if err != nil {
 			t.Fatal(err)
@@ -834,6 +835,36 @@ func TestAttackCallback(t *testing.T) {
 			t.Fatalf("userinfo replaced registered claims: %v", id.Raw)
 		}
 	})
+	// OIDC Core §3.1.2.1, §3.1.3.7 step 13: a forced login (an app's
+	// prompt=login or max_age) answered from the IdP's session, told by an
+	// auth_time older than the login, is refused.
+	for _, tc := range []struct {
+		name   string
+		force  bool
+		at     any // auth_time; nil leaves it out
+		accept bool
+	}{
+		{"forced, auth_time now", true, tNow.Unix(), true},
+		{"forced, auth_time within the skew", true, tNow.Add(-ClockSkew).Unix(), true},
+		{"forced, auth_time an hour old", true, tNow.Add(-time.Hour).Unix(), false},
+		{"forced, auth_time a string", true, "0", false},
+		{"forced, no auth_time", true, nil, true},
+		{"not forced, auth_time an hour old", false, tNow.Add(-time.Hour).Unix(), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			idp, login := callbackConn(t, nil)
+			if tc.at != nil {
+				idp.Do(func(p *oidctest.Provider) { p.Claims["auth_time"] = tc.at })
+			}
+			_, err := login(tc.force)
+			if (err == nil) != tc.accept {
+				t.Fatalf("err %v, want accept=%v", err, tc.accept)
+			}
+			if err != nil && !strings.Contains(err.Error(), "auth_time") {
+				t.Fatalf("cause: %v", err)
+			}
+		})
+	}
 	// What provisioning is told: email_verified is a JSON boolean (OIDC
 	// Core §5.1); the string forms "true"/"false" (Cognito, some Okta
 	// custom claims) are read too; anything else is "not said" (nil),
