@@ -238,7 +238,7 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 	if err := k.userinfo(ctx, md, tok.AccessToken, idt.Subject, claims); err != nil {
 		return nil, err
 	}
-	return k.identity(idt, claims)
+	return k.identity(md, idt, claims)
 }
 
 func (k *conn) exchange(ctx context.Context, md *Metadata, code, verifier string) (*oauth2.Token, error) {
@@ -335,7 +335,7 @@ func (k *conn) userinfo(ctx context.Context, md *Metadata, accessToken, sub stri
 }
 
 // identity maps verified claims to the identity.
-func (k *conn) identity(idt *idToken, claims map[string]any) (*gatehouse.Identity, error) {
+func (k *conn) identity(md *Metadata, idt *idToken, claims map[string]any) (*gatehouse.Identity, error) {
 	id := &gatehouse.Identity{
 		TenantID:     k.c.TenantID,
 		ConnectionID: k.c.ID,
@@ -358,6 +358,16 @@ func (k *conn) identity(idt *idToken, claims map[string]any) (*gatehouse.Identit
 		// the directory that owns it.
 		if v, ok := claims["xms_edov"].(bool); ok {
 			id.EmailVerified = &v
+		} else if md.Template() && len(k.cfg.AllowedTenantIDs) == 0 {
+			// A multi-tenant connection open to every directory: anyone
+			// can make a directory and give a user any email address
+			// (the "nOAuth" attack), so without xms_edov the email is
+			// unverified. The JIT policy then neither links an account
+			// by it nor creates one for it (unless the connection trusts
+			// unverified emails); allowed_tenant_ids names directories
+			// whose administrators the tenant trusts instead.
+			unverified := false
+			id.EmailVerified = &unverified
 		}
 	}
 	// Groups overage (Entra ID): too many groups to fit in the token; the

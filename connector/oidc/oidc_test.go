@@ -565,8 +565,19 @@ func TestEntraMultiTenant(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id.Subject != "tid-a/oid-1" || !id.GroupsIncomplete || id.Raw[oidc.RawGroupsOverage] != true || id.Groups != nil || id.EmailVerified != nil {
+	// Open to every directory: without xms_edov the email is unverified
+	// (nOAuth: any directory's admin can set any address).
+	if id.Subject != "tid-a/oid-1" || !id.GroupsIncomplete || id.Raw[oidc.RawGroupsOverage] != true || id.Groups != nil ||
+		id.EmailVerified == nil || *id.EmailVerified {
 		t.Fatalf("identity %+v", id)
+	}
+	// xms_edov=true: the directory owns the email's domain.
+	idp.SetNext(oidctest.Forge{Claims: func(c map[string]any) {
+		c["iss"] = strings.Replace(template, "{tenantid}", "tid-a", 1)
+		c["xms_edov"] = true
+	}})
+	if id, err := f.login(); err != nil || id.EmailVerified == nil || !*id.EmailVerified {
+		t.Fatalf("xms_edov=true: %+v, %v", id, err)
 	}
 	// The issuer must be the template completed with the token's tid.
 	idp.SetNext(tokIss("tid-b"))
@@ -580,6 +591,15 @@ func TestEntraMultiTenant(t *testing.T) {
 	idp.SetNext(tokIss("tid-a"))
 	if _, err := f.login(); err == nil || !strings.Contains(err.Error(), "allowed_tenant_ids") {
 		t.Fatalf("tenant not allowed: %v", err)
+	}
+	// A listed directory's admins are trusted: the email's status is
+	// unknown, and the JIT policy decides as for a single directory.
+	if err := f.configure(map[string]any{"allowed_tenant_ids": []string{"tid-a"}}); err != nil {
+		t.Fatal(err)
+	}
+	idp.SetNext(tokIss("tid-a"))
+	if id, err := f.login(); err != nil || id.EmailVerified != nil {
+		t.Fatalf("allowed directory: %+v, %v", id, err)
 	}
 	// A non-Entra connection never accepts a templated discovery document,
 	// not even from the cache the Entra connection filled.
