@@ -159,7 +159,7 @@ type Provider struct {
 	storage *storage
 	keys    *keyCache
 	tenants *tenantCache
-	// sealer writes access tokens as zitadel's Crypto does (jwe.go).
+	// sealer writes and reads access tokens, for zitadel too (jwe.go).
 	sealer *tokenSealer
 	// requests seals authorize requests until they are answered (sealed.go).
 	requests *requestSealer
@@ -221,17 +221,17 @@ func NewProvider(cfg Config) (*Provider, error) {
 	p.storage = &storage{p: p}
 
 	var cryptoKey [32]byte
-	// Access tokens and codes are zitadel's AES-GCM encryption of their id
-	// under this key; every replica derives the same one from the root key.
+	// Access tokens are the AES-GCM encryption of their id under keys
+	// derived from this one per day (jwe.go); every replica derives the
+	// same ones from the root key.
 	copy(cryptoKey[:], cfg.Keyring.DeriveKey("op token encryption"))
-	if p.sealer, err = newTokenSealer(cryptoKey); err != nil {
+	if p.sealer, err = newTokenSealer(cryptoKey, cfg.Clock, cfg.AccessTokenTTL); err != nil {
 		return nil, err
 	}
 	if p.requests, err = newRequestSealer(cfg.Keyring); err != nil {
 		return nil, err
 	}
 	zcfg := &zop.Config{
-		CryptoKey:                         cryptoKey,
 		CodeMethodS256:                    true,
 		AuthMethodPost:                    true,
 		GrantTypeRefreshToken:             true,
@@ -250,6 +250,11 @@ func NewProvider(cfg Config) (*Provider, error) {
 		zop.WithIDTokenHintVerifierOpts(zop.WithSupportedIDTokenHintSigningAlgorithms(algs...)),
 		zop.WithAccessTokenVerifierOpts(zop.WithSupportedAccessTokenSigningAlgorithms(algs...)),
 		zop.WithCORSOptions(&corsOptions),
+		// zitadel's userinfo, introspection, revocation and
+		// client_credentials read and write access tokens with the
+		// sealer, not with its own Crypto (which would read only tokens
+		// without a kid, and fall back to unauthenticated AES-CFB).
+		zop.WithCrypto(p.sealer),
 	}
 	if u.Scheme == "http" {
 		opts = append(opts, zop.WithAllowInsecure())

@@ -476,19 +476,27 @@ func TestJWSSigner(t *testing.T) {
 	}
 }
 
-// TestTokenSealer: zitadel's Crypto (what its userinfo and introspection
-// endpoints use) decrypts our access tokens, go-jose reads the header it
-// wrote, and any change to any part of a token fails.
+// TestTokenSealer: the sealer reads its access tokens, zitadel's Crypto
+// given the period's key reads them too (the format is zitadel's), go-jose
+// reads the header it wrote with the period in kid, and any change to any
+// part of a token fails.
 func TestTokenSealer(t *testing.T) {
 	var key [32]byte
 	_, _ = rand.Read(key[:])
-	s, err := newTokenSealer(key)
+	clock := &setClock{time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	s, err := newTokenSealer(key, clock, DefaultAccessTokenTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	z := zop.NewAES256GCMCrypto(key, "")
-	var other [32]byte
-	zOther := zop.NewAES256GCMCrypto(other, "")
+	n := periodOf(clock.Now())
+	var pk, other [32]byte
+	copy(pk[:], tokenPeriodKey(key, n))
+	z := zop.NewAES256GCMCrypto(pk, "")
+	zBase := zop.NewAES256GCMCrypto(key, "")
+	sOther, err := newTokenSealer(other, clock, DefaultAccessTokenTTL)
+	if err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]bool{}
 	for _, msg := range []string{"oat_01m8nssdpa000f4z2gnpjy1hkd:usr_01m8nssdpa000f4z2gnpjy1hkd", "", ":", strings.Repeat("é", 300)} {
 		tok, err := s.seal(msg)
@@ -499,14 +507,20 @@ func TestTokenSealer(t *testing.T) {
 			t.Fatal("two seals alike")
 		}
 		seen[tok] = true
-		if got, err := z.Decrypt(tok); err != nil || got != msg {
-			t.Fatalf("zitadel decrypts %q as %q, %v", msg, got, err)
+		if got, err := s.Decrypt(tok); err != nil || got != msg {
+			t.Fatalf("decrypts %q as %q, %v", msg, got, err)
 		}
-		if _, err := zOther.Decrypt(tok); err == nil {
+		if got, err := z.Decrypt(tok); err != nil || got != msg {
+			t.Fatalf("zitadel with the period key decrypts %q as %q, %v", msg, got, err)
+		}
+		if _, err := zBase.Decrypt(tok); err == nil {
+			t.Fatal("decrypted with the token key itself")
+		}
+		if _, err := sOther.Decrypt(tok); err == nil {
 			t.Fatal("decrypted with another key")
 		}
 		jwe, err := jose.ParseEncryptedCompact(tok, []jose.KeyAlgorithm{jose.A256GCMKW}, []jose.ContentEncryption{jose.A256GCM})
-		if err != nil || jwe.Header.Algorithm != "A256GCMKW" {
+		if err != nil || jwe.Header.Algorithm != "A256GCMKW" || jwe.Header.KeyID != tokenKid(n) {
 			t.Fatalf("go-jose: %v %+v", err, jwe)
 		}
 		parts := strings.Split(tok, ".")
@@ -514,7 +528,7 @@ func TestTokenSealer(t *testing.T) {
 			for _, bad := range []string{"", "AAAA", parts[i] + "A"} {
 				p := append([]string(nil), parts...)
 				p[i] = bad
-				if got, err := z.Decrypt(strings.Join(p, ".")); err == nil && got == msg && p[i] != parts[i] {
+				if got, err := s.Decrypt(strings.Join(p, ".")); err == nil && got == msg && p[i] != parts[i] {
 					t.Fatalf("part %d changed to %q still decrypts", i, bad)
 				}
 			}
@@ -523,9 +537,14 @@ func TestTokenSealer(t *testing.T) {
 				b[1] ^= 1
 				p := append([]string(nil), parts...)
 				p[i] = string(b)
-				if _, err := z.Decrypt(strings.Join(p, ".")); err == nil {
+				if _, err := s.Decrypt(strings.Join(p, ".")); err == nil {
 					t.Fatalf("part %d with a flipped bit decrypts", i)
 				}
+			}
+		}
+		for _, bad := range []string{tok + ".", "." + tok, strings.Join(parts[:4], "."), strings.Replace(tok, ".", "..", 1)} {
+			if _, err := s.Decrypt(bad); err == nil {
+				t.Fatalf("%q decrypts", bad)
 			}
 		}
 	}
