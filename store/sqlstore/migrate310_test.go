@@ -2,18 +2,13 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
-	"io/fs"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
-	"github.com/gatehouse-sso/gatehouse/store/migrations"
 	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
 
@@ -28,25 +23,14 @@ func TestMigration310KeepsEventsAndSessions(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			url := testdb.URL(t, engine)
-			driver, dsn, dialect := "pgx", url, goose.DialectPostgres
-			if engine == "sqlite" {
-				driver, dsn, dialect = "sqlite", strings.TrimPrefix(url, "sqlite://"), goose.DialectSQLite3
-			}
-			db, err := sql.Open(driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
+			db, p := testdb.Migrator(t, engine, url)
 			defer db.Close()
 			if engine == "sqlite" {
+				// One connection, so the pragma holds for every statement.
+				db.SetMaxOpenConns(1)
 				if _, err := db.ExecContext(ctx, `PRAGMA foreign_keys = ON`); err != nil {
 					t.Fatal(err)
 				}
-				db.SetMaxOpenConns(1)
-			}
-			sub, _ := fs.Sub(migrations.FS, engine)
-			p, err := goose.NewProvider(dialect, db, sub, goose.WithDisableGlobalRegistry(true))
-			if err != nil {
-				t.Fatal(err)
 			}
 			if _, err := p.UpTo(ctx, 201); err != nil {
 				t.Fatal(err)
