@@ -204,6 +204,9 @@ func (t *tx) CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 		return gatehouse.FieldError("id", "A session needs the digest of its token as ID.")
 	}
 	t.normSession(s)
+	if err := t.purgeSessions(ctx); err != nil {
+		return err
+	}
 	return t.insertSession(ctx, s)
 }
 

@@ -41,6 +41,7 @@ func TestQueryPlans(t *testing.T) {
 		{"groups of users", `SELECT DISTINCT m.user_id, g.name FROM memberships m JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
 			WHERE m.tenant_id = $1 AND m.user_id IN ($2, $3)`, "memberships_user", []string{"t", "u1", "u2"}},
 		{"sessions of a user", `SELECT id FROM sessions WHERE tenant_id = $1 AND user_id = $2`, "sessions_user", []string{"t", "u"}},
+		{"expired sessions (purge)", `SELECT id FROM sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT 1000`, "sessions_expires", []string{"1"}},
 		// The token tables have one index each besides the refresh
 		// tokens' hash (migrations 00300): a grant, given its user, and a
 		// session, given its user, are read through it, and the expiry

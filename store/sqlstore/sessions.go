@@ -2,6 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -35,7 +38,46 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 	if !ok {
 		return gatehouse.Errorf(gatehouse.ENOTFOUND, userNotFound)
 	}
+	if err := t.purgeSessions(ctx); err != nil {
+		return err
+	}
 	return t.guardStmt(ctx, func() error { return t.insertSession(ctx, s) })
+}
+
+// Expired sessions are deleted an hour after their absolute expiry (a
+// session is never used past it: session.Manager checks both expiries),
+// by whichever login creates a session next, in batches: no purge job,
+// and no login's transaction grows with a backlog.
+const (
+	sessionRetention  = time.Hour
+	sessionPurgeBatch = 1000
+)
+
+// sessionPurges holds, per store, the Unix time before which no purge of
+// sessions runs again.
+var sessionPurges sync.Map // *Store → *atomic.Int64
+
+// purgeSessions deletes up to sessionPurgeBatch expired sessions, at most
+// once a minute per process, or a second after a full batch so a backlog
+// (the first purge after an upgrade) drains quickly in small steps. The
+// sessions_expires index (migration 00340) answers it.
+func (t *tx) purgeSessions(ctx context.Context) error {
+	now := t.s.now()
+	v, _ := sessionPurges.LoadOrStore(t.s, new(atomic.Int64))
+	next := v.(*atomic.Int64)
+	if now.Unix() < next.Load() {
+		return nil
+	}
+	next.Store(now.Unix() + 60)
+	n, err := t.count(ctx, `DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 ORDER BY expires_at LIMIT `+
+		strconv.Itoa(sessionPurgeBatch)+`)`, ts(now.Add(-sessionRetention)))
+	if err != nil {
+		return err
+	}
+	if n == sessionPurgeBatch {
+		next.Store(now.Unix() + 1)
+	}
+	return nil
 }
 
 func (t *tx) normSession(s *gatehouse.Session) {
