@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -38,15 +36,6 @@ func scanOPAuthRequest(sc scanner) (*gatehouse.OPAuthRequest, error) {
 	r.Request = []byte(request)
 	r.AuthTime, r.CodeUsedAt, r.CreatedAt, r.ExpiresAt = fromTS(authTime), nullTime(used), fromTS(created), fromTS(expires)
 	return &r, nil
-}
-
-// opPurges holds, per store, the Unix time of the last purge of expired
-// OpenID provider rows.
-var opPurges sync.Map // *Store → *atomic.Int64
-
-func opPurgeTime(s *Store) *atomic.Int64 {
-	v, _ := opPurges.LoadOrStore(s, new(atomic.Int64))
-	return v.(*atomic.Int64)
 }
 
 func (t *tx) CreateOPAuthRequest(ctx context.Context, r *gatehouse.OPAuthRequest) error {
@@ -90,7 +79,7 @@ func (t *tx) purgeOP(ctx context.Context) error {
 	// alone so the expires_at index answers it (filtering by tenant too
 	// made SQLite walk the tenant's live rows on every authorize request).
 	// Tokens are swept by CreateOPToken.
-	if last := opPurgeTime(t.s); now.Unix()-last.Load() >= 60 {
+	if last := &t.s.opPurged; now.Unix()-last.Load() >= 60 {
 		last.Store(now.Unix())
 		if _, err := t.exec(ctx, `DELETE FROM op_auth_requests WHERE expires_at < $1`, ts(now.Add(-opRetention))); err != nil {
 			return err
@@ -148,15 +137,6 @@ func (t *tx) UseOPAuthCode(ctx context.Context, tenantID string, codeHash []byte
 
 const opTokenColumns = `id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, expires_at, revoked_at`
 
-// opTokenPurges holds, per store, the Unix time of the last sweep of
-// expired access and refresh tokens.
-var opTokenPurges sync.Map // *Store → *atomic.Int64
-
-func opTokenPurgeTime(s *Store) *atomic.Int64 {
-	v, _ := opTokenPurges.LoadOrStore(s, new(atomic.Int64))
-	return v.(*atomic.Int64)
-}
-
 // Token id prefixes: the provider makes ids with gatehouse.NewIDAt(prefix,
 // expiry), so they sort by expiry (migrations 00300).
 const (
@@ -173,7 +153,7 @@ const (
 // too, so an id of another shape (made by NewID at creation, as before
 // migration 00300, or by a caller of its own) is never swept early.
 func (t *tx) purgeOPTokens(ctx context.Context, now time.Time) error {
-	last := opTokenPurgeTime(t.s)
+	last := &t.s.opTokensPurged
 	if now.Unix()-last.Load() < 60 {
 		return nil
 	}

@@ -3,8 +3,6 @@ package sqlstore
 import (
 	"context"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -53,18 +51,13 @@ const (
 	sessionPurgeBatch = 1000
 )
 
-// sessionPurges holds, per store, the Unix time before which no purge of
-// sessions runs again.
-var sessionPurges sync.Map // *Store → *atomic.Int64
-
 // purgeSessions deletes up to sessionPurgeBatch expired sessions, at most
 // once a minute per process, or a second after a full batch so a backlog
 // (the first purge after an upgrade) drains quickly in small steps. The
 // sessions_expires index (migration 00340) answers it.
 func (t *tx) purgeSessions(ctx context.Context) error {
 	now := t.s.now()
-	v, _ := sessionPurges.LoadOrStore(t.s, new(atomic.Int64))
-	next := v.(*atomic.Int64)
+	next := &t.s.sessionsPurgeAfter
 	if now.Unix() < next.Load() {
 		return nil
 	}

@@ -61,6 +61,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -87,6 +88,11 @@ type Store struct {
 	clock  gatehouse.Clock
 	log    *slog.Logger
 	purge  purgeTicker
+	// Unix times that gate the purges of expired rows done in passing,
+	// per process: the last purge of authorize requests (op.go) and of
+	// tokens (op.go), and the time before which sessions are not purged
+	// again (sessions.go).
+	opPurged, opTokensPurged, sessionsPurgeAfter atomic.Int64
 	// commits batches SQLite writes (groupcommit.go); nil on PostgreSQL.
 	commits *committer
 	// scimTokens caches SCIM tokens for a second (scimtokens.go).
