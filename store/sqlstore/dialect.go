@@ -113,7 +113,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
-	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate"})
+	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate", uninterruptible: true})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -424,5 +425,64 @@ func benchGroupCommit(b *testing.B, on, parallel bool) {
 	}
 	if s.commits != nil && s.commits.batches.Load() > 0 {
 		b.ReportMetric(float64(s.commits.batched.Load())/float64(s.commits.batches.Load()), "tx/batch")
+	}
+}
+
+// TestWriterCancelBetweenStatements: the writer's statements are not
+// interrupted mid-way (cachingConn.callCtx), but a caller that gives up
+// fails at its next statement and nothing of its transaction stays, alone
+// or in a batch with a caller that commits.
+func TestWriterCancelBetweenStatements(t *testing.T) {
+	s := openEngine(t, "sqlite")
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
+			prefix := fmt.Sprintf("c%v-", batched)
+			release := make(chan struct{})
+			var other chan error
+			if batched {
+				// Hold the writer so that both callers queue and run in one batch.
+				started := make(chan struct{})
+				go s.Update(context.Background(), func(gatehouse.Tx) error { close(started); <-release; return nil })
+				<-started
+				other = make(chan error, 1)
+				go func() { other <- s.Update(context.Background(), createTenant(prefix+"kept")) }()
+				waitFor(t, "the queue", func() bool { return s.commits.queued() == 1 })
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				done <- s.Update(ctx, func(tx gatehouse.Tx) error {
+					if err := tx.CreateTenant(ctx, &gatehouse.Tenant{Slug: prefix + "first", Name: "first"}); err != nil {
+						return err
+					}
+					cancel()
+					return tx.CreateTenant(ctx, &gatehouse.Tenant{Slug: prefix + "second", Name: "second"})
+				})
+			}()
+			if batched {
+				waitFor(t, "the queue", func() bool { return s.commits.queued() == 2 })
+			}
+			close(release)
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("got %v, want context.Canceled", err)
+			}
+			var want []string
+			if batched {
+				if err := <-other; err != nil {
+					t.Fatalf("the other caller: %v", err)
+				}
+				want = []string{prefix + "kept"}
+			}
+			var got []string
+			for _, slug := range slugs(t, s) {
+				if strings.HasPrefix(slug, prefix) {
+					got = append(got, slug)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("tenants %v, want %v", got, want)
+			}
+		})
 	}
 }

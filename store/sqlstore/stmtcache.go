@@ -27,6 +27,9 @@ const maxCachedStmts = 256
 type sqliteConnector struct {
 	drv driver.Driver
 	dsn string
+	// uninterruptible: statements are not interrupted when their context
+	// ends (see cachingConn.callCtx); the writer's connection.
+	uninterruptible bool
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
@@ -43,7 +46,7 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 			return nil, errors.New("sqlstore: the sqlite driver lacks a context method")
 		}
 	}
-	return &cachingConn{Conn: conn, stmts: map[string]*cachedStmt{}}, nil
+	return &cachingConn{Conn: conn, stmts: map[string]*cachedStmt{}, uninterruptible: c.uninterruptible}, nil
 }
 
 func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
@@ -57,7 +60,29 @@ type cachedStmt struct {
 
 type cachingConn struct {
 	driver.Conn
-	stmts map[string]*cachedStmt
+	stmts           map[string]*cachedStmt
+	uninterruptible bool
+}
+
+// callCtx is the context a call hands the driver. modernc interrupts a
+// statement whose context ends by starting a goroutine per statement
+// that waits on ctx.Done() (sqlite interruptOnDone): on the login path,
+// where every statement carries the request's context, that was 5 % of
+// the CPU of a sign-in. The writer's statements are short (indexed
+// writes, a purge bounded to 1,000 rows), so an uninterruptible
+// connection checks the context before each call and runs the call under
+// a context that cannot end: a caller that gives up still fails at its
+// next statement, and database/sql still rolls its transaction back. A
+// wait for another process's lock stays bounded by busy_timeout. Readers
+// keep the interruption: a scan of a large table may be long.
+func (c *cachingConn) callCtx(ctx context.Context) (context.Context, error) {
+	if !c.uninterruptible || ctx.Done() == nil {
+		return ctx, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return context.WithoutCancel(ctx), nil
 }
 
 var (
@@ -101,6 +126,10 @@ func (c *cachingConn) stmt(ctx context.Context, query string) (driver.Stmt, func
 }
 
 func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	ctx, err := c.callCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, release, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -110,6 +139,10 @@ func (c *cachingConn) ExecContext(ctx context.Context, query string, args []driv
 }
 
 func (c *cachingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	ctx, err := c.callCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st, release, err := c.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -123,10 +156,18 @@ func (c *cachingConn) QueryContext(ctx context.Context, query string, args []dri
 }
 
 func (c *cachingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	ctx, err := c.callCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return c.Conn.(driver.ConnPrepareContext).PrepareContext(ctx, query)
 }
 
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	ctx, err := c.callCtx(ctx)
+	if err != nil {
+		return nil, err
+	}
 	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 }
 
