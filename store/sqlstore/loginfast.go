@@ -41,6 +41,18 @@ const liveUserColumns = `COALESCE(u.id, ''), COALESCE(u.tenant_id, ''), COALESCE
 	COALESCE(u.external_id, ''), COALESCE(u.source, ''), u.attributes, COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0),
 	u.last_login_at, COALESCE(u.version, 0), u.deleted_at`
 
+// The statements of this file, built once (prefixed splits and joins the
+// column lists; the statement cache is keyed by the text).
+var (
+	linkedUserQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + `
+		FROM federated_identities i
+		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
+		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1`
+	membershipRefsQuery = `SELECT ` + prefixed("m.", membershipColumns) + `, g.name FROM memberships m
+		JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+		WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY m.group_id, m.managed_by`
+)
+
 // GetLinkedUser is GetIdentity and GetUser of its user in one statement:
 // the link (connection, subject) and its live user, or a nil user when
 // the user is gone (deleted, or a tombstone). The user's Groups are not
@@ -52,10 +64,7 @@ func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject 
 		var err error
 		fi, u, err = scanBoth(sc, scanIdentity, scanUser)
 		return err
-	}, `SELECT `+prefixed("i.", identityColumns)+`, `+liveUserColumns+`
-		FROM federated_identities i
-		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
-		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1`, tenantID, connectionID, subject)
+	}, linkedUserQuery, tenantID, connectionID, subject)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -115,9 +124,7 @@ func (t *tx) ListUserMembershipRefs(ctx context.Context, tenantID, userID string
 		out = append(out, m)
 		names[m.GroupID] = name
 		return nil
-	}, `SELECT `+prefixed("m.", membershipColumns)+`, g.name FROM memberships m
-		JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
-		WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY m.group_id, m.managed_by`, tenantID, userID)
+	}, membershipRefsQuery, tenantID, userID)
 	if err != nil {
 		return nil, nil, err
 	}
