@@ -10,9 +10,10 @@ import (
 )
 
 // The provider keeps the app and the user only for the length of one
-// request (reqState): a change made between two requests, here through the
-// store as another replica or the API would make it, takes effect at the
-// very next request, on this replica as on any other.
+// request (reqState), but for the authorize endpoint's app (apps.go: a
+// replica's cache that this process's writes drop): a change made between
+// two requests, here through the store as the API would make it, takes
+// effect at the very next request.
 func TestAppAndUserChangesTakeEffectAtOnce(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)

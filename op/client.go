@@ -26,6 +26,10 @@ type client struct {
 	// next, when set, is where the authorize request nextID goes instead
 	// of the resume endpoint (atAuthorize). A client lives for one request.
 	next, nextID string
+	// cached: app is the replica's cached copy (apps.go), shared with
+	// other requests (never modified), and read again before a code is
+	// issued from it (storage.freshClient).
+	cached bool
 }
 
 var _ zop.Client = (*client)(nil)

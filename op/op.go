@@ -159,6 +159,8 @@ type Provider struct {
 	storage *storage
 	keys    *keyCache
 	tenants *tenantCache
+	// apps are the authorize endpoint's apps (apps.go).
+	apps *appCache
 	// sealer writes and reads access tokens, for zitadel too (jwe.go).
 	sealer *tokenSealer
 	// requests seals authorize requests until they are answered (sealed.go).
@@ -218,6 +220,7 @@ func NewProvider(cfg Config) (*Provider, error) {
 	}
 	p.keys = newKeyCache(cfg.Store, cfg.Keyring, cfg.Clock, cfg.KeyRotation)
 	p.tenants = newTenantCache(cfg.Store, cfg.Clock)
+	p.apps = newAppCache(cfg.Store, cfg.Clock)
 	p.storage = &storage{p: p}
 
 	var cryptoKey [32]byte
@@ -307,6 +310,9 @@ type reqState struct {
 	// login is the login URL the authorize request redirects to, to be
 	// served in place (Config.Login, inPlaceLogin).
 	login string
+	// authorize: the request is the authorize endpoint's, which takes its
+	// client from the replica's cache (apps.go).
+	authorize bool
 }
 
 type stateKey struct{}
@@ -381,6 +387,7 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 		// Only the code flow: the response types of the implicit and
 		// hybrid flows are refused by the client (ResponseTypes), and a
 		// Request Object is not supported.
+		stateFrom(r.Context()).authorize = true
 		if p.cfg.Login != nil {
 			w = &inPlaceLogin{ResponseWriter: w, p: p, r: r}
 		}

@@ -225,6 +225,17 @@ func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) 
 	needs, force := true, p.wantsFreshLogin(ar, nil)
 	if err == nil {
 		needs, force = p.needsLogin(ar, c.app, sess, user)
+		if !needs && c.cached {
+			// The session answers: the code is issued here, so from the
+			// app as stored, as resume and AnswerLogin issue it, not from
+			// the replica's cached copy the request was validated with.
+			// An app gone, or without the request's redirect URI or the
+			// code grant, is left to resume, which refuses it.
+			if !p.storage.freshClient(ctx, c) || !redirectRegistered(c, ar) || !c.hasGrant(grantCode) {
+				return "", nil, nil
+			}
+			needs, force = p.needsLogin(ar, c.app, sess, user)
+		}
 	}
 	now := p.clock.Now().UTC()
 	if needs {

@@ -874,8 +874,9 @@ func TestAttackDeletedTenantThroughCache(t *testing.T) {
 	})
 }
 
-// The app is never cached across requests: one deleted by another replica
-// stops getting tokens at the next request, before any cache could expire.
+// The token endpoint never takes its app from a cache (only the authorize
+// endpoint does, apps.go): one deleted by another replica stops getting
+// tokens at the next request, before any cache could expire.
 func TestAttackAppDeletedElsewhere(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)

@@ -54,24 +54,25 @@ func audit(ctx context.Context, tx gatehouse.Tx, now time.Time, action, targetTy
 // loadClient returns the app of clientID for this request. zitadel asks
 // for the client two or three times per request (GetClientByClientID,
 // then AuthorizeClientIDSecret; AuthResponse again at resume): the app is
-// read from the store once per request and kept in the request state, never
-// across requests, so a rotated secret, a changed app or a deleted app
-// takes effect at the next request on every replica. The secret is still
-// checked on every authenticate call.
+// read once per request and kept in the request state. The authorize
+// endpoint takes it from the replica's cache (apps.go: at most appTTL old,
+// and never older than this process's last write of an app); every other
+// request reads it from the store, so a rotated secret, a changed app or a
+// deleted app takes effect there at the next request on every replica.
+// The secret is still checked on every authenticate call.
 func (s *storage) loadClient(ctx context.Context, clientID string) (*client, error) {
 	st := stateFrom(ctx)
 	if c := st.client; c != nil && c.app.ClientID == clientID && c.app.TenantID == st.tenant.ID {
 		return c, nil
 	}
+	read := func(ctx context.Context) (*gatehouse.App, error) { return s.readApp(ctx, st.tenant.ID, clientID) }
 	var app *gatehouse.App
+	var hit bool
 	var err error
-	if l, ok := s.p.store.(appLookup); ok {
-		app, err = l.LookupAppByClientID(ctx, st.tenant.ID, clientID)
+	if st.authorize {
+		app, hit, err = s.p.apps.get(ctx, appKey{st.tenant.ID, clientID}, read)
 	} else {
-		err = s.p.store.View(ctx, func(tx gatehouse.Tx) error {
-			app, err = tx.GetAppByClientID(ctx, st.tenant.ID, clientID)
-			return err
-		})
+		app, err = read(ctx)
 	}
 	if err != nil {
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
@@ -79,19 +80,15 @@ func (s *storage) loadClient(ctx context.Context, clientID string) (*client, err
 		}
 		return nil, oidc.ErrServerError().WithParent(err)
 	}
-	return s.keepClient(ctx, app), nil
+	c := s.keepClient(ctx, app)
+	c.cached = hit
+	return c, nil
 }
 
 // authRequestLookup is the store's read of an authorize request outside
 // a transaction (sqlstore LookupOPAuthRequest).
 type authRequestLookup interface {
 	LookupOPAuthRequest(ctx context.Context, tenantID, id string) (*gatehouse.OPAuthRequest, error)
-}
-
-// appLookup is the store's read of an app outside a transaction
-// (sqlstore LookupAppByClientID): one statement instead of a View.
-type appLookup interface {
-	LookupAppByClientID(ctx context.Context, tenantID, clientID string) (*gatehouse.App, error)
 }
 
 // keepClient makes app the request's client: it decides the ID token's

@@ -12,23 +12,30 @@ import (
 // issue #10). A login read its tenant and connection twice (start and
 // callback), each time in a View of two or three statements; package web
 // now keeps them in a short-lived per-replica cache and relies on these
-// two methods for freshness.
+// two methods for freshness. Package op does the same for the tenants of
+// its requests and the apps of its authorize endpoint.
+//
+// Apps are part of the catalog rather than counted apart: app writes are
+// rare admin operations, so that they also drop the cached tenants and
+// connections costs nothing worth a second counter, and one counter covers
+// the cascades for free (deleting a tenant deletes its apps through the
+// foreign key, and DeleteTenant already moves it).
 
-// catalogGen counts the writes to tenants and connections made through any
-// Store of this process. It is per process rather than per Store so that
-// two replicas sharing one database inside one test process also
-// invalidate each other; in production a process has one Store.
+// catalogGen counts the writes to tenants, connections and apps made
+// through any Store of this process. It is per process rather than per
+// Store so that two replicas sharing one database inside one test process
+// also invalidate each other; in production a process has one Store.
 var catalogGen atomic.Uint64
 
-// bumpCatalog records a write to a tenant or connection. It is called in
-// the writing transaction, before its commit: a reader that loads the old
-// row between the bump and the commit may keep it for its cache's time
-// bound, never longer (see web's catalog).
+// bumpCatalog records a write to a tenant, connection or app. It is called
+// in the writing transaction, before its commit: a reader that loads the
+// old row between the bump and the commit may keep it for its cache's
+// time bound, never longer (see web's catalog).
 func bumpCatalog() { catalogGen.Add(1) }
 
 // CatalogGeneration changes whenever a tenant or connection is updated or
-// deleted through this process. A cache of those rows drops what it loaded
-// under an older generation.
+// deleted, or an app created, updated or deleted, through this process. A
+// cache of those rows drops what it loaded under an older generation.
 func (s *Store) CatalogGeneration() uint64 { return catalogGen.Load() }
 
 // ConnectionVersion reads, in one statement of the caller's transaction,

@@ -1,0 +1,86 @@
+package op
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-sso/gatehouse"
+)
+
+// genCache keeps, per replica, rows the provider would otherwise read on
+// every request (tenants by slug, tenants.go; apps by client id, for the
+// authorize endpoint, apps.go). An entry is served while the store's
+// generation (sqlstore.CatalogGeneration: every write of a tenant,
+// connection or app through this process moves it) is the one it was read
+// under, and for less than ttl: a write in this process is seen at the
+// next request, one on another replica within ttl.
+//
+// Failed reads, ENOTFOUND included, are never cached: a row created on
+// another replica is found at once. Without a generation from the store
+// (another implementation, or a wrapper that hides it) nothing is cached.
+// Entries are shared between requests: callers must not modify them.
+type genCache[K comparable, V any] struct {
+	gen   func() uint64
+	clock gatehouse.Clock
+	ttl   time.Duration
+	// max bounds the entries; past it the cache starts afresh (only rows
+	// that exist are cached, so only real tenants and apps count).
+	max int
+
+	mu sync.Mutex
+	m  map[K]genEntry[V]
+}
+
+type genEntry[V any] struct {
+	v   V
+	gen uint64
+	at  time.Time
+}
+
+// generationer is the store's optional change counter (sqlstore has it).
+type generationer interface{ CatalogGeneration() uint64 }
+
+func newGenCache[K comparable, V any](st gatehouse.Store, clock gatehouse.Clock, ttl time.Duration, max int) *genCache[K, V] {
+	c := &genCache[K, V]{clock: clock, ttl: ttl, max: max, m: map[K]genEntry[V]{}}
+	if g, ok := gatehouse.StoreAs[generationer](st); ok {
+		c.gen = g.CatalogGeneration
+	}
+	return c
+}
+
+// get returns the value of key: the cached one when it may still be
+// served (hit), else read's, kept for the next requests when read succeeds.
+func (c *genCache[K, V]) get(ctx context.Context, key K, read func(context.Context) (V, error)) (v V, hit bool, err error) {
+	if c.gen == nil {
+		v, err = read(ctx)
+		return v, false, err
+	}
+	// The generation is taken before the read: a write that moves it
+	// after the read started leaves an entry no later request serves.
+	gen, now := c.gen(), c.clock.Now()
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	// A clock that went back counts as stale.
+	if ok && e.gen == gen && !now.Before(e.at) && now.Sub(e.at) < c.ttl {
+		return e.v, true, nil
+	}
+	if v, err = read(ctx); err != nil {
+		return v, false, err
+	}
+	c.mu.Lock()
+	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
+		c.m = map[K]genEntry[V]{}
+	}
+	c.m[key] = genEntry[V]{v: v, gen: gen, at: now}
+	c.mu.Unlock()
+	return v, false, nil
+}
+
+// size is the number of entries (tests).
+func (c *genCache[K, V]) size() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.m)
+}
