@@ -221,12 +221,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// First in the same transaction: the connection (maybe read from the
 	// catalog) is still the one the login was verified with, and the
 	// login's one-time keys were not used before.
-	guard := func(ctx context.Context, tx gatehouse.Tx) error {
-		if err := current(ctx, tx, t, c, false); err != nil {
-			return err
-		}
-		return once.write(ctx, tx)
-	}
+	guard := func(ctx context.Context, tx gatehouse.Tx) error { return guardLogin(ctx, tx, t, c, once) }
 	rctx := provision.WithGuard(provision.WithAfterApply(ctx, hook), guard)
 	res, err := s.resolver.Resolve(rctx, t, c, ident, provision.Apply)
 	if err != nil {

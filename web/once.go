@@ -53,7 +53,11 @@ func (o *singleUse) list() []onceKey {
 
 // write records every key in tx; a key used before is a replay.
 func (o *singleUse) write(ctx context.Context, tx gatehouse.Tx) error {
-	for _, k := range o.list() {
+	return writeKeys(ctx, tx, o.list())
+}
+
+func writeKeys(ctx context.Context, tx gatehouse.Tx, keys []onceKey) error {
+	for _, k := range keys {
 		if err := tx.UseOnce(ctx, k.key, k.expires); err != nil {
 			if gatehouse.IsCode(err, gatehouse.ECONFLICT) {
 				return errReplayed(k.key, err)
@@ -62,6 +66,41 @@ func (o *singleUse) write(ctx context.Context, tx gatehouse.Tx) error {
 		}
 	}
 	return nil
+}
+
+// currentUseOncer is the store's optional fusion of the two checks that
+// open a login's transaction (sqlstore has it): ConnectionVersion's and
+// UseOnce's, in one statement.
+type currentUseOncer interface {
+	UseOnceIfCurrent(ctx context.Context, key string, expires time.Time, tenantID, connectionID string, connUpdated, tenantUpdated time.Time) (bool, error)
+}
+
+// guardLogin runs first in a login's transaction: connection c of tenant
+// t is still what the login used (current), then the login's one-time
+// keys are recorded (write), a key used before being a replay. With the
+// store's fusion the first key and the check are one statement; when it
+// writes nothing, current tells a changed connection from a replay, so
+// the login fails as it would have without it.
+func guardLogin(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant, c *gatehouse.Connection, o *singleUse) error {
+	keys := o.list()
+	f, ok := tx.(currentUseOncer)
+	if !ok || len(keys) == 0 {
+		if err := current(ctx, tx, t, c, false); err != nil {
+			return err
+		}
+		return writeKeys(ctx, tx, keys)
+	}
+	used, err := f.UseOnceIfCurrent(ctx, keys[0].key, keys[0].expires, t.ID, c.ID, c.UpdatedAt, t.UpdatedAt)
+	if err != nil {
+		return err
+	}
+	if !used {
+		if err := current(ctx, tx, t, c, false); err != nil {
+			return err
+		}
+		return errReplayed(keys[0].key, &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "key", Message: "This request was already used."})
+	}
+	return writeKeys(ctx, tx, keys[1:])
 }
 
 // spend records the keys of a login that ends without its commit (a

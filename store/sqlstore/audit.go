@@ -177,6 +177,38 @@ func (t *tx) UseOnce(ctx context.Context, key string, expires time.Time) error {
 	if n == 0 {
 		return &gatehouse.Error{Code: gatehouse.ECONFLICT, Field: "key", Message: "This request was already used."}
 	}
+	return t.purgeUsedOnce(ctx, now)
+}
+
+// UseOnceIfCurrent is ConnectionVersion's check and UseOnce in one
+// statement, the first two of a login's transaction (web's guard): it
+// records key as used until expires only when connection connectionID
+// belongs to tenantID, is enabled, and it and its tenant were last updated
+// at connUpdated and tenantUpdated. It returns false, having written
+// nothing, when the key is live or the connection is not so; the caller
+// asks ConnectionVersion to tell which (a rare path: a replay, or a
+// connection changed during the login).
+func (t *tx) UseOnceIfCurrent(ctx context.Context, key string, expires time.Time, tenantID, connectionID string, connUpdated, tenantUpdated time.Time) (bool, error) {
+	if key == "" {
+		return false, gatehouse.FieldError("key", "A one-time key may not be empty.")
+	}
+	now := t.s.now()
+	// INSERT ... SELECT ... WHERE: SQLite parses the ON CONFLICT that
+	// follows a SELECT only when the SELECT has a WHERE clause.
+	n, err := t.count(ctx, `INSERT INTO used_once (key, expires)
+		SELECT CAST($1 AS TEXT), CAST($2 AS BIGINT) WHERE EXISTS (SELECT 1 FROM connections c JOIN tenants t ON t.id = c.tenant_id
+			WHERE c.id = $4 AND c.tenant_id = $5 AND c.enabled AND c.updated_at = $6 AND t.updated_at = $7)
+		ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE used_once.expires <= $3`,
+		key, ts(expires), ts(now), connectionID, tenantID, ts(connUpdated), ts(tenantUpdated))
+	if err != nil || n == 0 {
+		return false, err
+	}
+	return true, t.purgeUsedOnce(ctx, now)
+}
+
+// purgeUsedOnce deletes the expired one-time keys, at most once a minute
+// per process.
+func (t *tx) purgeUsedOnce(ctx context.Context, now time.Time) error {
 	if t.s.purge.due() {
 		if _, err := t.exec(ctx, `DELETE FROM used_once WHERE expires <= $1`, ts(now)); err != nil {
 			return err
