@@ -27,6 +27,17 @@ type Store interface {
 	Close() error
 }
 
+// FirstLoginFacts is what a first login asks before it creates a user,
+// answered in one statement by a store's optional fast path (sqlstore's
+// FirstLoginProbe; package provision falls back to a statement each).
+type FirstLoginFacts struct {
+	User          *User  // the live user with the email; nil when none
+	UsernameTaken bool   // the username asked about is taken
+	SCIMTokens    bool   // the connection has SCIM tokens
+	Webhooks      bool   // the tenant has an enabled webhook
+	Group         *Group // the group asked about by name (ID, TenantID, Name); nil when none, or none asked
+}
+
 // StoreAs finds, in st or the stores it wraps (a wrapper has an
 // Unwrap() Store method, as tracing's does), the first that implements T:
 // the optional fast paths a concrete store offers beyond this interface

@@ -24,10 +24,10 @@ type membershipRefLister interface {
 
 // firstLoginProber reads, in one statement, what a first login asks: the
 // user with an email (nil when none), whether a username is taken, whether
-// the connection has SCIM tokens, and whether the tenant has an enabled
-// webhook (without one AppendOutbox writes nothing).
+// the connection has SCIM tokens, whether the tenant has an enabled
+// webhook (without one AppendOutbox writes nothing), and a group by name.
 type firstLoginProber interface {
-	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, usernameTaken, scimTokens, webhooks bool, err error)
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username, group string) (*gatehouse.FirstLoginFacts, error)
 }
 
 type probe struct {
@@ -36,24 +36,32 @@ type probe struct {
 }
 
 // firstLoginProbe asks the store's fast path, when it has one (else nil):
-// the email's user, whether the connection has SCIM tokens, and whether
-// the first username a new user would get is taken, which planCreate asks
-// next (one statement instead of three for a first login).
+// the email's user, whether the connection has SCIM tokens, whether the
+// first username a new user would get is taken, which planCreate asks
+// next, and the connection's first default group, which
+// planDefaultGroups asks then (one statement instead of four).
 func (p *plan) firstLoginProbe(ctx context.Context, tx gatehouse.Tx, email string) (*probe, error) {
 	f, ok := tx.(firstLoginProber)
 	if !ok {
 		return nil, nil
 	}
 	cand, _ := usernameBase(p.in.id)
-	u, taken, scim, webhooks, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand)
+	group := ""
+	if p.in.conn.JIT.Enabled && len(p.in.conn.JIT.DefaultGroups) > 0 {
+		group = p.in.conn.JIT.DefaultGroups[0]
+	}
+	facts, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand, group)
 	if err != nil {
 		return nil, err
 	}
-	p.probed = map[string]bool{gatehouse.FoldKey(cand): taken}
+	p.probed = map[string]bool{gatehouse.FoldKey(cand): facts.UsernameTaken}
+	if group != "" {
+		p.probedGroups = map[string]*gatehouse.Group{gatehouse.FoldKey(group): facts.Group}
+	}
 	// No enabled webhook in this transaction's view: the outbox event
 	// would not be written, so it is not built either.
-	p.noOutbox = !webhooks
-	return &probe{user: u, scimTokens: scim}, nil
+	p.noOutbox = !facts.Webhooks
+	return &probe{user: facts.User, scimTokens: facts.SCIMTokens}, nil
 }
 
 // usernameTaken is tx.UsernameTaken, answered from the probe of

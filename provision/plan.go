@@ -43,8 +43,10 @@ type plan struct {
 	names map[string]string
 	// wroteWithUser: createUser wrote newLink and adds with the user.
 	wroteWithUser bool
-	// probed: username key → taken, learnt with the email look-up.
-	probed map[string]bool
+	// probed: username key → taken, learnt with the email look-up;
+	// probedGroups: group name key → the group (nil: none), likewise.
+	probed       map[string]bool
+	probedGroups map[string]*gatehouse.Group
 	// noOutbox: the store said the tenant has no enabled webhook, so
 	// AppendOutbox would write nothing.
 	noOutbox bool
@@ -624,6 +626,12 @@ type groupRefGetter interface {
 // lookupGroup finds a group by name, remembering its name; nil when it
 // does not exist.
 func (p *plan) lookupGroup(ctx context.Context, tx gatehouse.Tx, name string) (*gatehouse.Group, error) {
+	if g, ok := p.probedGroups[gatehouse.FoldKey(name)]; ok {
+		if g != nil {
+			p.names[g.ID] = g.Name
+		}
+		return g, nil
+	}
 	get := tx.GetGroupByName
 	if fast, ok := tx.(groupRefGetter); ok {
 		get = fast.GetGroupRefByName

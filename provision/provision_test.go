@@ -307,6 +307,23 @@ func TestResolve(t *testing.T) {
 			wantOutcome: provision.OutcomeCreated, wantWrites: counts{users: 1, links: 1, audit: 2},
 		},
 		{
+			// The store's fast path asks for the first default group with
+			// the email; the others are looked up one by one.
+			name: "create: a default group deleted since is skipped", email: "ana",
+			policy:      func(f *fixture, p *gatehouse.JITPolicy) { p.DefaultGroups = []string{"Ghost", "Everyone", "Phantom"} },
+			wantOutcome: provision.OutcomeCreated, wantWrites: counts{users: 1, links: 1, memberships: 1, audit: 2, outbox: 1},
+			check: func(t *testing.T, f *fixture, res *provision.Result, err error) {
+				if !slices.Equal(res.Groups, []string{"Everyone"}) || !slices.Equal(res.User.Groups, []string{"Everyone"}) {
+					t.Errorf("groups = %v / %v", res.Groups, res.User.Groups)
+				}
+				for _, g := range []string{"Ghost", "Phantom"} {
+					if !slices.Contains(res.Explanation, fmt.Sprintf("Default group %q does not exist and is skipped.", g)) {
+						t.Errorf("explanation %q lacks %s", res.Explanation, g)
+					}
+				}
+			},
+		},
+		{
 			name: "create: new user with email only", email: "ana",
 			policy:      func(f *fixture, p *gatehouse.JITPolicy) { p.DefaultGroups = []string{"Everyone"} },
 			wantOutcome: provision.OutcomeCreated, wantWrites: counts{users: 1, links: 1, memberships: 1, audit: 2, outbox: 1},

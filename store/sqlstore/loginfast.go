@@ -75,38 +75,49 @@ func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject 
 }
 
 // FirstLoginProbe is GetUserByEmail, UsernameTaken, "has connectionID a
-// SCIM token" and "has the tenant an enabled webhook" in one statement:
-// what a first login asks before it creates a user. It returns the user
-// with that email (tombstones included, Groups filled) or nil, whether
-// username is taken (false for an empty one), whether the tenant has a
-// SCIM token of the connection, and whether AppendOutbox would write
-// (it writes only for a tenant with an enabled webhook).
-func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (u *gatehouse.User, taken, scim, webhooks bool, err error) {
-	err = t.get(ctx, userNotFound, func(sc scanner) error {
+// SCIM token", "has the tenant an enabled webhook" and GetGroupRefByName
+// in one statement: what a first login asks before it creates a user. It
+// returns the user with that email (tombstones included, Groups filled)
+// or nil, whether username is taken (false for an empty one), whether the
+// tenant has a SCIM token of the connection, whether AppendOutbox would
+// write (it writes only for a tenant with an enabled webhook), and the
+// group named group (a connection's first default group; ID, TenantID
+// and Name) or nil (always nil for an empty name).
+func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username, group string) (*gatehouse.FirstLoginFacts, error) {
+	f := &gatehouse.FirstLoginFacts{}
+	var groupID, groupName string
+	err := t.get(ctx, userNotFound, func(sc scanner) error {
 		var err error
-		u, taken, err = scanBoth(sc, scanUser, func(sc scanner) (bool, error) {
+		f.User, f.UsernameTaken, err = scanBoth(sc, scanUser, func(sc scanner) (bool, error) {
 			var b bool
-			return b, sc.Scan(&b, &scim, &webhooks)
+			return b, sc.Scan(&b, &f.SCIMTokens, &f.Webhooks, &groupID, &groupName)
 		})
 		return err
-	}, `SELECT `+liveUserColumns+`,
+	}, firstLoginProbeQuery, tenantID, gatehouse.NormalizeEmail(email), gatehouse.FoldKey(username), connectionID, gatehouse.FoldKey(group))
+	if err != nil {
+		return nil, err
+	}
+	if groupID != "" {
+		f.Group = &gatehouse.Group{ID: groupID, TenantID: tenantID, Name: groupName}
+	}
+	if f.User.ID == "" {
+		f.User = nil
+		return f, nil
+	}
+	if err := t.fillUserGroups(ctx, tenantID, f.User); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+var firstLoginProbeQuery = `SELECT ` + liveUserColumns + `,
 		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $3 AND username_key <> ''),
 		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $4),
-		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled)
+		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled),
+		COALESCE(g.id, ''), COALESCE(g.name, '')
 		FROM (SELECT 1 AS one) o
-		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''`,
-		tenantID, gatehouse.NormalizeEmail(email), gatehouse.FoldKey(username), connectionID)
-	if err != nil {
-		return nil, false, false, false, err
-	}
-	if u.ID == "" {
-		return nil, taken, scim, webhooks, nil
-	}
-	if err := t.fillUserGroups(ctx, tenantID, u); err != nil {
-		return nil, false, false, false, err
-	}
-	return u, taken, scim, webhooks, nil
-}
+		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''
+		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = $5 AND g.name_key <> ''`
 
 // ListUserMembershipRefs is ListUserMemberships with the names of the
 // groups (group ID → name), in one statement.

@@ -20,7 +20,7 @@ type loginFast interface {
 	CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
 	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
-	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username string) (*gatehouse.User, bool, bool, bool, error)
+	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username, group string) (*gatehouse.FirstLoginFacts, error)
 }
 
 // TestLoginFastPaths: each fast path of the login transaction against the
@@ -162,9 +162,9 @@ func TestLoginFastPaths(t *testing.T) {
 			flags := func(wantSCIM, wantHooks bool) {
 				t.Helper()
 				must(s.View(ctx, func(tx gatehouse.Tx) error {
-					_, _, scim, hooks, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana")
-					if err == nil && (scim != wantSCIM || hooks != wantHooks) {
-						t.Errorf("SCIM tokens of the connection %v, enabled webhooks %v; want %v, %v", scim, hooks, wantSCIM, wantHooks)
+					f, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana", "")
+					if err == nil && (f.SCIMTokens != wantSCIM || f.Webhooks != wantHooks) {
+						t.Errorf("SCIM tokens of the connection %v, enabled webhooks %v; want %v, %v", f.SCIMTokens, f.Webhooks, wantSCIM, wantHooks)
 					}
 					return err
 				}))
@@ -202,10 +202,11 @@ func TestLoginFastPaths(t *testing.T) {
 					{"nobody@acme.com", "", "", false},
 					{"", "ana", "", true},
 				} {
-					got, taken, _, _, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, tc.email, tc.username)
+					f, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, tc.email, tc.username, "")
 					if err != nil {
 						return err
 					}
+					got, taken := f.User, f.UsernameTaken
 					want, werr := tx.GetUserByEmail(ctx, te.ID, tc.email)
 					wantTaken, terr := tx.UsernameTaken(ctx, te.ID, tc.username)
 					if terr != nil {
@@ -227,9 +228,30 @@ func TestLoginFastPaths(t *testing.T) {
 						t.Errorf("%+v: user (-portable +fast):\n%s", tc, d)
 					}
 				}
-				// Another tenant's users are not seen.
-				if got, taken, scim, hooks, err := fast.FirstLoginProbe(ctx, "ten_other", c.ID, "ana@acme.com", "ana"); err != nil || got != nil || taken || scim || hooks {
-					t.Errorf("other tenant: %+v %v %v %v %v", got, taken, scim, hooks, err)
+				// Another tenant's users and groups are not seen.
+				if f, err := fast.FirstLoginProbe(ctx, "ten_other", c.ID, "ana@acme.com", "ana", "Everyone"); err != nil || f.User != nil || f.UsernameTaken || f.SCIMTokens || f.Webhooks || f.Group != nil {
+					t.Errorf("other tenant: %+v %v", f, err)
+				}
+				// The group answers as GetGroupRefByName (folded; none for
+				// an unknown or empty name).
+				for _, name := range []string{"Everyone", "STAFF", "nobody", ""} {
+					f, err := fast.FirstLoginProbe(ctx, te.ID, c.ID, "nobody@acme.com", "carla", name)
+					if err != nil {
+						return err
+					}
+					want, werr := tx.(interface {
+						GetGroupRefByName(ctx context.Context, tenantID, name string) (*gatehouse.Group, error)
+					}).GetGroupRefByName(ctx, te.ID, name)
+					switch {
+					case gatehouse.IsCode(werr, gatehouse.ENOTFOUND):
+						if f.Group != nil {
+							t.Errorf("group %q: %+v, want none", name, f.Group)
+						}
+					case werr != nil:
+						return werr
+					case f.Group == nil || f.Group.ID != want.ID || f.Group.Name != want.Name || f.Group.TenantID != te.ID:
+						t.Errorf("group %q: %+v, want %+v", name, f.Group, want)
+					}
 				}
 				return nil
 			}))
