@@ -59,12 +59,8 @@ func (c *genCache[K, V]) get(ctx context.Context, key K, read func(context.Conte
 	// The generation is taken before the read: a write that moves it
 	// after the read started leaves an entry no later request serves.
 	gen, now := c.gen(), c.clock.Now()
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	// A clock that went back counts as stale.
-	if ok && e.gen == gen && !now.Before(e.at) && now.Sub(e.at) < c.ttl {
-		return e.v, true, nil
+	if v, ok := c.servable(key, gen, now); ok {
+		return v, true, nil
 	}
 	if v, err = read(ctx); err != nil {
 		return v, false, err
@@ -76,6 +72,27 @@ func (c *genCache[K, V]) get(ctx context.Context, key K, read func(context.Conte
 	c.m[key] = genEntry[V]{v: v, gen: gen, at: now}
 	c.mu.Unlock()
 	return v, false, nil
+}
+
+// peek returns the value of key when the cache may still serve it, without
+// reading it when not.
+func (c *genCache[K, V]) peek(key K) (v V, ok bool) {
+	if c.gen == nil {
+		return v, false
+	}
+	return c.servable(key, c.gen(), c.clock.Now())
+}
+
+// servable returns key's entry when it was read under gen less than ttl
+// before now; a clock that went back counts as stale.
+func (c *genCache[K, V]) servable(key K, gen uint64, now time.Time) (v V, ok bool) {
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && e.gen == gen && !now.Before(e.at) && now.Sub(e.at) < c.ttl {
+		return e.v, true
+	}
+	return v, false
 }
 
 // size is the number of entries (tests).

@@ -249,11 +249,19 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		// revokes nothing, so whoever holds a leaked code can neither burn
 		// it before the app redeems it nor, after, revoke the app's tokens
 		// by replaying it.
-		app, refused, err := authenticateClient(ctx, tx, st.tenant.ID, tp)
-		if refusal = refused; err != nil || refusal != nil {
+		codeHash := secret.Digest(tp.code)
+		app, row, err := p.spendCodeOfCachedApp(ctx, tx, st.tenant.ID, tp, codeHash, now)
+		if err != nil {
 			return err
 		}
-		row, err := spendCode(ctx, tx, st.tenant.ID, secret.Digest(tp.code), now)
+		if row == nil {
+			var refused *oidc.Error
+			app, refused, err = authenticateClient(ctx, tx, st.tenant.ID, tp)
+			if refusal = refused; err != nil || refusal != nil {
+				return err
+			}
+			row, err = spendCode(ctx, tx, st.tenant.ID, codeHash, now)
+		}
 		switch {
 		case gatehouse.IsCode(err, gatehouse.ENOTFOUND):
 			refusal = oidc.ErrInvalidGrant().WithDescription("invalid code")
@@ -314,6 +322,40 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		return nil
 	})
 	return res, refusal, err
+}
+
+// cachedAppCodeSpender is the store's spend of a code that also checks
+// that the client's app is as cached (sqlstore SpendOPAuthCodeOfApp).
+type cachedAppCodeSpender interface {
+	SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
+}
+
+// spendCodeOfCachedApp is the code grant's first two steps, authenticate
+// the client and spend the code, in one statement, when the replica holds
+// the client's app (the authorize endpoint cached it moments before, in a
+// brokered sign-in) and the request carries its secret: the statement
+// spends the code only while the app is as cached, so the secret was
+// checked against the app as stored. It returns (nil, nil, nil), having
+// written nothing, whenever it cannot tell: the caller then takes the
+// path that reads the app in the transaction and tells a wrong secret, a
+// changed app, an unknown code and a reused one apart.
+func (p *Provider) spendCodeOfCachedApp(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, codeHash []byte, now time.Time) (*gatehouse.App, *gatehouse.OPAuthRequest, error) {
+	s, ok := tx.(cachedAppCodeSpender)
+	if !ok || tp.clientID == "" {
+		return nil, nil, nil
+	}
+	app, ok := p.apps.peek(appKey{tenantID, tp.clientID})
+	if !ok || !clientSecretOK(app, tp) {
+		return nil, nil, nil
+	}
+	row, err := s.SpendOPAuthCodeOfApp(ctx, tenantID, codeHash, now, app.ClientID, app.UpdatedAt)
+	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return app, row, nil
 }
 
 // codeSpender is the store's one-statement UseOPAuthCode

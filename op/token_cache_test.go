@@ -1,0 +1,132 @@
+package op
+
+import (
+	"net/http"
+	"net/url"
+	"sync/atomic"
+	"testing"
+
+	"golang.org/x/oauth2"
+
+	"github.com/gatehouse-sso/gatehouse"
+	"github.com/gatehouse-sso/gatehouse/secret"
+)
+
+// The code grant spends a code in one statement when the replica holds the
+// client's app (spendCodeOfCachedApp, issue #10). Whatever the cached app
+// says, the code is spent only for the app as stored: an app changed on
+// another replica (the generation held still, so this one keeps serving
+// its copy) or a wrong secret spends nothing, and the slow path answers.
+func TestCodeGrantCachedApp(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		e.signInAs(e.user("ana@acme.test"))
+		var gen atomic.Uint64
+		e.prov.apps.gen = gen.Load
+		// code returns a fresh code of a's, with a cached, and its verifier.
+		code := func(a *gatehouse.App, sec string) (string, string) {
+			t.Helper()
+			verifier, _ := pkce()
+			q := e.rp(a, sec, "openid").authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
+			if q.Get("code") == "" {
+				t.Fatalf("authorize answered %v", q)
+			}
+			if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); !ok {
+				t.Fatal("the authorize endpoint did not cache the app")
+			}
+			return q.Get("code"), verifier
+		}
+		redeem := func(a *gatehouse.App, user, pass, c, verifier string) (int, map[string]any) {
+			t.Helper()
+			return e.form("/token", url.Values{"grant_type": {"authorization_code"}, "code": {c},
+				"redirect_uri": {a.RedirectURIs[0]}, "code_verifier": {verifier}}, user, pass)
+		}
+		elsewhere := func(q string, args ...any) {
+			t.Helper()
+			if _, err := e.store.DB().ExecContext(e.ctx, q, args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := func(what string, status int, body map[string]any, wantStatus int, wantErr string) {
+			t.Helper()
+			if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
+				t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
+			}
+		}
+
+		// fast is the one statement's answer for c: whether it spent it.
+		fast := func(a *gatehouse.App, pass, c string) bool {
+			t.Helper()
+			var spent bool
+			e.update(func(tx gatehouse.Tx) error {
+				app, row, err := e.prov.spendCodeOfCachedApp(e.ctx, tx, e.tenant.ID,
+					&tokenParams{clientID: a.ClientID, clientSecret: pass}, secret.Digest(c), e.clock.Now())
+				spent = row != nil && app != nil && app.ClientID == a.ClientID && row.ClientID == a.ClientID
+				return err
+			})
+			return spent
+		}
+		t.Run("the one statement", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "fast"})
+			c, _ := code(a, sec)
+			if fast(a, "not-the-secret", c) {
+				t.Error("spent with a wrong secret")
+			}
+			if !fast(a, sec, c) {
+				t.Error("a cached app's fresh code was not spent in one statement")
+			}
+			if fast(a, sec, c) {
+				t.Error("spent twice")
+			}
+			c2, _ := code(a, sec)
+			elsewhere(`UPDATE apps SET updated_at = updated_at + 1 WHERE id = $1`, a.ID)
+			if fast(a, sec, c2) {
+				t.Error("spent for an app changed since it was cached")
+			}
+		})
+		t.Run("the cached app's secret", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "cached"})
+			c, v := code(a, sec)
+			status, body := redeem(a, a.ClientID, sec, c, v)
+			want("redeem", status, body, http.StatusOK, "")
+			status, body = redeem(a, a.ClientID, sec, c, v)
+			want("a second redemption", status, body, http.StatusBadRequest, "invalid_grant")
+		})
+		t.Run("a wrong secret spends nothing", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "wrong"})
+			c, v := code(a, sec)
+			status, body := redeem(a, a.ClientID, "not-the-secret", c, v)
+			want("wrong secret", status, body, http.StatusUnauthorized, "invalid_client")
+			status, body = redeem(a, a.ClientID, sec, c, v)
+			want("then the secret", status, body, http.StatusOK, "")
+		})
+		t.Run("a secret rotated elsewhere", func(t *testing.T) {
+			a, old := e.app(gatehouse.App{Name: "rotated"})
+			c, v := code(a, old)
+			rotated := secret.NewToken("")
+			elsewhere(`UPDATE apps SET secret_hash = $1, updated_at = updated_at + 1 WHERE id = $2`, secret.Digest(rotated), a.ID)
+			status, body := redeem(a, a.ClientID, old, c, v)
+			want("the old secret", status, body, http.StatusUnauthorized, "invalid_client")
+			status, body = redeem(a, a.ClientID, rotated, c, v)
+			want("the new secret", status, body, http.StatusOK, "")
+		})
+		t.Run("an app deleted elsewhere", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "deleted"})
+			c, v := code(a, sec)
+			elsewhere(`DELETE FROM apps WHERE id = $1`, a.ID)
+			status, body := redeem(a, a.ClientID, sec, c, v)
+			want("redeem", status, body, http.StatusUnauthorized, "invalid_client")
+		})
+		t.Run("another client's code", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "mine"})
+			b, bsec := e.app(gatehouse.App{Name: "theirs"})
+			c, v := code(a, sec)
+			code(b, bsec) // b cached too
+			status, body := redeem(a, b.ClientID, bsec, c, v)
+			want("b redeems a's code", status, body, http.StatusBadRequest, "invalid_grant")
+			// As without the cache: the code is spent by the refusal.
+			status, body = redeem(a, a.ClientID, sec, c, v)
+			want("then a", status, body, http.StatusBadRequest, "invalid_grant")
+		})
+	})
+}
