@@ -48,7 +48,12 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 	if err != nil {
 		return "", nil
 	}
-	app, err := tx.GetAppByClientID(ctx, t.ID, ar.row.ClientID)
+	// Read as stored, and cached for the app's token request that
+	// follows within moments (the code grant's one statement,
+	// spendCodeOfCachedApp), however long the user took at the IdP.
+	app, err := p.apps.refresh(ctx, appKey{t.ID, ar.row.ClientID}, func(ctx context.Context) (*gatehouse.App, error) {
+		return tx.GetAppByClientID(ctx, t.ID, ar.row.ClientID)
+	})
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return "", nil
 	}

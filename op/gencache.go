@@ -62,8 +62,25 @@ func (c *genCache[K, V]) get(ctx context.Context, key K, read func(context.Conte
 	if v, ok := c.servable(key, gen, now); ok {
 		return v, true, nil
 	}
-	if v, err = read(ctx); err != nil {
-		return v, false, err
+	v, err = c.load(ctx, key, gen, now, read)
+	return v, false, err
+}
+
+// refresh returns read's value of key, never the cached one, and keeps it
+// for the next requests when read succeeds: a caller that must read the
+// row as stored lets the requests after it find the row cached.
+func (c *genCache[K, V]) refresh(ctx context.Context, key K, read func(context.Context) (V, error)) (V, error) {
+	if c.gen == nil {
+		return read(ctx)
+	}
+	return c.load(ctx, key, c.gen(), c.clock.Now(), read)
+}
+
+// load reads key and keeps it as read under gen at now.
+func (c *genCache[K, V]) load(ctx context.Context, key K, gen uint64, now time.Time, read func(context.Context) (V, error)) (V, error) {
+	v, err := read(ctx)
+	if err != nil {
+		return v, err
 	}
 	c.mu.Lock()
 	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
@@ -71,7 +88,7 @@ func (c *genCache[K, V]) get(ctx context.Context, key K, read func(context.Conte
 	}
 	c.m[key] = genEntry[V]{v: v, gen: gen, at: now}
 	c.mu.Unlock()
-	return v, false, nil
+	return v, nil
 }
 
 // peek returns the value of key when the cache may still serve it, without

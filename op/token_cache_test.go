@@ -3,6 +3,7 @@ package op
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -82,6 +83,37 @@ func TestCodeGrantCachedApp(t *testing.T) {
 			elsewhere(`UPDATE apps SET updated_at = updated_at + 1 WHERE id = $1`, a.ID)
 			if fast(a, sec, c2) {
 				t.Error("spent for an app changed since it was cached")
+			}
+		})
+		t.Run("a login slower than appTTL", func(t *testing.T) {
+			// The browser spends longer at the IdP than the authorize
+			// endpoint's cache keeps the app; the login's AnswerLogin reads
+			// it again and caches it for the token request that follows.
+			a, sec := e.app(gatehouse.App{Name: "slow"})
+			_, challenge := pkce()
+			b := e.browser()
+			v := url.Values{"client_id": {a.ClientID}, "redirect_uri": {a.RedirectURIs[0]}, "response_type": {"code"},
+				"scope": {"openid"}, "state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+			resp, _ := get(t, e.noFollowWith(b), e.issuer()+"/authorize?"+v.Encode())
+			login := resp.Header.Get("Location")
+			if resp.StatusCode != http.StatusFound || !strings.Contains(login, "/login?") {
+				t.Fatalf("authorize: %d %s", resp.StatusCode, login)
+			}
+			e.clock.Advance(2 * appTTL)
+			if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); ok {
+				t.Fatal("the app is still cached past appTTL")
+			}
+			if strings.HasPrefix(login, "/") {
+				login = e.srv.URL + login
+			}
+			resp, _ = get(t, b, login)
+			u, _ := url.Parse(resp.Header.Get("Location"))
+			c := u.Query().Get("code")
+			if c == "" {
+				t.Fatalf("the login answered %d %s", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if !fast(a, sec, c) {
+				t.Error("the code of a slow login was not spent in one statement")
 			}
 		})
 		t.Run("the cached app's secret", func(t *testing.T) {

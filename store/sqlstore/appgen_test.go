@@ -2,6 +2,8 @@ package sqlstore_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -58,6 +60,43 @@ func TestAppWritesMoveCatalogGeneration(t *testing.T) {
 			}
 			if _, err := s.LookupAppByClientID(ctx, te.ID, a.ClientID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 				t.Errorf("the deleted tenant's app: %v", err)
+			}
+		})
+	}
+}
+
+// TestCatalogGenerationAfterTheWrite: the generation moves again once a
+// transaction that wrote the catalog has ended, committed or rolled back,
+// so a row read inside it (another request of the same batch) or between
+// its bump and its commit is never served afterwards.
+func TestCatalogGenerationAfterTheWrite(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t, engine)
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateTenant(ctx, te) }); err != nil {
+				t.Fatal(err)
+			}
+			for _, commit := range []bool{true, false} {
+				var during uint64
+				err := s.Update(ctx, func(tx gatehouse.Tx) error {
+					te.Name = fmt.Sprintf("Acme %v", commit)
+					if err := tx.UpdateTenant(ctx, te); err != nil {
+						return err
+					}
+					during = s.CatalogGeneration() // a reader that loads now
+					if !commit {
+						return errors.New("roll back")
+					}
+					return nil
+				})
+				if commit != (err == nil) {
+					t.Fatalf("commit %v: %v", commit, err)
+				}
+				if s.CatalogGeneration() == during {
+					t.Errorf("commit %v: the generation did not move after the transaction", commit)
+				}
 			}
 		})
 	}

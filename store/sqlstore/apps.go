@@ -50,7 +50,7 @@ func appArgs(a *gatehouse.App) ([]any, error) {
 }
 
 func (t *tx) CreateApp(ctx context.Context, a *gatehouse.App) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	if a.ID == "" {
 		a.ID = gatehouse.NewID("app")
 	}
@@ -87,7 +87,7 @@ func (t *tx) ListApps(ctx context.Context, tenantID string) ([]*gatehouse.App, e
 }
 
 func (t *tx) UpdateApp(ctx context.Context, a *gatehouse.App) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	now := t.s.now()
 	vals, err := appArgs(a)
 	if err != nil {
@@ -115,7 +115,7 @@ func (t *tx) UpdateApp(ctx context.Context, a *gatehouse.App) error {
 // userinfo does not read the app, so its access tokens kept working there
 // until they expired).
 func (t *tx) DeleteApp(ctx context.Context, tenantID, id string) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	var clientID string
 	err := t.get(ctx, appNotFound, func(sc scanner) error { return sc.Scan(&clientID) },
 		`DELETE FROM apps WHERE tenant_id = $1 AND id = $2 RETURNING client_id`, tenantID, id)

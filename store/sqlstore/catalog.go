@@ -28,10 +28,29 @@ import (
 var catalogGen atomic.Uint64
 
 // bumpCatalog records a write to a tenant, connection or app. It is called
-// in the writing transaction, before its commit: a reader that loads the
-// old row between the bump and the commit may keep it for its cache's
-// time bound, never longer (see web's catalog).
+// in the writing transaction, before its commit (tx.bumpCatalog), and again
+// once that transaction has ended, committed or not (endCatalogWrite): a
+// row read between the two, the old one or, inside a shared batch, one
+// never committed, was read under a generation no later request serves.
 func bumpCatalog() { catalogGen.Add(1) }
+
+// bumpCatalog is bumpCatalog, remembered so that the end of t's
+// transaction moves the generation again (endCatalogWrite).
+func (t *tx) bumpCatalog() {
+	t.bumped = true
+	bumpCatalog()
+}
+
+// endCatalogWrite moves the generation when any of txs wrote the catalog:
+// called once their transaction has committed or rolled back.
+func endCatalogWrite(txs ...*tx) {
+	for _, t := range txs {
+		if t.bumped {
+			bumpCatalog()
+			return
+		}
+	}
+}
 
 // CatalogGeneration changes whenever a tenant or connection is updated or
 // deleted, or an app created, updated or deleted, through this process. A

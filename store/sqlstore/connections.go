@@ -73,7 +73,7 @@ func (t *tx) ListConnections(ctx context.Context, tenantID string) ([]*gatehouse
 }
 
 func (t *tx) UpdateConnection(ctx context.Context, c *gatehouse.Connection) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	now := t.s.now()
 	jit, mapping, err := connectionArgs(c)
 	if err != nil {
@@ -97,7 +97,7 @@ func (t *tx) UpdateConnection(ctx context.Context, c *gatehouse.Connection) erro
 // it and the sessions started through it. Users stay: they may sign in
 // through another connection or be linked again.
 func (t *tx) DeleteConnection(ctx context.Context, tenantID, id string) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	if err := t.affected(ctx, connectionNotFound, `DELETE FROM connections WHERE tenant_id = $1 AND id = $2`, tenantID, id); err != nil {
 		return err
 	}

@@ -204,6 +204,8 @@ func (s *Store) runBatch(batch []*commitReq) {
 		return err
 	}
 	var ok []*commitReq // ran and succeeded inside the shared transaction
+	var txs []*tx
+	defer func() { endCatalogWrite(txs...) }()
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			r.err, r.done = mapErr(err), true
@@ -215,7 +217,9 @@ func (s *Store) runBatch(batch []*commitReq) {
 			s.runEachAlone(ok, batch[i:])
 			return
 		}
-		ferr, panicked, pval := callFn(r.fn, &tx{s: s, sqlTx: sqlTx})
+		t := &tx{s: s, sqlTx: sqlTx}
+		txs = append(txs, t)
+		ferr, panicked, pval := callFn(r.fn, t)
 		if ferr == nil && !panicked {
 			if err := savepoint("RELEASE SAVEPOINT gh_batch"); err != nil {
 				// fn said yes, but the transaction under it is gone.

@@ -268,6 +268,7 @@ func (s *Store) runTx(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn f
 		}
 	}()
 	t := &tx{s: s, sqlTx: sqlTx, lazy: lazy}
+	defer endCatalogWrite(t)
 	if err := fn(t); err != nil || t.broken {
 		done = true
 		_ = sqlTx.Rollback()
@@ -294,8 +295,9 @@ type tx struct {
 	sqlTx *sql.Tx
 	// lazy: guardStmt runs without a savepoint (PostgreSQL's first run);
 	// broken: such a write failed, so the transaction is aborted and fn
-	// must run again with savepoints.
-	lazy, broken bool
+	// must run again with savepoints; bumped: it wrote the catalog
+	// (tx.bumpCatalog).
+	lazy, broken, bumped bool
 }
 
 // errNeedSavepoints tells Update to run fn again with savepoints. It never

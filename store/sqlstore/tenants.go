@@ -146,7 +146,7 @@ func (t *tx) UpdateTenant(ctx context.Context, te *gatehouse.Tenant) error {
 }
 
 func (t *tx) updateTenant(ctx context.Context, te *gatehouse.Tenant) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	now := t.s.now()
 	te.Domains = normDomains(te.Domains)
 	te.AdminGroups = orEmpty(te.AdminGroups)
@@ -196,7 +196,7 @@ func (t *tx) updateTenant(ctx context.Context, te *gatehouse.Tenant) error {
 }
 
 func (t *tx) DeleteTenant(ctx context.Context, id string) error {
-	bumpCatalog()
+	t.bumpCatalog()
 	if err := t.affected(ctx, tenantNotFound, `DELETE FROM tenants WHERE id = $1`, id); err != nil {
 		return err
 	}
