@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -48,9 +49,12 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 	if err != nil {
 		return "", nil
 	}
+	if next, done, err := p.answerWithKnownApp(ctx, tx, t, user, sess, ar); done || err != nil {
+		return next, err
+	}
 	// Read as stored, and cached for the app's token request that
 	// follows within moments (the code grant's one statement,
-	// spendCodeOfCachedApp), however long the user took at the IdP.
+	// spendCodeOfCachedApp).
 	app, err := p.apps.refresh(ctx, appKey{t.ID, ar.row.ClientID}, func(ctx context.Context) (*gatehouse.App, error) {
 		return tx.GetAppByClientID(ctx, t.ID, ar.row.ClientID)
 	})
@@ -60,10 +64,7 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 	if err != nil {
 		return "", err
 	}
-	if !redirectRegistered(&client{app: app, p: p}, ar) {
-		return "", nil
-	}
-	if needs, _ := p.needsLogin(ar, app, sess, user); needs || len(app.AllowedGroups) > 0 || ar.GetResponseMode() == oidc.ResponseModeFormPost {
+	if !p.answerable(ar, app, user, sess) {
 		return "", nil
 	}
 	code := p.codeRow(ar, user, sess)
@@ -77,4 +78,50 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 		return "", err
 	}
 	return p.codeResponseURL(ar, code)
+}
+
+// answerable: the login answers ar for app itself, as resume would: the
+// redirect URI is still registered, the session answers the request, and
+// neither the app's groups (resume reads the user's) nor form_post (a
+// page) need resume.
+func (p *Provider) answerable(ar *authRequest, app *gatehouse.App, user *gatehouse.User, sess *gatehouse.Session) bool {
+	if !redirectRegistered(&client{app: app, p: p}, ar) {
+		return false
+	}
+	needs, _ := p.needsLogin(ar, app, sess, user)
+	return !needs && len(app.AllowedGroups) == 0 && ar.GetResponseMode() != oidc.ResponseModeFormPost
+}
+
+// knownAppCodeCreator writes an answered request's code row only while its
+// app is as the caller read it (sqlstore CreateOPAuthCodeOfApp).
+type knownAppCodeCreator interface {
+	CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appUpdated time.Time) (bool, error)
+}
+
+// answerWithKnownApp answers a sealed request from the app the replica
+// read before (knownAppAge) instead of reading it again: it decides as
+// AnswerLogin does and writes the code in one statement that also checks
+// the app is unchanged. done is false, with nothing written, whenever it
+// cannot tell: no app known, a decision that leaves the request to resume
+// (the app as stored may decide otherwise), or a statement that wrote
+// nothing (the app changed, or the request was answered before). The
+// caller then reads the app as stored and decides again.
+func (p *Provider) answerWithKnownApp(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant, user *gatehouse.User, sess *gatehouse.Session, ar *authRequest) (next string, done bool, err error) {
+	c, ok := tx.(knownAppCodeCreator)
+	if !ok || !ar.sealed {
+		return "", false, nil
+	}
+	app, ok := p.apps.peekAged(appKey{t.ID, ar.row.ClientID}, knownAppAge)
+	if !ok || !p.answerable(ar, app, user, sess) {
+		return "", false, nil
+	}
+	code := p.codeRow(ar, user, sess)
+	if created, err := c.CreateOPAuthCodeOfApp(ctx, ar.row, app.UpdatedAt); err != nil || !created {
+		return "", false, err
+	}
+	if err := tx.AppendAudit(ctx, p.signedInEvent(t, app, user, sess)); err != nil {
+		return "", false, err
+	}
+	next, err = p.codeResponseURL(ar, code)
+	return next, true, err
 }

@@ -2,6 +2,7 @@ package op
 
 import (
 	"context"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -37,6 +38,16 @@ import (
 // so one number says how long another replica's change of the catalog
 // takes to be seen.
 const appTTL = tenantTTL
+
+// knownAppAge bounds how old an app the two version-checked steps of a
+// sign-in may start from: AnswerLogin's code (answerWithKnownApp) and the
+// code grant (spendCodeOfCachedApp). Each decides from the app the replica
+// read, up to knownAppAge ago whatever happened since, and writes in one
+// statement that also checks the app's updated_at is still the one read:
+// a changed or deleted app writes nothing, and the step reads the app as
+// stored and starts again. The age costs correctness nothing; it bounds
+// how long a cached app is tried before that fallback.
+const knownAppAge = 10 * time.Minute
 
 // maxCachedApps bounds the cache (genCache.max): unknown client ids are
 // never cached, so only apps that exist count.

@@ -100,6 +100,20 @@ func (c *genCache[K, V]) peek(key K) (v V, ok bool) {
 	return c.servable(key, c.gen(), c.clock.Now())
 }
 
+// peekAged returns the value of key read less than maxAge ago, whatever
+// the generation: for callers that check the row is as read in the same
+// statement that relies on it (apps.go, knownAppAge).
+func (c *genCache[K, V]) peekAged(key K, maxAge time.Duration) (v V, ok bool) {
+	now := c.clock.Now()
+	c.mu.Lock()
+	e, ok := c.m[key]
+	c.mu.Unlock()
+	if ok && !now.Before(e.at) && now.Sub(e.at) < maxAge {
+		return e.v, true
+	}
+	return v, false
+}
+
 // servable returns key's entry when it was read under gen less than ttl
 // before now; a clock that went back counts as stale.
 func (c *genCache[K, V]) servable(key K, gen uint64, now time.Time) (v V, ok bool) {

@@ -332,8 +332,8 @@ type cachedAppCodeSpender interface {
 
 // spendCodeOfCachedApp is the code grant's first two steps, authenticate
 // the client and spend the code, in one statement, when the replica holds
-// the client's app (the authorize endpoint cached it moments before, in a
-// brokered sign-in) and the request carries its secret: the statement
+// the client's app (knownAppAge: the authorize endpoint or the login cached
+// it) and the request carries its secret: the statement
 // spends the code only while the app is as cached, so the secret was
 // checked against the app as stored. It returns (nil, nil, nil), having
 // written nothing, whenever it cannot tell: the caller then takes the
@@ -344,7 +344,7 @@ func (p *Provider) spendCodeOfCachedApp(ctx context.Context, tx gatehouse.Tx, te
 	if !ok || tp.clientID == "" {
 		return nil, nil, nil
 	}
-	app, ok := p.apps.peek(appKey{tenantID, tp.clientID})
+	app, ok := p.apps.peekAged(appKey{tenantID, tp.clientID}, knownAppAge)
 	if !ok || !clientSecretOK(app, tp) {
 		return nil, nil, nil
 	}

@@ -85,11 +85,11 @@ func TestCodeGrantCachedApp(t *testing.T) {
 				t.Error("spent for an app changed since it was cached")
 			}
 		})
-		t.Run("a login slower than appTTL", func(t *testing.T) {
-			// The browser spends longer at the IdP than the authorize
-			// endpoint's cache keeps the app; the login's AnswerLogin reads
-			// it again and caches it for the token request that follows.
-			a, sec := e.app(gatehouse.App{Name: "slow"})
+		// loginCode starts an authorize request for a without a session,
+		// runs change (nil: none) while the user is at the IdP, then
+		// finishes the login; it returns the code and the final response.
+		loginCode := func(a *gatehouse.App, change func()) (string, *http.Response) {
+			t.Helper()
 			_, challenge := pkce()
 			b := e.browser()
 			v := url.Values{"client_id": {a.ClientID}, "redirect_uri": {a.RedirectURIs[0]}, "response_type": {"code"},
@@ -99,21 +99,46 @@ func TestCodeGrantCachedApp(t *testing.T) {
 			if resp.StatusCode != http.StatusFound || !strings.Contains(login, "/login?") {
 				t.Fatalf("authorize: %d %s", resp.StatusCode, login)
 			}
-			e.clock.Advance(2 * appTTL)
-			if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); ok {
-				t.Fatal("the app is still cached past appTTL")
+			if change != nil {
+				change()
 			}
 			if strings.HasPrefix(login, "/") {
 				login = e.srv.URL + login
 			}
 			resp, _ = get(t, b, login)
 			u, _ := url.Parse(resp.Header.Get("Location"))
-			c := u.Query().Get("code")
+			return u.Query().Get("code"), resp
+		}
+		t.Run("a login slower than appTTL", func(t *testing.T) {
+			// The browser spends longer at the IdP than the authorize
+			// endpoint's cache serves the app; the token request still
+			// spends the login's code in one statement.
+			a, sec := e.app(gatehouse.App{Name: "slow"})
+			c, resp := loginCode(a, func() {
+				e.clock.Advance(2 * appTTL)
+				if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); ok {
+					t.Fatal("the app is still served past appTTL")
+				}
+			})
 			if c == "" {
 				t.Fatalf("the login answered %d %s", resp.StatusCode, resp.Header.Get("Location"))
 			}
 			if !fast(a, sec, c) {
 				t.Error("the code of a slow login was not spent in one statement")
+			}
+		})
+		t.Run("a login answers from the app it knows only while unchanged", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "known"})
+			if c, resp := loginCode(a, nil); c == "" || !fast(a, sec, c) {
+				t.Fatalf("unchanged app: code %q, %d", c, resp.StatusCode)
+			}
+			// Another replica drops the redirect URI while the user is at
+			// the IdP (this replica's generation stays): no code for it.
+			c, resp := loginCode(a, func() {
+				elsewhere(`UPDATE apps SET redirect_uris = '["https://elsewhere.example/cb"]', updated_at = updated_at + 1 WHERE id = $1`, a.ID)
+			})
+			if c != "" || resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("redirect URI dropped elsewhere: code %q, status %d %s", c, resp.StatusCode, resp.Header.Get("Location"))
 			}
 		})
 		t.Run("the cached app's secret", func(t *testing.T) {
