@@ -38,6 +38,48 @@ type FirstLoginFacts struct {
 	Group         *Group // the group asked about by name (ID, TenantID, Name); nil when none, or none asked
 }
 
+// AuditBatch holds audit events that a transaction writes together, in
+// one statement, before it ends: package provision's login transaction
+// writes its own events and those of its hooks (an app's sign-in) so.
+type AuditBatch struct{ events []*AuditEvent }
+
+type auditBatchKey struct{}
+
+// WithAuditBatch returns ctx carrying b: AppendAudit with it adds to b,
+// whose owner writes it (Flush) in the same transaction.
+func WithAuditBatch(ctx context.Context, b *AuditBatch) context.Context {
+	return context.WithValue(ctx, auditBatchKey{}, b)
+}
+
+// AppendAudits records events in tx: into the batch ctx carries, if any,
+// else at once (in one statement when tx can). Either way they commit or
+// roll back with tx.
+func AppendAudits(ctx context.Context, tx Tx, events ...*AuditEvent) error {
+	if b, ok := ctx.Value(auditBatchKey{}).(*AuditBatch); ok && b != nil {
+		b.events = append(b.events, events...)
+		return nil
+	}
+	return (&AuditBatch{events: events}).Flush(ctx, tx)
+}
+
+// Flush writes b's events in tx, in one statement when tx can (a store's
+// optional AppendAudits), and empties b.
+func (b *AuditBatch) Flush(ctx context.Context, tx Tx) error {
+	events := b.events
+	b.events = nil
+	if f, ok := tx.(interface {
+		AppendAudits(ctx context.Context, events []*AuditEvent) error
+	}); ok && len(events) > 1 {
+		return f.AppendAudits(ctx, events)
+	}
+	for _, e := range events {
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // StoreAs finds, in st or the stores it wraps (a wrapper has an
 // Unwrap() Store method, as tracing's does), the first that implements T:
 // the optional fast paths a concrete store offers beyond this interface

@@ -74,7 +74,7 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 		}
 		return "", err
 	}
-	if err := tx.AppendAudit(ctx, p.signedInEvent(t, app, user, sess)); err != nil {
+	if err := gatehouse.AppendAudits(ctx, tx, p.signedInEvent(t, app, user, sess)); err != nil {
 		return "", err
 	}
 	return p.codeResponseURL(ar, code)
@@ -119,7 +119,7 @@ func (p *Provider) answerWithKnownApp(ctx context.Context, tx gatehouse.Tx, t *g
 	if created, err := c.CreateOPAuthCodeOfApp(ctx, ar.row, app.UpdatedAt); err != nil || !created {
 		return "", false, err
 	}
-	if err := tx.AppendAudit(ctx, p.signedInEvent(t, app, user, sess)); err != nil {
+	if err := gatehouse.AppendAudits(ctx, tx, p.signedInEvent(t, app, user, sess)); err != nil {
 		return "", false, err
 	}
 	next, err = p.codeResponseURL(ar, code)

@@ -19,6 +19,10 @@ func TestAfterApply(t *testing.T) {
 		f := newFixture(t, s)
 		var calls int
 		var sawUser string
+		hookEvent := func(action, userID string) *gatehouse.AuditEvent {
+			return &gatehouse.AuditEvent{ID: gatehouse.NewID("aud"), TenantID: f.tenant.ID,
+				Time: t0, ActorType: "test", ActorID: "hook", Action: action, TargetType: "user", TargetID: userID}
+		}
 		marker := func(ctx context.Context, tx gatehouse.Tx, res *provision.Result) error {
 			calls++
 			// The new user is visible in the hook's transaction.
@@ -27,21 +31,26 @@ func TestAfterApply(t *testing.T) {
 				return err
 			}
 			sawUser = u.Email
-			return tx.AppendAudit(ctx, &gatehouse.AuditEvent{ID: gatehouse.NewID("aud"), TenantID: f.tenant.ID,
-				Time: t0, ActorType: "test", ActorID: "hook", Action: "test.hook", TargetType: "user", TargetID: u.ID})
+			// One event written at once, one into the resolution's batch
+			// (as op.AnswerLogin writes an app's sign-in).
+			if err := gatehouse.AppendAudits(ctx, tx, hookEvent("test.batched", u.ID)); err != nil {
+				return err
+			}
+			return tx.AppendAudit(ctx, hookEvent("test.hook", u.ID))
 		}
 		resolve := func(hook provision.AfterApply, id *gatehouse.Identity, mode provision.Mode) (*provision.Result, error) {
 			return f.r.Resolve(provision.WithAfterApply(f.ctx, hook), f.tenant, f.conn, id, mode)
 		}
-		hookEvents := func() int {
+		events := func(action string) int {
 			var n int
 			f.view(func(tx gatehouse.Tx) error {
-				evs, _, err := tx.ListAudit(f.ctx, f.tenant.ID, gatehouse.AuditFilter{Action: "test.hook"}, gatehouse.Page{Limit: 100})
+				evs, _, err := tx.ListAudit(f.ctx, f.tenant.ID, gatehouse.AuditFilter{Action: action}, gatehouse.Page{Limit: 100})
 				n = len(evs)
 				return err
 			})
 			return n
 		}
+		hookEvents := func() int { return events("test.hook") }
 
 		// JIT creation and a returning login: the hook runs once each and
 		// commits with them.
@@ -52,15 +61,25 @@ func TestAfterApply(t *testing.T) {
 				t.Fatalf("%s: %v %+v", want, err, res)
 			}
 		}
-		if calls != 2 || sawUser != f.email("ana") || hookEvents() != 2 {
-			t.Fatalf("calls %d user %q events %d", calls, sawUser, hookEvents())
+		if calls != 2 || sawUser != f.email("ana") || hookEvents() != 2 || events("test.batched") != 2 {
+			t.Fatalf("calls %d user %q events %d batched %d", calls, sawUser, hookEvents(), events("test.batched"))
 		}
 
-		// A failing hook rolls back the new user.
+		// A failing hook rolls back the new user and the events it added
+		// to the batch.
 		boom := errors.New("boom")
 		bob := f.identity("sub-bob", f.email("bob"))
-		if _, err := resolve(func(context.Context, gatehouse.Tx, *provision.Result) error { return boom }, bob, provision.Apply); !errors.Is(err, boom) {
+		failing := func(ctx context.Context, tx gatehouse.Tx, res *provision.Result) error {
+			if err := gatehouse.AppendAudits(ctx, tx, hookEvent("test.batched", res.User.ID)); err != nil {
+				return err
+			}
+			return boom
+		}
+		if _, err := resolve(failing, bob, provision.Apply); !errors.Is(err, boom) {
 			t.Fatalf("failing hook: %v", err)
+		}
+		if n := events("test.batched"); n != 2 {
+			t.Errorf("%d batched events after a failing hook, want 2", n)
 		}
 		f.view(func(tx gatehouse.Tx) error {
 			if _, err := tx.GetUserByEmail(f.ctx, f.tenant.ID, f.email("bob")); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {

@@ -105,7 +105,7 @@ func (r *Resolver) apply(ctx context.Context, tx gatehouse.Tx, p *plan) error {
 		// Only a new pending user gets here: created, but not signed in.
 		event(auditLoginRefused, with("reason", p.refusal.Reason))
 	}
-	if err := appendAudits(ctx, tx, events); err != nil {
+	if err := gatehouse.AppendAudits(ctx, tx, events...); err != nil {
 		return err
 	}
 	if outboxType != "" && !p.noOutbox {

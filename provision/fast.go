@@ -103,20 +103,3 @@ func (p *plan) memberships(ctx context.Context, tx gatehouse.Tx, userID string) 
 	}
 	return tx.ListUserMemberships(ctx, p.in.tenant.ID, userID)
 }
-
-// auditBatcher appends several audit events in one statement.
-type auditBatcher interface {
-	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
-}
-
-func appendAudits(ctx context.Context, tx gatehouse.Tx, events []*gatehouse.AuditEvent) error {
-	if f, ok := tx.(auditBatcher); ok && len(events) > 1 {
-		return f.AppendAudits(ctx, events)
-	}
-	for _, e := range events {
-		if err := tx.AppendAudit(ctx, e); err != nil {
-			return err
-		}
-	}
-	return nil
-}

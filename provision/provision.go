@@ -192,13 +192,19 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 			if p.refusal != nil && !p.createUser {
 				return errRefused // nothing to write; roll back
 			}
-			if err := r.apply(ctx, tx, p); err != nil {
+			// The resolution's audit events and those of the hook (an
+			// app's sign-in) are written together, in one statement.
+			audits := &gatehouse.AuditBatch{}
+			actx := gatehouse.WithAuditBatch(ctx, audits)
+			if err := r.apply(actx, tx, p); err != nil {
 				return err
 			}
 			if hook, ok := ctx.Value(afterApplyKey{}).(AfterApply); ok && p.refusal == nil && p.res.User != nil && p.res.User.Active() {
-				return hook(ctx, tx, p.res)
+				if err := hook(actx, tx, p.res); err != nil {
+					return err
+				}
 			}
-			return nil
+			return audits.Flush(ctx, tx)
 		})
 		switch {
 		case err == nil:
