@@ -95,7 +95,7 @@ func (p *Provider) answerable(ar *authRequest, app *gatehouse.App, user *gatehou
 // knownAppCodeCreator writes an answered request's code row only while its
 // app is as the caller read it (sqlstore CreateOPAuthCodeOfApp).
 type knownAppCodeCreator interface {
-	CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appUpdated time.Time) (bool, error)
+	CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appID string, appUpdated time.Time) (bool, error)
 }
 
 // answerWithKnownApp answers a sealed request from the app the replica
@@ -116,7 +116,7 @@ func (p *Provider) answerWithKnownApp(ctx context.Context, tx gatehouse.Tx, t *g
 		return "", false, nil
 	}
 	code := p.codeRow(ar, user, sess)
-	if created, err := c.CreateOPAuthCodeOfApp(ctx, ar.row, app.UpdatedAt); err != nil || !created {
+	if created, err := c.CreateOPAuthCodeOfApp(ctx, ar.row, app.ID, app.UpdatedAt); err != nil || !created {
 		return "", false, err
 	}
 	if err := gatehouse.AppendAudits(ctx, tx, p.signedInEvent(t, app, user, sess)); err != nil {

@@ -327,7 +327,7 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 // cachedAppCodeSpender is the store's spend of a code that also checks
 // that the client's app is as cached (sqlstore SpendOPAuthCodeOfApp).
 type cachedAppCodeSpender interface {
-	SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
+	SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID, appID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
 }
 
 // spendCodeOfCachedApp is the code grant's first two steps, authenticate
@@ -348,7 +348,7 @@ func (p *Provider) spendCodeOfCachedApp(ctx context.Context, tx gatehouse.Tx, te
 	if !ok || !clientSecretOK(app, tp) {
 		return nil, nil, nil
 	}
-	row, err := s.SpendOPAuthCodeOfApp(ctx, tenantID, codeHash, now, app.ClientID, app.UpdatedAt)
+	row, err := s.SpendOPAuthCodeOfApp(ctx, tenantID, codeHash, now, app.ClientID, app.ID, app.UpdatedAt)
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 		return nil, nil, nil
 	}

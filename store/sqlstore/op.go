@@ -71,10 +71,11 @@ func (t *tx) CreateOPAuthCode(ctx context.Context, r *gatehouse.OPAuthRequest) (
 
 // CreateOPAuthCodeOfApp is CreateOPAuthCode for a request decided on
 // from its app as the caller read it before (op's cache): it writes the
-// row only while the app is as read (apps.updated_at is appUpdated), and
+// row only while the app is as read (the same row, appID, last updated at
+// appUpdated), and
 // reports false, writing nothing, when the app changed or is gone or a row
 // of that id exists.
-func (t *tx) CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appUpdated time.Time) (bool, error) {
+func (t *tx) CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appID string, appUpdated time.Time) (bool, error) {
 	if len(r.CodeHash) == 0 || !r.Done {
 		return false, errors.New("sqlstore: CreateOPAuthCodeOfApp needs an answered request")
 	}
@@ -84,10 +85,10 @@ func (t *tx) CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthReque
 	r.CreatedAt, r.ExpiresAt, r.AuthTime = t.s.now(), normTime(r.ExpiresAt), normTime(r.AuthTime)
 	n, err := t.count(ctx, `INSERT INTO op_auth_requests (`+opAuthRequestColumns+`)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
-		WHERE EXISTS (SELECT 1 FROM apps WHERE tenant_id = $2 AND client_id = $3 AND updated_at = $13)
+		WHERE EXISTS (SELECT 1 FROM apps WHERE tenant_id = $2 AND client_id = $3 AND id = $14 AND updated_at = $13)
 		ON CONFLICT (id) DO NOTHING`,
 		r.ID, r.TenantID, r.ClientID, string(r.Request), r.UserID, ts(r.AuthTime), r.SessionID, r.Done,
-		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt), ts(appUpdated))
+		r.CodeHash, tsPtr(r.CodeUsedAt), ts(r.CreatedAt), ts(r.ExpiresAt), ts(appUpdated), appID)
 	return n == 1, err
 }
 

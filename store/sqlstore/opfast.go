@@ -84,21 +84,22 @@ func (t *tx) SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []by
 // SpendOPAuthCodeOfApp is SpendOPAuthCode for a client whose app the
 // caller read before its transaction (op's cache of apps): in one
 // statement it spends the unspent code of clientID only while that app is
-// as read (apps.updated_at is appUpdated) and returns its request.
+// as read (the same row, appID, last updated at appUpdated) and returns
+// its request.
 // Otherwise it writes nothing and returns ENOTFOUND without saying why
 // (the code unknown, spent or another client's; the app changed or gone):
 // the caller then reads the app in its transaction and spends the code as
 // without this, which tells those apart.
-func (t *tx) SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error) {
+func (t *tx) SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID, appID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error) {
 	if len(codeHash) == 0 || clientID == "" {
 		return nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", opAuthRequestNotFound)
 	}
 	return one(ctx, t, opAuthRequestNotFound, scanOPAuthRequest,
 		`UPDATE op_auth_requests SET code_used_at = $3
 		 WHERE tenant_id = $1 AND code_hash = $2 AND code_used_at IS NULL AND client_id = $4
-		 AND EXISTS (SELECT 1 FROM apps WHERE tenant_id = $1 AND client_id = $4 AND updated_at = $5)
+		 AND EXISTS (SELECT 1 FROM apps WHERE tenant_id = $1 AND client_id = $4 AND id = $6 AND updated_at = $5)
 		 RETURNING `+opAuthRequestColumns,
-		tenantID, codeHash, ts(normTime(at)), clientID, ts(appUpdated))
+		tenantID, codeHash, ts(normTime(at)), clientID, ts(appUpdated), appID)
 }
 
 // SpendOPRefreshToken spends, in one statement, the live refresh token

@@ -15,8 +15,8 @@ import (
 // concurrency and across tenants, on both engines.
 func TestReviewS4VersionCheckedWrites(t *testing.T) {
 	type codeOfApp interface {
-		CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appUpdated time.Time) (bool, error)
-		SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
+		CreateOPAuthCodeOfApp(ctx context.Context, r *gatehouse.OPAuthRequest, appID string, appUpdated time.Time) (bool, error)
+		SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID, appID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
 	}
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -62,22 +62,22 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 				return err
 			}))
 			now := time.Now()
-			newCode := func(tenantID string, appUpdated time.Time, n int) (bool, []byte) {
+			newCode := func(tenantID, appID string, appUpdated time.Time, n int) (bool, []byte) {
 				t.Helper()
 				hash := []byte(fmt.Sprintf("code-%s-%d-%d", engine, n, now.UnixNano()))
 				r := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: tenantID, ClientID: "shared", Request: []byte(`{}`),
 					UserID: "usr_x", AuthTime: now, SessionID: "sid", Done: true, CodeHash: hash, ExpiresAt: now.Add(time.Minute)}
 				var created bool
 				must(s.Update(ctx, func(tx gatehouse.Tx) (err error) {
-					created, err = tx.(codeOfApp).CreateOPAuthCodeOfApp(ctx, r, appUpdated)
+					created, err = tx.(codeOfApp).CreateOPAuthCodeOfApp(ctx, r, appID, appUpdated)
 					return err
 				}))
 				return created, hash
 			}
-			spend := func(tenantID string, hash []byte, appUpdated time.Time) bool {
+			spend := func(tenantID string, hash []byte, appID string, appUpdated time.Time) bool {
 				var row *gatehouse.OPAuthRequest
 				err := s.Update(ctx, func(tx gatehouse.Tx) (err error) {
-					row, err = tx.(codeOfApp).SpendOPAuthCodeOfApp(ctx, tenantID, hash, time.Now(), "shared", appUpdated)
+					row, err = tx.(codeOfApp).SpendOPAuthCodeOfApp(ctx, tenantID, hash, time.Now(), "shared", appID, appUpdated)
 					return err
 				})
 				if err != nil && !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
@@ -87,34 +87,39 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 			}
 
 			t.Run("codes only for the app of the request's tenant", func(t *testing.T) {
-				// globex's app of the same client id and a matching
-				// updated_at does not stand for acme's.
-				if ok, _ := newCode(acme.ID, g.UpdatedAt, 1); ok && !g.UpdatedAt.Equal(a.UpdatedAt) {
-					t.Error("a code written for acme against globex's app version")
+				// globex's app of the same client id does not stand for
+				// acme's, nor does another row with acme's app's version
+				// (an app deleted and created again in the same
+				// microsecond, or a clock gone back).
+				if ok, _ := newCode(acme.ID, g.ID, g.UpdatedAt, 1); ok {
+					t.Error("a code written for acme against globex's app")
 				}
-				ok, hash := newCode(acme.ID, a.UpdatedAt, 2)
+				if ok, _ := newCode(acme.ID, g.ID, a.UpdatedAt, 3); ok {
+					t.Error("a code written for acme against another app row of the same version")
+				}
+				ok, hash := newCode(acme.ID, a.ID, a.UpdatedAt, 2)
 				if !ok {
 					t.Fatal("no code for the current app")
 				}
-				if spend(globex.ID, hash, g.UpdatedAt) {
+				if spend(globex.ID, hash, g.ID, g.UpdatedAt) {
 					t.Error("acme's code spent in globex")
 				}
-				if !g.UpdatedAt.Equal(a.UpdatedAt) && spend(acme.ID, hash, g.UpdatedAt) {
-					t.Error("acme's code spent against globex's app version")
+				if spend(acme.ID, hash, g.ID, g.UpdatedAt) || spend(acme.ID, hash, g.ID, a.UpdatedAt) {
+					t.Error("acme's code spent against another app row")
 				}
-				if !spend(acme.ID, hash, a.UpdatedAt) {
+				if !spend(acme.ID, hash, a.ID, a.UpdatedAt) {
 					t.Error("acme's code not spent for acme's app")
 				}
 			})
 			t.Run("concurrent spends of one code", func(t *testing.T) {
 				for round := range 3 {
-					_, hash := newCode(acme.ID, a.UpdatedAt, 10+round)
+					_, hash := newCode(acme.ID, a.ID, a.UpdatedAt, 10+round)
 					const n = 12
 					var wg sync.WaitGroup
 					got := make([]bool, n)
 					for i := range n {
 						wg.Add(1)
-						go func() { defer wg.Done(); got[i] = spend(acme.ID, hash, a.UpdatedAt) }()
+						go func() { defer wg.Done(); got[i] = spend(acme.ID, hash, a.ID, a.UpdatedAt) }()
 					}
 					wg.Wait()
 					if k := trues(got); k != 1 {
