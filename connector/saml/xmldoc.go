@@ -285,6 +285,12 @@ func (p *xparser) skipSpace() {
 // prolog reads an optional XML declaration (only at the very start, UTF-8
 // only) and white space.
 func (p *xparser) prolog() error {
+	if strings.HasPrefix(p.s, "<?xml") && len(p.s) > 5 && !isSpace(p.s[5]) && p.s[5] != '?' && !isASCIINameByte(p.s[5]) {
+		// encoding/xml ends the target name at any byte that cannot
+		// continue a name and reads "<?xml<x ...?>" as the declaration;
+		// XML 1.0 §2.8 wants white space or "?>" there.
+		return stricter("malformed XML declaration")
+	}
 	if strings.HasPrefix(p.s, "<?xml") && len(p.s) > 5 && (isSpace(p.s[5]) || p.s[5] == '?') {
 		end := strings.Index(p.s, "?>")
 		if end < 0 {
@@ -308,6 +314,12 @@ func (p *xparser) prolog() error {
 		}
 	}
 	return nil
+}
+
+// isASCIINameByte: c may continue an XML name (ASCII letters, digits,
+// '_', '-', '.', ':').
+func isASCIINameByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':'
 }
 
 // checkXMLDecl checks the pseudo-attributes of the XML declaration
