@@ -104,23 +104,22 @@ func (c *genCache[K, V]) peek(key K) (v V, ok bool) {
 // the generation: for callers that check the row is as read in the same
 // statement that relies on it (apps.go, knownAppAge).
 func (c *genCache[K, V]) peekAged(key K, maxAge time.Duration) (v V, ok bool) {
-	now := c.clock.Now()
-	c.mu.Lock()
-	e, ok := c.m[key]
-	c.mu.Unlock()
-	if ok && !now.Before(e.at) && now.Sub(e.at) < maxAge {
-		return e.v, true
-	}
-	return v, false
+	return c.younger(key, c.clock.Now(), maxAge, func(genEntry[V]) bool { return true })
 }
 
 // servable returns key's entry when it was read under gen less than ttl
-// before now; a clock that went back counts as stale.
+// before now.
 func (c *genCache[K, V]) servable(key K, gen uint64, now time.Time) (v V, ok bool) {
+	return c.younger(key, now, c.ttl, func(e genEntry[V]) bool { return e.gen == gen })
+}
+
+// younger returns key's entry when it was read less than age before now
+// and keep accepts it; a clock that went back counts as stale.
+func (c *genCache[K, V]) younger(key K, now time.Time, age time.Duration, keep func(genEntry[V]) bool) (v V, ok bool) {
 	c.mu.Lock()
 	e, ok := c.m[key]
 	c.mu.Unlock()
-	if ok && e.gen == gen && !now.Before(e.at) && now.Sub(e.at) < c.ttl {
+	if ok && keep(e) && !now.Before(e.at) && now.Sub(e.at) < age {
 		return e.v, true
 	}
 	return v, false
