@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"golang.org/x/oauth2"
-
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/secret"
 )
@@ -28,26 +26,7 @@ func TestReviewS4CachedAppAttacks(t *testing.T) {
 		// Another replica's writes do not move this one's generation.
 		var gen atomic.Uint64
 		e.prov.apps.gen = gen.Load
-		elsewhere := func(q string, args ...any) {
-			t.Helper()
-			if _, err := e.store.DB().ExecContext(e.ctx, q, args...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// code returns a fresh code of a's (the app cached by the
-		// authorize endpoint and the login) and its verifier.
-		code := func(a *gatehouse.App, sec string) (string, string) {
-			t.Helper()
-			verifier, _ := pkce()
-			q := e.rp(a, sec, "openid").authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
-			if q.Get("code") == "" {
-				t.Fatalf("authorize answered %v", q)
-			}
-			if _, ok := e.prov.apps.peekAged(appKey{e.tenant.ID, a.ClientID}, knownAppAge); !ok {
-				t.Fatal("the app is not cached")
-			}
-			return q.Get("code"), verifier
-		}
+		code, elsewhere := e.cachedAppCode, e.elsewhere
 		// redeem posts the code grant: basic authentication when basic,
 		// else client_id and client_secret (when not empty) in the form.
 		redeemAt := func(issuer string, a *gatehouse.App, clientID, sec, c, verifier string, basic bool) (int, map[string]any) {
@@ -63,15 +42,10 @@ func TestReviewS4CachedAppAttacks(t *testing.T) {
 			}
 			return e.post(issuer, "/token", v, "", "")
 		}
-		redeem := func(a *gatehouse.App, clientID, sec, c, verifier string) (int, map[string]any) {
-			t.Helper()
-			return redeemAt(e.issuer(), a, clientID, sec, c, verifier, true)
-		}
+		redeem := e.redeemCode
 		want := func(what string, status int, body map[string]any, wantStatus int, wantErr string) {
 			t.Helper()
-			if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
-				t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
-			}
+			wantAnswer(t, what, status, body, wantStatus, wantErr)
 		}
 
 		t.Run("secret rotated through this replica after the code", func(t *testing.T) {

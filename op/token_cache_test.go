@@ -24,35 +24,10 @@ func TestCodeGrantCachedApp(t *testing.T) {
 		e.signInAs(e.user("ana@acme.test"))
 		var gen atomic.Uint64
 		e.prov.apps.gen = gen.Load
-		// code returns a fresh code of a's, with a cached, and its verifier.
-		code := func(a *gatehouse.App, sec string) (string, string) {
-			t.Helper()
-			verifier, _ := pkce()
-			q := e.rp(a, sec, "openid").authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
-			if q.Get("code") == "" {
-				t.Fatalf("authorize answered %v", q)
-			}
-			if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); !ok {
-				t.Fatal("the authorize endpoint did not cache the app")
-			}
-			return q.Get("code"), verifier
-		}
-		redeem := func(a *gatehouse.App, user, pass, c, verifier string) (int, map[string]any) {
-			t.Helper()
-			return e.form("/token", url.Values{"grant_type": {"authorization_code"}, "code": {c},
-				"redirect_uri": {a.RedirectURIs[0]}, "code_verifier": {verifier}}, user, pass)
-		}
-		elsewhere := func(q string, args ...any) {
-			t.Helper()
-			if _, err := e.store.DB().ExecContext(e.ctx, q, args...); err != nil {
-				t.Fatal(err)
-			}
-		}
+		code, redeem, elsewhere := e.cachedAppCode, e.redeemCode, e.elsewhere
 		want := func(what string, status int, body map[string]any, wantStatus int, wantErr string) {
 			t.Helper()
-			if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
-				t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
-			}
+			wantAnswer(t, what, status, body, wantStatus, wantErr)
 		}
 
 		// fast is the one statement's answer for c: whether it spent it.
@@ -186,4 +161,44 @@ func TestCodeGrantCachedApp(t *testing.T) {
 			want("then a", status, body, http.StatusBadRequest, "invalid_grant")
 		})
 	})
+}
+
+// cachedAppCode runs a code flow with PKCE for a, which leaves a in the
+// replica's cache of apps, and returns the code and its verifier.
+func (e *env) cachedAppCode(a *gatehouse.App, sec string) (string, string) {
+	e.t.Helper()
+	verifier, _ := pkce()
+	q := e.rp(a, sec, "openid").authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
+	if q.Get("code") == "" {
+		e.t.Fatalf("authorize answered %v", q)
+	}
+	if _, ok := e.prov.apps.peekAged(appKey{e.tenant.ID, a.ClientID}, knownAppAge); !ok {
+		e.t.Fatal("the app is not in the replica's cache")
+	}
+	return q.Get("code"), verifier
+}
+
+// redeemCode posts a's code grant with client_secret_basic (user, pass).
+func (e *env) redeemCode(a *gatehouse.App, user, pass, c, verifier string) (int, map[string]any) {
+	e.t.Helper()
+	return e.form("/token", url.Values{"grant_type": {"authorization_code"}, "code": {c},
+		"redirect_uri": {a.RedirectURIs[0]}, "code_verifier": {verifier}}, user, pass)
+}
+
+// elsewhere writes to the database as another replica would: this
+// replica's caches do not hear of it.
+func (e *env) elsewhere(q string, args ...any) {
+	e.t.Helper()
+	if _, err := e.store.DB().ExecContext(e.ctx, q, args...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// wantAnswer checks a token endpoint answer's status and, when wantErr is
+// set, its OAuth error code.
+func wantAnswer(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantErr string) {
+	t.Helper()
+	if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
+		t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
+	}
 }
