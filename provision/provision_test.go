@@ -962,12 +962,14 @@ func BenchmarkResolveCreate(b *testing.B) {
 			f := newFixture(b, openStore(b, engine))
 			f.conn.JIT.DefaultGroups = []string{"Everyone"}
 			i := 0
+			cpu0 := testdb.ProcessCPU()
 			for b.Loop() {
 				i++
 				if _, err := f.resolve(f.identity(fmt.Sprintf("sub-%d", i), f.email(fmt.Sprintf("u%d", i))), provision.Apply); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64((testdb.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }
@@ -982,12 +984,14 @@ func BenchmarkResolveReturning(b *testing.B) {
 			if _, err := f.resolve(id, provision.Apply); err != nil {
 				b.Fatal(err)
 			}
+			cpu0 := testdb.ProcessCPU()
 			for b.Loop() {
 				res, err := f.resolve(id, provision.Apply)
 				if err != nil || res.Outcome != provision.OutcomeExisting {
 					b.Fatal(err, res)
 				}
 			}
+			b.ReportMetric(float64((testdb.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

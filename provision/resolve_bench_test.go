@@ -41,6 +41,7 @@ func BenchmarkResolveLargeTenant(b *testing.B) {
 				}
 				b.Run("create", func(b *testing.B) {
 					i := 0
+					cpu0 := testdb.ProcessCPU()
 					for b.Loop() {
 						i++
 						res, err := f.resolve(f.identity(fmt.Sprintf("sub-%d", i), f.email(fmt.Sprintf("u%d", i))), provision.Apply)
@@ -48,14 +49,17 @@ func BenchmarkResolveLargeTenant(b *testing.B) {
 							b.Fatal(err, res)
 						}
 					}
+					b.ReportMetric(float64((testdb.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 				})
 				b.Run("returning", func(b *testing.B) {
+					cpu0 := testdb.ProcessCPU()
 					for b.Loop() {
 						res, err := f.resolve(ret, provision.Apply)
 						if err != nil || res.Outcome != provision.OutcomeExisting {
 							b.Fatal(err, res)
 						}
 					}
+					b.ReportMetric(float64((testdb.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 				})
 			})
 		}
