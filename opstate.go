@@ -1,6 +1,9 @@
 package gatehouse
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // The OpenID Connect provider's state (package op). Token values are never
 // stored: only their SHA-256 digests (codes, refresh tokens) or random ids
@@ -67,6 +70,37 @@ type OPRefreshToken struct {
 	ExpiresAt   time.Time
 	UsedAt      *time.Time
 	RevokedAt   *time.Time
+	// AccessExpiresAt, when set, is the expiry of the access token issued
+	// with this refresh token and kept in its row (PairedAccessID) instead
+	// of an OPToken of its own. RevokedAt revokes that access token too.
+	AccessExpiresAt time.Time
+}
+
+// Paired access tokens. An access token issued together with a refresh
+// token of the same scopes is stored in the refresh token's row: its id is
+// the row's id under pairedAccessPrefix, and GetOPToken and RevokeOPTokens
+// take it like any access token's id.
+const (
+	refreshRowPrefix   = "ort_"
+	pairedAccessPrefix = "oap_"
+)
+
+// PairedAccessID is the id of the access token kept in the refresh token
+// row refreshID ("ort_…"); "" for an id of another shape.
+func PairedAccessID(refreshID string) string {
+	if rest, ok := strings.CutPrefix(refreshID, refreshRowPrefix); ok && rest != "" {
+		return pairedAccessPrefix + rest
+	}
+	return ""
+}
+
+// PairedRefreshID is the refresh token row that holds the access token
+// accessID, and whether accessID is a paired access token's id at all.
+func PairedRefreshID(accessID string) (string, bool) {
+	if rest, ok := strings.CutPrefix(accessID, pairedAccessPrefix); ok && rest != "" {
+		return refreshRowPrefix + rest, true
+	}
+	return "", false
 }
 
 // OPTokenFilter selects the tokens RevokeOPTokens revokes. At least one

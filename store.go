@@ -270,14 +270,20 @@ type Tx interface {
 	// revokes what the first use issued); an unknown code is ENOTFOUND.
 	UseOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*OPAuthRequest, error)
 	CreateOPToken(ctx context.Context, t *OPToken) error
+	// GetOPToken reads an access token, a paired one (PairedAccessID)
+	// from its refresh token's row.
 	GetOPToken(ctx context.Context, tenantID, id string) (*OPToken, error)
+	// CreateOPRefreshToken writes a refresh token and, when its
+	// AccessExpiresAt is set, the access token paired with it.
 	CreateOPRefreshToken(ctx context.Context, t *OPRefreshToken) error
 	GetOPRefreshToken(ctx context.Context, tenantID string, hash []byte) (*OPRefreshToken, error)
 	// UseOPRefreshToken marks a refresh token used (rotated); ECONFLICT when
 	// it was used or revoked before.
 	UseOPRefreshToken(ctx context.Context, tenantID, id string, at time.Time) error
 	// RevokeOPTokens revokes the access and refresh tokens f selects and
-	// returns how many it revoked.
+	// returns how many rows it revoked: a refresh token and the access
+	// token paired with it are one. f.TokenID of a paired access token
+	// revokes that access token alone.
 	RevokeOPTokens(ctx context.Context, tenantID string, f OPTokenFilter, at time.Time) (int, error)
 	// ListOPSessionClients lists the client ids issued tokens in session sid.
 	ListOPSessionClients(ctx context.Context, tenantID, sessionID string) ([]string, error)

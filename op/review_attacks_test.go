@@ -156,7 +156,13 @@ func (e *env) atkGrantOf(access string) string {
 	}
 	id, _, _ := strings.Cut(plain, ":")
 	var g string
-	if err := e.store.DB().QueryRowContext(e.ctx, `SELECT grant_id FROM op_tokens WHERE id = $1`, id).Scan(&g); err != nil {
+	if err := e.store.View(e.ctx, func(tx gatehouse.Tx) error {
+		tk, err := tx.GetOPToken(e.ctx, e.tenant.ID, id)
+		if err == nil {
+			g = tk.GrantID
+		}
+		return err
+	}); err != nil {
 		e.t.Fatal(err)
 	}
 	return g

@@ -205,7 +205,19 @@ func (t *tx) CreateOPToken(ctx context.Context, tk *gatehouse.OPToken) error {
 	return err
 }
 
+// pairedTokenQuery reads a paired access token (gatehouse.PairedAccessID)
+// from its refresh token's row, as op_tokens' columns: revoked when the
+// access token alone or the refresh token (with its grant, session, user
+// or client) was revoked.
+const pairedTokenQuery = `SELECT id, tenant_id, client_id, user_id, grant_id, session_id, scopes, created_at, access_expires_at,
+	COALESCE(access_revoked_at, revoked_at) FROM op_refresh_tokens WHERE tenant_id = $1 AND id = $2 AND access_expires_at IS NOT NULL`
+
 func (t *tx) GetOPToken(ctx context.Context, tenantID, id string) (*gatehouse.OPToken, error) {
+	q := `SELECT ` + opTokenColumns + ` FROM op_tokens WHERE tenant_id = $1 AND id = $2`
+	key := id
+	if refreshID, ok := gatehouse.PairedRefreshID(id); ok {
+		q, key = pairedTokenQuery, refreshID
+	}
 	var tk gatehouse.OPToken
 	err := t.get(ctx, opTokenNotFound, func(sc scanner) error {
 		var scopes string
@@ -216,16 +228,30 @@ func (t *tx) GetOPToken(ctx context.Context, tenantID, id string) (*gatehouse.OP
 		}
 		tk.CreatedAt, tk.ExpiresAt, tk.RevokedAt = fromTS(created), fromTS(expires), nullTime(revoked)
 		return unmarshalJSON([]byte(scopes), &tk.Scopes)
-	}, `SELECT `+opTokenColumns+` FROM op_tokens WHERE tenant_id = $1 AND id = $2`, tenantID, id)
+	}, q, tenantID, key)
 	if err != nil {
 		return nil, err
 	}
+	tk.ID = id
 	return &tk, nil
 }
 
 const opRefreshColumns = `id, tenant_id, hash, client_id, user_id, grant_id, session_id, rotated_from, scopes, amr, auth_time, created_at, expires_at, used_at, revoked_at`
 
 func (t *tx) CreateOPRefreshToken(ctx context.Context, rt *gatehouse.OPRefreshToken) error {
+	// A grant that pairs its access token with this row writes no
+	// op_tokens row (CreateOPToken's purge then runs here).
+	if err := t.purgeOPTokens(ctx, t.s.now()); err != nil {
+		return err
+	}
+	var accessExp any
+	if !rt.AccessExpiresAt.IsZero() {
+		if gatehouse.PairedAccessID(rt.ID) == "" {
+			return errInternal("create refresh token", errors.New("an access token paired with a refresh token id of another shape"))
+		}
+		rt.AccessExpiresAt = normTime(rt.AccessExpiresAt)
+		accessExp = ts(rt.AccessExpiresAt)
+	}
 	scopes, err := jsonArg(orEmpty(rt.Scopes))
 	if err != nil {
 		return err
@@ -235,9 +261,9 @@ func (t *tx) CreateOPRefreshToken(ctx context.Context, rt *gatehouse.OPRefreshTo
 		return err
 	}
 	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = normTime(rt.AuthTime), normTime(rt.CreatedAt), normTime(rt.ExpiresAt)
-	_, err = t.exec(ctx, `INSERT INTO op_refresh_tokens (`+opRefreshColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+	_, err = t.exec(ctx, `INSERT INTO op_refresh_tokens (`+opRefreshColumns+`, access_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		rt.ID, rt.TenantID, rt.Hash, rt.ClientID, rt.UserID, rt.GrantID, rt.SessionID, rt.RotatedFrom, scopes, amr,
-		ts(rt.AuthTime), ts(rt.CreatedAt), ts(rt.ExpiresAt), tsPtr(rt.UsedAt), tsPtr(rt.RevokedAt))
+		ts(rt.AuthTime), ts(rt.CreatedAt), ts(rt.ExpiresAt), tsPtr(rt.UsedAt), tsPtr(rt.RevokedAt), accessExp)
 	return err
 }
 
@@ -281,12 +307,22 @@ func (t *tx) UseOPRefreshToken(ctx context.Context, tenantID, id string, at time
 }
 
 func (t *tx) RevokeOPTokens(ctx context.Context, tenantID string, f gatehouse.OPTokenFilter, at time.Time) (int, error) {
+	tables, set, cond, id := []string{"op_tokens", "op_refresh_tokens"}, "revoked_at", "", f.TokenID
+	if refreshID, ok := gatehouse.PairedRefreshID(f.TokenID); ok {
+		// An access token kept in refresh row refreshID, and nothing else:
+		// the refresh token stays live (RFC 7009 section 2.1 lets a server
+		// revoke it too, but a client that revokes an access token may
+		// well refresh on). A revoked refresh token's access token is
+		// revoked already (GetOPToken).
+		tables, set, id = []string{"op_refresh_tokens"}, "access_revoked_at", refreshID
+		cond = " AND access_expires_at IS NOT NULL AND access_revoked_at IS NULL"
+	}
 	var w where
 	w.add("tenant_id = ?", tenantID)
 	w.add("revoked_at IS NULL")
 	n := 0
 	for _, c := range []struct{ col, val string }{
-		{"grant_id", f.GrantID}, {"user_id", f.UserID}, {"session_id", f.SessionID}, {"client_id", f.ClientID}, {"id", f.TokenID},
+		{"grant_id", f.GrantID}, {"user_id", f.UserID}, {"session_id", f.SessionID}, {"client_id", f.ClientID}, {"id", id},
 	} {
 		if c.val != "" {
 			w.add(c.col+" = ?", c.val)
@@ -297,11 +333,11 @@ func (t *tx) RevokeOPTokens(ctx context.Context, tenantID string, f gatehouse.OP
 		return 0, errInternal("revoke OP tokens", errNoFilter)
 	}
 	total := 0
-	for _, table := range []string{"op_tokens", "op_refresh_tokens"} {
+	for _, table := range tables {
 		// The revocation time is the last argument: its number follows
 		// the filter's.
 		args := append(append([]any(nil), w.args...), ts(normTime(at)))
-		q := `UPDATE ` + table + ` SET revoked_at = $` + strconv.Itoa(len(args)) + w.String()
+		q := `UPDATE ` + table + ` SET ` + set + ` = $` + strconv.Itoa(len(args)) + w.String() + cond
 		c, err := t.count(ctx, q, args...)
 		if err != nil {
 			return total, err
