@@ -2,6 +2,7 @@ package provision
 
 import (
 	"context"
+	"strings"
 
 	"github.com/gatehouse-sso/gatehouse"
 )
@@ -30,6 +31,13 @@ type firstLoginProber interface {
 	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username, group string) (*gatehouse.FirstLoginFacts, error)
 }
 
+// linkProber is linkedUserGetter and, only when there is no link,
+// firstLoginProber in one statement: a first login's first look then
+// needs no second one for the probe.
+type linkProber interface {
+	LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, subject, email, username, group string) (*gatehouse.FederatedIdentity, *gatehouse.User, *gatehouse.FirstLoginFacts, error)
+}
+
 type probe struct {
 	user       *gatehouse.User
 	scimTokens bool
@@ -40,19 +48,19 @@ type probe struct {
 // first username a new user would get is taken, which planCreate asks
 // next, and the connection's first default group, which
 // planDefaultGroups asks then (one statement instead of four).
+// When firstLook already read the facts for this email, they are used.
 func (p *plan) firstLoginProbe(ctx context.Context, tx gatehouse.Tx, email string) (*probe, error) {
-	f, ok := tx.(firstLoginProber)
-	if !ok {
-		return nil, nil
-	}
-	cand, _ := usernameBase(p.in.id)
-	group := ""
-	if p.in.conn.JIT.Enabled && len(p.in.conn.JIT.DefaultGroups) > 0 {
-		group = p.in.conn.JIT.DefaultGroups[0]
-	}
-	facts, err := f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand, group)
-	if err != nil {
-		return nil, err
+	cand, group := probeArgs(p.in)
+	facts := p.facts
+	if facts == nil || p.factsEmail != email {
+		f, ok := tx.(firstLoginProber)
+		if !ok {
+			return nil, nil
+		}
+		var err error
+		if facts, err = f.FirstLoginProbe(ctx, p.in.tenant.ID, p.in.conn.ID, email, cand, group); err != nil {
+			return nil, err
+		}
 	}
 	p.probed = map[string]bool{gatehouse.FoldKey(cand): facts.UsernameTaken}
 	if group != "" {
@@ -62,6 +70,17 @@ func (p *plan) firstLoginProbe(ctx context.Context, tx gatehouse.Tx, email strin
 	// would not be written, so it is not built either.
 	p.noOutbox = !facts.Webhooks
 	return &probe{user: facts.User, scimTokens: facts.SCIMTokens}, nil
+}
+
+// probeArgs are the username and the group a first login's probe asks
+// about: the first username a new user would get, and the connection's
+// first default group when it creates users ("" for none).
+func probeArgs(in *input) (username, group string) {
+	username, _ = usernameBase(in.id)
+	if in.conn.JIT.Enabled && len(in.conn.JIT.DefaultGroups) > 0 {
+		group = in.conn.JIT.DefaultGroups[0]
+	}
+	return username, group
 }
 
 // usernameTaken is tx.UsernameTaken, answered from the probe of
@@ -89,6 +108,31 @@ func linkedUser(ctx context.Context, tx gatehouse.Tx, tenantID, connectionID, su
 	}
 	link, err = tx.GetIdentity(ctx, tenantID, connectionID, subject)
 	return link, nil, false, err
+}
+
+// firstLook is a resolution's first look for the link (connection,
+// subject), as linkedUser, but a nil link when there is none. With the
+// store's linkProber the same statement reads, when there is no link, the
+// first-login facts for the identity's trimmed email (what checkEmail
+// returns when it is valid); firstLoginProbe uses them then.
+func (p *plan) firstLook(ctx context.Context, tx gatehouse.Tx) (link *gatehouse.FederatedIdentity, u *gatehouse.User, loaded bool, err error) {
+	in := p.in
+	f, ok := tx.(linkProber)
+	if !ok {
+		link, u, loaded, err = linkedUser(ctx, tx, in.tenant.ID, in.conn.ID, in.id.Subject)
+		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			return nil, nil, false, nil
+		}
+		return link, u, loaded, err
+	}
+	email := strings.TrimSpace(in.id.Email)
+	cand, group := probeArgs(in)
+	link, u, facts, err := f.LinkOrFirstLoginProbe(ctx, in.tenant.ID, in.conn.ID, in.id.Subject, email, cand, group)
+	if err != nil || link != nil {
+		return link, u, err == nil, err
+	}
+	p.facts, p.factsEmail = facts, email
+	return nil, nil, false, nil
 }
 
 // memberships returns the user's memberships and records the names of

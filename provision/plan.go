@@ -50,6 +50,10 @@ type plan struct {
 	// noOutbox: the store said the tenant has no enabled webhook, so
 	// AppendOutbox would write nothing.
 	noOutbox bool
+	// facts: the first-login facts the first look read with no link,
+	// for the email factsEmail (firstLook).
+	facts      *gatehouse.FirstLoginFacts
+	factsEmail string
 }
 
 func (p *plan) explain(format string, args ...any) {
@@ -78,12 +82,12 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 		in.now = r.clock.Now().UTC()
 	}
 	tenant, conn, id := in.tenant, in.conn, in.id
-	link, lu, loaded, err := linkedUser(ctx, tx, tenant.ID, conn.ID, id.Subject)
-	switch {
-	case err == nil:
-		return p, r.planExisting(ctx, tx, p, link, lu, loaded)
-	case !gatehouse.IsCode(err, gatehouse.ENOTFOUND):
+	link, lu, loaded, err := p.firstLook(ctx, tx)
+	if err != nil {
 		return nil, err
+	}
+	if link != nil {
+		return p, r.planExisting(ctx, tx, p, link, lu, loaded)
 	}
 	p.explain("No account is linked yet to subject %q of connection %q.", id.Subject, conn.Name)
 	email, ok := r.checkEmail(p)
@@ -92,7 +96,8 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 	}
 	// With the store's fast path, one statement reads the email's user,
 	// whether the first username is taken and whether this connection
-	// has SCIM tokens (else there is nothing to reconcile).
+	// has SCIM tokens (else there is nothing to reconcile): the first
+	// look's, or one of its own.
 	probe, err := p.firstLoginProbe(ctx, tx, email)
 	if err != nil {
 		return nil, err
@@ -121,7 +126,9 @@ func (r *Resolver) plan(ctx context.Context, tx gatehouse.Tx, in *input) (*plan,
 		// user and link together. Under READ COMMITTED (PostgreSQL) it
 		// may have committed after our first look for the link and
 		// before this read of the user: look again, so the race ends in
-		// "existing" instead of a refused link.
+		// "existing" instead of a refused link. (LinkOrFirstLoginProbe
+		// reads the email's user with the first look, in one snapshot;
+		// scimMatch and the portable path read it later.)
 		if link, lu, loaded, err := linkedUser(ctx, tx, tenant.ID, conn.ID, id.Subject); err == nil {
 			p = &plan{in: in, res: &Result{}, names: map[string]string{}}
 			return p, r.planExisting(ctx, tx, p, link, lu, loaded)

@@ -119,6 +119,77 @@ var firstLoginProbeQuery = `SELECT ` + liveUserColumns + `,
 		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''
 		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = $5 AND g.name_key <> ''`
 
+// LinkOrFirstLoginProbe is GetLinkedUser and, only when there is no such
+// link, FirstLoginProbe, in one statement: a login's first look, which a
+// first login used to follow with the probe. With the link it returns the
+// link and its live user (nil when gone; Groups not filled) and no facts;
+// without one, no link and FirstLoginProbe's facts for email, username
+// and group (the user's Groups filled). The probe's look-ups are guarded
+// by the link's absence, so a returning user does not pay for them.
+func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, subject, email, username, group string) (*gatehouse.FederatedIdentity, *gatehouse.User, *gatehouse.FirstLoginFacts, error) {
+	var fi *gatehouse.FederatedIdentity
+	var u *gatehouse.User
+	f := &gatehouse.FirstLoginFacts{}
+	var groupID, groupName string
+	err := t.get(ctx, identityNotFound, func(sc scanner) error {
+		var err error
+		fi, u, err = scanBoth(sc, scanIdentity, func(sc scanner) (*gatehouse.User, error) {
+			u, _, err := scanBoth(sc, scanUser, func(sc scanner) (struct{}, error) {
+				return struct{}{}, sc.Scan(&f.UsernameTaken, &f.SCIMTokens, &f.Webhooks, &groupID, &groupName)
+			})
+			return u, err
+		})
+		return err
+	}, linkOrProbeQuery, tenantID, connectionID, subject, gatehouse.NormalizeEmail(email), gatehouse.FoldKey(username), gatehouse.FoldKey(group))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if u.ID == "" {
+		u = nil
+	}
+	// Every link has a tenant: an empty one is the absent LEFT JOINed row.
+	if fi.TenantID != "" {
+		return fi, u, nil, nil
+	}
+	if groupID != "" {
+		f.Group = &gatehouse.Group{ID: groupID, TenantID: tenantID, Name: groupName}
+	}
+	if u != nil {
+		if err := t.fillUserGroups(ctx, tenantID, u); err != nil {
+			return nil, nil, nil, err
+		}
+		f.User = u
+	}
+	return nil, nil, f, nil
+}
+
+// linkOrProbeQuery reads one row whether or not the link exists. The
+// probe's parts are guarded by the link's absence (i.subject IS NULL, a
+// NOT NULL column): its EXISTS sit in CASE branches, not evaluated when
+// the branch is not taken (SQLite and PostgreSQL alike), and its joins
+// look up a NULL key then, which matches nothing without reading the
+// index. So the user columns are those of the link's live user u or, with
+// no link, of the email's user e (tombstones included, as in
+// FirstLoginProbe): never both.
+var linkOrProbeQuery = `SELECT COALESCE(i.tenant_id, ''), COALESCE(i.connection_id, ''), COALESCE(i.subject, ''),
+		COALESCE(i.user_id, ''), COALESCE(i.created_at, 0), i.last_login_at,
+		COALESCE(u.id, e.id, ''), COALESCE(u.tenant_id, e.tenant_id, ''), COALESCE(u.email, e.email, ''),
+		COALESCE(u.username, e.username, ''), COALESCE(u.display_name, e.display_name, ''),
+		COALESCE(u.given_name, e.given_name, ''), COALESCE(u.family_name, e.family_name, ''),
+		COALESCE(u.status, e.status, ''), COALESCE(u.external_id, e.external_id, ''), COALESCE(u.source, e.source, ''),
+		COALESCE(u.attributes, e.attributes), COALESCE(u.created_at, e.created_at, 0),
+		COALESCE(u.updated_at, e.updated_at, 0), COALESCE(u.last_login_at, e.last_login_at),
+		COALESCE(u.version, e.version, 0), COALESCE(u.deleted_at, e.deleted_at),
+		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $5 AND username_key <> '') ELSE FALSE END,
+		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $2) ELSE FALSE END,
+		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled) ELSE FALSE END,
+		COALESCE(g.id, ''), COALESCE(g.name, '')
+		FROM (SELECT 1 AS one) o
+		LEFT JOIN federated_identities i ON i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1
+		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
+		LEFT JOIN users e ON e.tenant_id = $1 AND e.email_key = CASE WHEN i.subject IS NULL THEN $4 END AND e.email_key <> ''
+		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = CASE WHEN i.subject IS NULL THEN $6 END AND g.name_key <> ''`
+
 // ListUserMembershipRefs is ListUserMemberships with the names of the
 // groups (group ID → name), in one statement.
 func (t *tx) ListUserMembershipRefs(ctx context.Context, tenantID, userID string) ([]*gatehouse.Membership, map[string]string, error) {

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ type loginFast interface {
 	ConnectionVersion(ctx context.Context, id string) (string, bool, time.Time, time.Time, error)
 	AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) error
 	FirstLoginProbe(ctx context.Context, tenantID, connectionID, email, username, group string) (*gatehouse.FirstLoginFacts, error)
+	LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, subject, email, username, group string) (*gatehouse.FederatedIdentity, *gatehouse.User, *gatehouse.FirstLoginFacts, error)
 }
 
 // TestLoginFastPaths: each fast path of the login transaction against the
@@ -350,6 +352,279 @@ func TestLoginFastPaths(t *testing.T) {
 				}
 				return nil
 			}))
+		})
+	}
+}
+
+// TestLinkOrFirstLoginProbe: LinkOrFirstLoginProbe answers as
+// GetLinkedUser when the link exists (and then reads no facts) and as
+// FirstLoginProbe when it does not, on both engines. Each case has a tenant
+// of its own with a connection and the group "Everyone".
+func TestLinkOrFirstLoginProbe(t *testing.T) {
+	type env struct {
+		t     *testing.T
+		ctx   context.Context
+		s     *sqlstore.Store
+		te    *gatehouse.Tenant
+		c     *gatehouse.Connection
+		group *gatehouse.Group
+	}
+	update := func(e *env, fn func(tx gatehouse.Tx) error) {
+		e.t.Helper()
+		if err := e.s.Update(e.ctx, fn); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	user := func(e *env, email, username string) *gatehouse.User {
+		e.t.Helper()
+		u := &gatehouse.User{TenantID: e.te.ID, Email: email, Username: username, Source: gatehouse.SourceAdmin}
+		update(e, func(tx gatehouse.Tx) error { return tx.CreateUser(e.ctx, u) })
+		return u
+	}
+	link := func(e *env, u *gatehouse.User, subject string) {
+		e.t.Helper()
+		update(e, func(tx gatehouse.Tx) error {
+			return tx.CreateIdentity(e.ctx, &gatehouse.FederatedIdentity{TenantID: e.te.ID, ConnectionID: e.c.ID, Subject: subject, UserID: u.ID})
+		})
+	}
+	// tombstone marks u deleted, keeping its links (DeleteUser removes
+	// them; a race can still show a link to a tombstone).
+	tombstone := func(e *env, u *gatehouse.User) {
+		e.t.Helper()
+		if _, err := e.s.DB().ExecContext(e.ctx, `UPDATE users SET deleted_at = $1 WHERE id = $2`, time.Now().UnixMicro(), u.ID); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	scimToken := func(e *env, connectionID string) {
+		e.t.Helper()
+		update(e, func(tx gatehouse.Tx) error {
+			return tx.CreateSCIMToken(e.ctx, &gatehouse.SCIMToken{TenantID: e.te.ID, Name: "tok" + connectionID, ConnectionID: connectionID, Hash: []byte(gatehouse.NewID("h"))})
+		})
+	}
+	webhook := func(e *env, enabled bool) {
+		e.t.Helper()
+		update(e, func(tx gatehouse.Tx) error {
+			return tx.CreateWebhook(e.ctx, &gatehouse.Webhook{TenantID: e.te.ID, URL: "https://hooks.example/in", Events: []string{"*"}, Enabled: enabled, Secret: []byte("sealed")})
+		})
+	}
+	// everything makes every probe fact true for ana@acme.com, "ana" and
+	// "Everyone": a returning user's answer must still carry none.
+	everything := func(e *env) {
+		user(e, "ana@acme.com", "ana")
+		scimToken(e, e.c.ID)
+		webhook(e, true)
+	}
+	tests := []struct {
+		name  string
+		setup func(e *env)
+		// The arguments; subject "sub-ana" unless set.
+		subject, email, username, group string
+		// wantLink: the link is found (its user is wantUser's email, ""
+		// for none). Else the facts: wantUser the email of facts.User,
+		// wantGroups its groups, and the flags.
+		wantLink             bool
+		wantUser             string
+		wantGroups           []string
+		wantTaken, wantSCIM  bool
+		wantHooks            bool
+		wantGroup            string
+		wantDeletedFactsUser bool
+	}{
+		{
+			name: "link present, live user",
+			setup: func(e *env) {
+				everything(e)
+				link(e, user(e, "bo@acme.com", "bo"), "sub-ana")
+			},
+			email: "ana@acme.com", username: "ana", group: "Everyone",
+			wantLink: true, wantUser: "bo@acme.com",
+		},
+		{
+			name: "link present, deleted user",
+			setup: func(e *env) {
+				everything(e)
+				bo := user(e, "bo@acme.com", "bo")
+				link(e, bo, "sub-ana")
+				tombstone(e, bo)
+			},
+			email: "ana@acme.com", username: "ana", group: "Everyone",
+			wantLink: true,
+		},
+		{
+			name: "no link, a user with the email (groups filled)",
+			setup: func(e *env) {
+				ana := user(e, "ana@acme.com", "ana")
+				update(e, func(tx gatehouse.Tx) error {
+					return tx.AddMembership(e.ctx, &gatehouse.Membership{TenantID: e.te.ID, GroupID: e.group.ID, UserID: ana.ID, ManagedBy: "admin"})
+				})
+				// A link of another subject is no link.
+				link(e, ana, "sub-other")
+			},
+			email: "ANA@acme.com ", username: "carla",
+			wantUser: "ana@acme.com", wantGroups: []string{"Everyone"},
+		},
+		{
+			name:  "no link, the email's user is a tombstone",
+			setup: func(e *env) { tombstone(e, user(e, "ana@acme.com", "ana")) },
+			email: "ana@acme.com", username: "carla",
+			wantUser: "ana@acme.com", wantGroups: []string{}, wantDeletedFactsUser: true,
+		},
+		{
+			name:  "no link, no user with the email",
+			setup: func(e *env) { user(e, "bo@acme.com", "bo") },
+			email: "ana@acme.com", username: "carla",
+		},
+		{
+			name:  "no link, empty email and username",
+			setup: func(e *env) { user(e, "bo@acme.com", "bo") },
+		},
+		{
+			name:  "username taken (folded)",
+			setup: func(e *env) { user(e, "bo@acme.com", "ana") },
+			email: "ana@acme.com", username: "ANA",
+			wantTaken: true,
+		},
+		{
+			name:  "SCIM token of another connection only",
+			setup: func(e *env) { scimToken(e, "") },
+			email: "ana@acme.com", username: "ana",
+		},
+		{
+			name:  "SCIM token of the connection",
+			setup: func(e *env) { scimToken(e, ""); scimToken(e, e.c.ID) },
+			email: "ana@acme.com", username: "ana",
+			wantSCIM: true,
+		},
+		{
+			name:  "disabled webhook",
+			setup: func(e *env) { webhook(e, false) },
+			email: "ana@acme.com", username: "ana",
+		},
+		{
+			name:  "enabled webhook",
+			setup: func(e *env) { webhook(e, false); webhook(e, true) },
+			email: "ana@acme.com", username: "ana",
+			wantHooks: true,
+		},
+		{
+			name:  "default group present (folded)",
+			email: "ana@acme.com", username: "ana", group: "EVERYONE",
+			wantGroup: "Everyone",
+		},
+		{
+			name:  "default group absent",
+			email: "ana@acme.com", username: "ana", group: "Ghost",
+		},
+		{
+			name:    "everything, no link",
+			setup:   everything,
+			subject: "sub-new",
+			email:   "ana@acme.com", username: "ana", group: "Everyone",
+			wantUser: "ana@acme.com", wantGroups: []string{}, wantTaken: true, wantSCIM: true, wantHooks: true, wantGroup: "Everyone",
+		},
+	}
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openStore(t, engine)
+			// Another tenant, set up with the first case, has the
+			// subjects linked, the email's user, a SCIM token and an
+			// enabled webhook: no case may see them.
+			other := &env{t: t, ctx: ctx, s: s}
+			for i, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					e := &env{t: t, ctx: ctx, s: s}
+					for _, e := range []*env{other, e} {
+						if e == other && i > 0 {
+							continue
+						}
+						e.te = &gatehouse.Tenant{Slug: fmt.Sprintf("t%d-%t", i, e == other), Name: "T"}
+						e.c = &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
+						e.group = &gatehouse.Group{Name: "Everyone"}
+						update(e, func(tx gatehouse.Tx) error {
+							if err := tx.CreateTenant(ctx, e.te); err != nil {
+								return err
+							}
+							e.c.TenantID, e.group.TenantID = e.te.ID, e.te.ID
+							if err := tx.CreateGroup(ctx, e.group); err != nil {
+								return err
+							}
+							return tx.CreateConnection(ctx, e.c)
+						})
+					}
+					if i == 0 {
+						other.t = t
+						everything(other)
+						link(other, user(other, "carla@acme.com", "carla"), "sub-ana")
+						link(other, user(other, "dee@acme.com", "dee"), "sub-new")
+					}
+					if tc.setup != nil {
+						tc.setup(e)
+					}
+					subject := tc.subject
+					if subject == "" {
+						subject = "sub-ana"
+					}
+					if err := s.View(ctx, func(tx gatehouse.Tx) error {
+						fast := tx.(loginFast)
+						gotLink, gotUser, facts, err := fast.LinkOrFirstLoginProbe(ctx, e.te.ID, e.c.ID, subject, tc.email, tc.username, tc.group)
+						if err != nil {
+							return err
+						}
+						wantLink, wantUser, werr := fast.GetLinkedUser(ctx, e.te.ID, e.c.ID, subject)
+						if tc.wantLink {
+							if werr != nil {
+								return werr
+							}
+							if gotLink == nil || facts != nil {
+								t.Fatalf("link %+v, facts %+v; want the link and no facts", gotLink, facts)
+							}
+							if d := cmp.Diff(wantLink, gotLink); d != "" {
+								t.Errorf("link (-GetLinkedUser +fast):\n%s", d)
+							}
+							if d := cmp.Diff(wantUser, gotUser); d != "" {
+								t.Errorf("user (-GetLinkedUser +fast):\n%s", d)
+							}
+							if gotUser != nil && gotUser.Email != tc.wantUser || gotUser == nil && tc.wantUser != "" {
+								t.Errorf("user %+v, want %q", gotUser, tc.wantUser)
+							}
+							return nil
+						}
+						if !gatehouse.IsCode(werr, gatehouse.ENOTFOUND) {
+							t.Fatalf("GetLinkedUser: %v; the case wants no link", werr)
+						}
+						if gotLink != nil || gotUser != nil || facts == nil {
+							t.Fatalf("link %+v, user %+v, facts %+v; want facts only", gotLink, gotUser, facts)
+						}
+						want, err := fast.FirstLoginProbe(ctx, e.te.ID, e.c.ID, tc.email, tc.username, tc.group)
+						if err != nil {
+							return err
+						}
+						if d := cmp.Diff(want, facts); d != "" {
+							t.Errorf("facts (-FirstLoginProbe +fast):\n%s", d)
+						}
+						switch u := facts.User; {
+						case tc.wantUser == "" && u != nil, tc.wantUser != "" && (u == nil || u.Email != tc.wantUser):
+							t.Errorf("user %+v, want %q", u, tc.wantUser)
+						case u != nil && (!slices.Equal(u.Groups, tc.wantGroups) || u.Groups == nil || (u.DeletedAt != nil) != tc.wantDeletedFactsUser):
+							t.Errorf("user's groups %#v, deleted %v", u.Groups, u.DeletedAt)
+						}
+						if facts.UsernameTaken != tc.wantTaken || facts.SCIMTokens != tc.wantSCIM || facts.Webhooks != tc.wantHooks {
+							t.Errorf("taken %v, SCIM tokens %v, webhooks %v; want %v, %v, %v",
+								facts.UsernameTaken, facts.SCIMTokens, facts.Webhooks, tc.wantTaken, tc.wantSCIM, tc.wantHooks)
+						}
+						switch g := facts.Group; {
+						case tc.wantGroup == "" && g != nil:
+							t.Errorf("group %+v, want none", g)
+						case tc.wantGroup != "" && (g == nil || g.ID != e.group.ID || g.Name != tc.wantGroup || g.TenantID != e.te.ID):
+							t.Errorf("group %+v, want %s", g, tc.wantGroup)
+						}
+						return nil
+					}); err != nil {
+						t.Fatal(err)
+					}
+				})
+			}
 		})
 	}
 }
