@@ -36,6 +36,9 @@ type genEntry[V any] struct {
 	v   V
 	gen uint64
 	at  time.Time
+	// agedOnly: read where no generation could be taken (keepAged); only
+	// peekAged serves it.
+	agedOnly bool
 }
 
 // generationer is the store's optional change counter (sqlstore has it).
@@ -91,6 +94,27 @@ func (c *genCache[K, V]) load(ctx context.Context, key K, gen uint64, now time.T
 	return v, nil
 }
 
+// keepAged keeps v, read now in a transaction (no generation was taken
+// before the read), for peekAged only, unless key has an entry younger
+// than maxAge: a caller that read the row as stored lets the next
+// version-checked steps start from it.
+func (c *genCache[K, V]) keepAged(key K, v V, maxAge time.Duration) {
+	if c.gen == nil {
+		return
+	}
+	now := c.clock.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if ok && !now.Before(e.at) && now.Sub(e.at) < maxAge {
+		return
+	}
+	if !ok && len(c.m) >= c.max {
+		c.m = map[K]genEntry[V]{}
+	}
+	c.m[key] = genEntry[V]{v: v, at: now, agedOnly: true}
+}
+
 // peek returns the value of key when the cache may still serve it, without
 // reading it when not.
 func (c *genCache[K, V]) peek(key K) (v V, ok bool) {
@@ -110,7 +134,7 @@ func (c *genCache[K, V]) peekAged(key K, maxAge time.Duration) (v V, ok bool) {
 // servable returns key's entry when it was read under gen less than ttl
 // before now.
 func (c *genCache[K, V]) servable(key K, gen uint64, now time.Time) (v V, ok bool) {
-	return c.younger(key, now, c.ttl, func(e genEntry[V]) bool { return e.gen == gen })
+	return c.younger(key, now, c.ttl, func(e genEntry[V]) bool { return e.gen == gen && !e.agedOnly })
 }
 
 // younger returns key's entry when it was read less than age before now

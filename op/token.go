@@ -414,6 +414,12 @@ type refreshReader interface {
 	ReadRefreshGrant(ctx context.Context, tenantID, clientID string, hash []byte) (*gatehouse.App, *gatehouse.OPRefreshToken, *gatehouse.User, error)
 }
 
+// cachedAppRefreshReader reads a refresh grant's token and user only while
+// the client's app is as cached (sqlstore ReadRefreshGrantOfApp).
+type cachedAppRefreshReader interface {
+	ReadRefreshGrantOfApp(ctx context.Context, tenantID, clientID, appID string, appUpdated time.Time, hash []byte) (*gatehouse.OPRefreshToken, *gatehouse.User, error)
+}
+
 // refreshRead is what a refresh grant read before spending its token.
 type refreshRead struct {
 	app *gatehouse.App
@@ -424,10 +430,29 @@ type refreshRead struct {
 
 // readRefresh reads the app, the token and its user in one statement when
 // the store can; nil when it cannot, or when the app or the token is
-// missing (the caller then takes the path that tells which).
-func readRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, hash []byte) (*refreshRead, error) {
+// missing (the caller then takes the path that tells which). When the
+// replica knows the client's app (knownAppAge) and the request carries its
+// secret, the statement reads only the token and the user, while the app
+// is as known; otherwise it reads the app too, and the replica keeps it
+// for the next grants of that client.
+func (p *Provider) readRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, hash []byte) (*refreshRead, error) {
+	if tp.clientID == "" {
+		return nil, nil
+	}
+	key := appKey{tenantID, tp.clientID}
+	if rr, ok := tx.(cachedAppRefreshReader); ok {
+		if app, ok := p.apps.peekAged(key, knownAppAge); ok && clientSecretOK(app, tp) {
+			tok, u, err := rr.ReadRefreshGrantOfApp(ctx, tenantID, app.ClientID, app.ID, app.UpdatedAt, hash)
+			if err == nil {
+				return &refreshRead{app: app, tok: tok, user: u}, nil
+			}
+			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+				return nil, err
+			}
+		}
+	}
 	rr, ok := tx.(refreshReader)
-	if !ok || tp.clientID == "" {
+	if !ok {
 		return nil, nil
 	}
 	app, tok, u, err := rr.ReadRefreshGrant(ctx, tenantID, tp.clientID, hash)
@@ -437,6 +462,7 @@ func readRefresh(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *toke
 	if err != nil {
 		return nil, err
 	}
+	p.apps.keepAged(key, app, knownAppAge)
 	return &refreshRead{app: app, tok: tok, user: u}, nil
 }
 
@@ -468,7 +494,7 @@ func (p *Provider) refreshGrant(ctx context.Context, tp *tokenParams) (res *gran
 		hash := secret.Digest(tp.refreshToken)
 		// The app, the token and its user in one read where the store
 		// can; nothing is spent before the client is authenticated.
-		pre, err := readRefresh(ctx, tx, st.tenant.ID, tp, hash)
+		pre, err := p.readRefresh(ctx, tx, st.tenant.ID, tp, hash)
 		if err != nil {
 			return err
 		}

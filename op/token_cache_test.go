@@ -163,12 +163,16 @@ func TestCodeGrantCachedApp(t *testing.T) {
 	})
 }
 
-// cachedAppCode runs a code flow with PKCE for a, which leaves a in the
-// replica's cache of apps, and returns the code and its verifier.
-func (e *env) cachedAppCode(a *gatehouse.App, sec string) (string, string) {
+// cachedAppCode runs a code flow with PKCE for a (scopes: openid unless
+// given), which leaves a in the replica's cache of apps, and returns the
+// code and its verifier.
+func (e *env) cachedAppCode(a *gatehouse.App, sec string, scopes ...string) (string, string) {
 	e.t.Helper()
 	verifier, _ := pkce()
-	q := e.rp(a, sec, "openid").authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
+	if len(scopes) == 0 {
+		scopes = []string{"openid"}
+	}
+	q := e.rp(a, sec, scopes...).authorize(e.browser(), oauth2.S256ChallengeOption(verifier))
 	if q.Get("code") == "" {
 		e.t.Fatalf("authorize answered %v", q)
 	}
@@ -201,4 +205,125 @@ func wantAnswer(t *testing.T, what string, status int, body map[string]any, want
 	if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
 		t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
 	}
+}
+
+// The refresh grant reads the token and its user without the app when the
+// replica knows the client's app (readRefresh, issue #10), and only while
+// that app is as stored: a wrong secret, a secret rotated or an app
+// deleted or stripped of the grant on another replica is refused as
+// without the cache, and spends nothing it would not have spent. An app
+// the replica read in a refresh grant's slow path is known afterwards.
+func TestRefreshGrantCachedApp(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		e := newEnv(t, engine)
+		e.signInAs(e.user("ana@acme.test"))
+		var gen atomic.Uint64
+		e.prov.apps.gen = gen.Load
+		// login returns a refresh token of a, which leaves a cached.
+		login := func(a *gatehouse.App, sec string) string {
+			t.Helper()
+			c, v := e.cachedAppCode(a, sec, "openid", "offline_access")
+			status, body := e.redeemCode(a, a.ClientID, sec, c, v)
+			wantAnswer(t, "redeem", status, body, http.StatusOK, "")
+			return body["refresh_token"].(string)
+		}
+		refresh := func(user, pass, rt string) (int, map[string]any) {
+			t.Helper()
+			return e.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, user, pass)
+		}
+		// fast is the one statement's answer for rt with the app the
+		// replica knows: whether it read the token.
+		fast := func(a *gatehouse.App, rt string) bool {
+			t.Helper()
+			app, ok := e.prov.apps.peekAged(appKey{e.tenant.ID, a.ClientID}, knownAppAge)
+			if !ok {
+				return false
+			}
+			var read bool
+			e.update(func(tx gatehouse.Tx) error {
+				tok, _, err := tx.(cachedAppRefreshReader).ReadRefreshGrantOfApp(e.ctx, e.tenant.ID, app.ClientID, app.ID, app.UpdatedAt, secret.Digest(rt))
+				if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					return nil
+				}
+				read = err == nil && tok.ClientID == a.ClientID
+				return err
+			})
+			return read
+		}
+
+		t.Run("the cached read", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "fast"})
+			rt := login(a, sec)
+			if !fast(a, rt) {
+				t.Fatal("a cached app's refresh token was not read")
+			}
+			status, body := refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "refresh", status, body, http.StatusOK, "")
+			status, body = refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "the spent token again", status, body, http.StatusBadRequest, "invalid_grant")
+		})
+		t.Run("a wrong secret spends nothing", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "wrong"})
+			rt := login(a, sec)
+			status, body := refresh(a.ClientID, "not-the-secret", rt)
+			wantAnswer(t, "wrong secret", status, body, http.StatusUnauthorized, "invalid_client")
+			status, body = refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "then the secret", status, body, http.StatusOK, "")
+		})
+		t.Run("a secret rotated elsewhere", func(t *testing.T) {
+			a, old := e.app(gatehouse.App{Name: "rotated"})
+			rt := login(a, old)
+			rotated := secret.NewToken("")
+			e.elsewhere(`UPDATE apps SET secret_hash = $1, updated_at = updated_at + 1 WHERE id = $2`, secret.Digest(rotated), a.ID)
+			if fast(a, rt) {
+				t.Error("read for an app changed since it was cached")
+			}
+			status, body := refresh(a.ClientID, old, rt)
+			wantAnswer(t, "the old secret", status, body, http.StatusUnauthorized, "invalid_client")
+			status, body = refresh(a.ClientID, rotated, rt)
+			wantAnswer(t, "the new secret", status, body, http.StatusOK, "")
+		})
+		t.Run("an app deleted elsewhere", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "deleted"})
+			rt := login(a, sec)
+			e.elsewhere(`DELETE FROM apps WHERE id = $1`, a.ID)
+			status, body := refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "refresh", status, body, http.StatusUnauthorized, "invalid_client")
+		})
+		t.Run("the refresh grant dropped elsewhere", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "dropped"})
+			rt := login(a, sec)
+			e.elsewhere(`UPDATE apps SET grant_types = '["authorization_code"]', updated_at = updated_at + 1 WHERE id = $1`, a.ID)
+			status, body := refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "refresh", status, body, http.StatusBadRequest, "unauthorized_client")
+		})
+		t.Run("another client's token", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "mine"})
+			b, bsec := e.app(gatehouse.App{Name: "theirs"})
+			rt := login(a, sec)
+			login(b, bsec) // b cached too
+			status, body := refresh(b.ClientID, bsec, rt)
+			wantAnswer(t, "b refreshes a's token", status, body, http.StatusBadRequest, "invalid_grant")
+			status, body = refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "then a", status, body, http.StatusOK, "")
+		})
+		t.Run("the slow path keeps the app", func(t *testing.T) {
+			a, sec := e.app(gatehouse.App{Name: "slow"})
+			rt := login(a, sec)
+			e.clock.Advance(2 * knownAppAge)
+			if _, ok := e.prov.apps.peekAged(appKey{e.tenant.ID, a.ClientID}, knownAppAge); ok {
+				t.Fatal("the app is still known past knownAppAge")
+			}
+			status, body := refresh(a.ClientID, sec, rt)
+			wantAnswer(t, "refresh", status, body, http.StatusOK, "")
+			if !fast(a, body["refresh_token"].(string)) {
+				t.Error("the app read by the slow path is not known afterwards")
+			}
+			// Known for version-checked steps only: the authorize
+			// endpoint still reads it.
+			if _, ok := e.prov.apps.peek(appKey{e.tenant.ID, a.ClientID}); ok {
+				t.Error("the authorize endpoint serves an app read in a grant's transaction")
+			}
+		})
+	})
 }

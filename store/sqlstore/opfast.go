@@ -161,7 +161,41 @@ func (t *tx) ReadRefreshGrant(ctx context.Context, tenantID, clientID string, ha
 	return app, rt, u, nil
 }
 
+// readRefreshOfAppQuery is ReadRefreshGrantOfApp's statement, built once.
+var readRefreshOfAppQuery = `SELECT ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
+	FROM op_refresh_tokens r
+	LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
+	WHERE r.tenant_id = $1 AND r.hash = $2
+	AND EXISTS (SELECT 1 FROM apps WHERE tenant_id = $1 AND client_id = $3 AND id = $4 AND updated_at = $5)`
+
+// ReadRefreshGrantOfApp is ReadRefreshGrant for a client whose app the
+// caller read before its transaction (op's cache of apps): the refresh
+// token of hash (of any client) and its live user (nil when gone; Groups
+// not filled), read only while that app is as read (the same row, appID,
+// last updated at appUpdated), so the caller's check of the client's
+// secret against it holds for the app as stored. ENOTFOUND, without saying
+// why, when the token is missing or the app changed or is gone: the caller
+// then reads the app in its transaction (ReadRefreshGrant). It spares the
+// app's columns (a quarter of ReadRefreshGrant's row, with JSON to decode).
+func (t *tx) ReadRefreshGrantOfApp(ctx context.Context, tenantID, clientID, appID string, appUpdated time.Time, hash []byte) (*gatehouse.OPRefreshToken, *gatehouse.User, error) {
+	var rt *gatehouse.OPRefreshToken
+	var u *gatehouse.User
+	err := t.get(ctx, opRefreshTokenNotFound, func(sc scanner) error {
+		var err error
+		rt, u, err = scanBoth(sc, scanOPRefreshToken, scanUser)
+		return err
+	}, readRefreshOfAppQuery, tenantID, hash, clientID, appID, ts(appUpdated))
+	if err != nil {
+		return nil, nil, err
+	}
+	if u.ID == "" {
+		u = nil
+	}
+	return rt, u, nil
+}
+
 var _ interface {
+	ReadRefreshGrantOfApp(ctx context.Context, tenantID, clientID, appID string, appUpdated time.Time, hash []byte) (*gatehouse.OPRefreshToken, *gatehouse.User, error)
 	GetUserWithoutGroups(ctx context.Context, tenantID, id string) (*gatehouse.User, error)
 	SpendOPAuthCode(ctx context.Context, tenantID string, codeHash []byte, at time.Time) (*gatehouse.OPAuthRequest, error)
 	SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
