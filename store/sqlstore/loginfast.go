@@ -124,8 +124,8 @@ var firstLoginProbeQuery = `SELECT ` + liveUserColumns + `,
 // first login used to follow with the probe. With the link it returns the
 // link and its live user (nil when gone; Groups not filled) and no facts;
 // without one, no link and FirstLoginProbe's facts for email, username
-// and group (the user's Groups filled). The probe's look-ups are guarded
-// by the link's absence, so a returning user does not pay for them.
+// and group (the user's Groups filled). A returning user does not pay for
+// the probe's look-ups (linkOrProbeQuery).
 func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, subject, email, username, group string) (*gatehouse.FederatedIdentity, *gatehouse.User, *gatehouse.FirstLoginFacts, error) {
 	var fi *gatehouse.FederatedIdentity
 	var u *gatehouse.User
@@ -163,32 +163,31 @@ func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, 
 	return nil, nil, f, nil
 }
 
-// linkOrProbeQuery reads one row whether or not the link exists. The
-// probe's parts are guarded by the link's absence (i.subject IS NULL, a
-// NOT NULL column): its EXISTS sit in CASE branches, not evaluated when
-// the branch is not taken (SQLite and PostgreSQL alike), and its joins
-// look up a NULL key then, which matches nothing without reading the
-// index. So the user columns are those of the link's live user u or, with
-// no link, of the email's user e (tombstones included, as in
-// FirstLoginProbe): never both.
-var linkOrProbeQuery = `SELECT COALESCE(i.tenant_id, ''), COALESCE(i.connection_id, ''), COALESCE(i.subject, ''),
-		COALESCE(i.user_id, ''), COALESCE(i.created_at, 0), i.last_login_at,
-		COALESCE(u.id, e.id, ''), COALESCE(u.tenant_id, e.tenant_id, ''), COALESCE(u.email, e.email, ''),
-		COALESCE(u.username, e.username, ''), COALESCE(u.display_name, e.display_name, ''),
-		COALESCE(u.given_name, e.given_name, ''), COALESCE(u.family_name, e.family_name, ''),
-		COALESCE(u.status, e.status, ''), COALESCE(u.external_id, e.external_id, ''), COALESCE(u.source, e.source, ''),
-		COALESCE(u.attributes, e.attributes), COALESCE(u.created_at, e.created_at, 0),
-		COALESCE(u.updated_at, e.updated_at, 0), COALESCE(u.last_login_at, e.last_login_at),
-		COALESCE(u.version, e.version, 0), COALESCE(u.deleted_at, e.deleted_at),
-		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $5 AND username_key <> '') ELSE FALSE END,
-		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $2) ELSE FALSE END,
-		CASE WHEN i.subject IS NULL THEN EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled) ELSE FALSE END,
+// linkOrProbeQuery is GetLinkedUser's statement and FirstLoginProbe's,
+// each with the other's columns blank, in one UNION ALL. The probe's
+// branch is guarded by the link's absence, so exactly one row comes back
+// whatever order the engine runs the branches in; LIMIT 1 stops after the
+// link's row, so a returning user runs none of the probe's look-ups (not
+// even the guard). The branches keep the plans of their statements: in a
+// single join from a one-row source, PostgreSQL planned the users joins
+// without their keys on tables not yet analyzed (reading all of a
+// tenant's users on a returning login).
+var linkOrProbeQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + `,
+		FALSE, FALSE, FALSE, '', ''
+		FROM federated_identities i
+		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
+		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1
+	UNION ALL
+	SELECT '', '', '', '', 0, NULL, ` + liveUserColumns + `,
+		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $5 AND username_key <> ''),
+		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $2),
+		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled),
 		COALESCE(g.id, ''), COALESCE(g.name, '')
 		FROM (SELECT 1 AS one) o
-		LEFT JOIN federated_identities i ON i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1
-		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
-		LEFT JOIN users e ON e.tenant_id = $1 AND e.email_key = CASE WHEN i.subject IS NULL THEN $4 END AND e.email_key <> ''
-		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = CASE WHEN i.subject IS NULL THEN $6 END AND g.name_key <> ''`
+		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $4 AND u.email_key <> ''
+		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = $6 AND g.name_key <> ''
+		WHERE NOT EXISTS (SELECT 1 FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1)
+	LIMIT 1`
 
 // ListUserMembershipRefs is ListUserMemberships with the names of the
 // groups (group ID → name), in one statement.

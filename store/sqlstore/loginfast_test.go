@@ -628,3 +628,77 @@ func TestLinkOrFirstLoginProbe(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkFirstLook: a login's first look, GetLinkedUser (then
+// FirstLoginProbe on a first login) against LinkOrFirstLoginProbe, each
+// in a read transaction of its own; -count alternates them.
+//
+//	go test ./store/sqlstore -run '^$' -bench FirstLook -benchtime 5000x -count 6
+func BenchmarkFirstLook(b *testing.B) {
+	for _, engine := range testdb.Engines {
+		b.Run(engine, func(b *testing.B) {
+			ctx := context.Background()
+			s := openStore(b, engine)
+			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			c := &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error {
+				if err := tx.CreateTenant(ctx, te); err != nil {
+					return err
+				}
+				c.TenantID = te.ID
+				if err := tx.CreateConnection(ctx, c); err != nil {
+					return err
+				}
+				if err := tx.CreateGroup(ctx, &gatehouse.Group{TenantID: te.ID, Name: "Everyone"}); err != nil {
+					return err
+				}
+				if err := tx.CreateWebhook(ctx, &gatehouse.Webhook{TenantID: te.ID, URL: "https://hooks.example/in", Events: []string{"*"}, Enabled: true, Secret: []byte("sealed")}); err != nil {
+					return err
+				}
+				for i := range 200 {
+					u := &gatehouse.User{TenantID: te.ID, Email: fmt.Sprintf("u%d@acme.com", i), Username: fmt.Sprintf("u%d", i), Source: gatehouse.SourceJIT}
+					if err := tx.CreateUser(ctx, u); err != nil {
+						return err
+					}
+					if err := tx.CreateIdentity(ctx, &gatehouse.FederatedIdentity{TenantID: te.ID, ConnectionID: c.ID, Subject: fmt.Sprintf("sub-%d", i), UserID: u.ID}); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			run := func(b *testing.B, subject string, look func(fast loginFast, subject, email, username string) error) {
+				i := 0
+				cpu0 := testdb.ProcessCPU()
+				for b.Loop() {
+					i++
+					email, username := fmt.Sprintf("new%d@acme.com", i), fmt.Sprintf("new%d", i)
+					if err := s.View(ctx, func(tx gatehouse.Tx) error { return look(tx.(loginFast), subject, email, username) }); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64((testdb.ProcessCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+			}
+			two := func(fast loginFast, subject, email, username string) error {
+				_, _, err := fast.GetLinkedUser(ctx, te.ID, c.ID, subject)
+				if err == nil {
+					return nil
+				}
+				if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					return err
+				}
+				_, err = fast.FirstLoginProbe(ctx, te.ID, c.ID, email, username, "Everyone")
+				return err
+			}
+			one := func(fast loginFast, subject, email, username string) error {
+				_, _, _, err := fast.LinkOrFirstLoginProbe(ctx, te.ID, c.ID, subject, email, username, "Everyone")
+				return err
+			}
+			for _, kind := range []struct{ name, subject string }{{"returning", "sub-17"}, {"first", "sub-new"}} {
+				b.Run(kind.name+"/GetLinkedUser+FirstLoginProbe", func(b *testing.B) { run(b, kind.subject, two) })
+				b.Run(kind.name+"/LinkOrFirstLoginProbe", func(b *testing.B) { run(b, kind.subject, one) })
+			}
+		})
+	}
+}
