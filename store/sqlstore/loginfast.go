@@ -110,14 +110,21 @@ func (t *tx) FirstLoginProbe(ctx context.Context, tenantID, connectionID, email,
 	return f, nil
 }
 
-var firstLoginProbeQuery = `SELECT ` + liveUserColumns + `,
-		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $3 AND username_key <> ''),
-		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $4),
-		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled),
+var firstLoginProbeQuery = probeSQL("", "$1", "$2", "$3", "$4", "$5")
+
+// probeSQL is FirstLoginProbe's statement with the given placeholders
+// (tenant, email key, username key, connection, group name key); lead,
+// when set, are columns before the probe's own (linkOrProbeQuery).
+func probeSQL(lead, tenant, email, username, conn, group string) string {
+	return `SELECT ` + lead + liveUserColumns + `,
+		EXISTS (SELECT 1 FROM users WHERE tenant_id = ` + tenant + ` AND username_key = ` + username + ` AND username_key <> ''),
+		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = ` + tenant + ` AND connection_id = ` + conn + `),
+		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = ` + tenant + ` AND enabled),
 		COALESCE(g.id, ''), COALESCE(g.name, '')
 		FROM (SELECT 1 AS one) o
-		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $2 AND u.email_key <> ''
-		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = $5 AND g.name_key <> ''`
+		LEFT JOIN users u ON u.tenant_id = ` + tenant + ` AND u.email_key = ` + email + ` AND u.email_key <> ''
+		LEFT JOIN groups g ON g.tenant_id = ` + tenant + ` AND g.name_key = ` + group + ` AND g.name_key <> ''`
+}
 
 // LinkOrFirstLoginProbe is GetLinkedUser and, only when there is no such
 // link, FirstLoginProbe, in one statement: a login's first look, which a
@@ -192,14 +199,7 @@ var linkOrProbeQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + live
 		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
 		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1
 	UNION ALL
-	SELECT '', '', '', '', 0, NULL, ` + liveUserColumns + `,
-		EXISTS (SELECT 1 FROM users WHERE tenant_id = $1 AND username_key = $5 AND username_key <> ''),
-		EXISTS (SELECT 1 FROM scim_tokens WHERE tenant_id = $1 AND connection_id = $2),
-		EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $1 AND enabled),
-		COALESCE(g.id, ''), COALESCE(g.name, '')
-		FROM (SELECT 1 AS one) o
-		LEFT JOIN users u ON u.tenant_id = $1 AND u.email_key = $4 AND u.email_key <> ''
-		LEFT JOIN groups g ON g.tenant_id = $1 AND g.name_key = $6 AND g.name_key <> ''
+	` + probeSQL(`'', '', '', '', 0, NULL, `, "$1", "$4", "$5", "$2", "$6") + `
 		WHERE NOT EXISTS (SELECT 1 FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1)
 	LIMIT 1`
 
