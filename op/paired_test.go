@@ -90,5 +90,13 @@ func TestPairedAccessToken(t *testing.T) {
 		if jti, _ := introspect("without offline_access", tok2.AccessToken); !strings.HasPrefix(jti, "oat_") {
 			t.Fatalf("code grant without offline_access: jti %q", jti)
 		}
+		// An access token that outlives its refresh token (whose row is
+		// swept a day after it expires) keeps a row of its own.
+		long, lsec := e.app(gatehouse.App{Name: "Long access", AccessTokenTTL: 7200, RefreshTokenTTL: 3600})
+		tok3, _ := e.rp(long, lsec).login(e.browser())
+		status, in := e.form("/introspect", url.Values{"token": {tok3.AccessToken}}, long.ClientID, lsec)
+		if jti, _ := in["jti"].(string); status != 200 || in["active"] != true || !strings.HasPrefix(jti, "oat_") {
+			t.Fatalf("access token longer-lived than its refresh token: %d %v", status, in)
+		}
 	})
 }

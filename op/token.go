@@ -611,7 +611,8 @@ func grantFilter(grantID, userID string) gatehouse.OPTokenFilter {
 // value. An access token of the refresh token's scopes is kept in the
 // refresh token's row (gatehouse.PairedAccessID): one INSERT instead of
 // two. A narrower access token (a refresh grant's scope parameter, RFC
-// 6749 section 6) keeps a row of its own.
+// 6749 section 6), or one that outlives the refresh token (whose row is
+// swept a day after the refresh token expires), keeps a row of its own.
 func (p *Provider) writeTokens(ctx context.Context, tx gatehouse.Tx, c *client, rt *gatehouse.OPRefreshToken, userID, grantID, sessionID string, scopes, refreshScopes []string, now time.Time) (*gatehouse.OPToken, string, error) {
 	exp := now.Add(c.accessTTL())
 	tk := &gatehouse.OPToken{
@@ -619,7 +620,7 @@ func (p *Provider) writeTokens(ctx context.Context, tx gatehouse.Tx, c *client, 
 		GrantID: grantID, SessionID: sessionID, Scopes: scopes,
 		CreatedAt: now, ExpiresAt: exp,
 	}
-	paired := rt != nil && slices.Equal(scopes, refreshScopes)
+	paired := rt != nil && slices.Equal(scopes, refreshScopes) && c.accessTTL() <= c.refreshTTL()
 	if !paired {
 		if err := tx.CreateOPToken(ctx, tk); err != nil {
 			return nil, "", err
