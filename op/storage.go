@@ -594,6 +594,23 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, userID, clientID s
 		return nil
 	}
 	err := s.p.store.Update(ctx, func(tx gatehouse.Tx) error {
+		f := f
+		if strings.HasPrefix(f.TokenID, refreshPrefix) {
+			// A refresh token's value: zitadel passes it here when the
+			// hint said access_token and it could not read it as one.
+			// RFC 7009 section 2.1: a server that does not find the token
+			// under the hint searches its other types; a refresh token
+			// revokes its grant, as with the right hint.
+			tok, err := tx.GetOPRefreshToken(ctx, tenantOf(ctx), secret.Digest(f.TokenID))
+			if gatehouse.IsCode(err, gatehouse.ENOTFOUND) || (err == nil && tok.ClientID != clientID) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			f = grantFilter(tok.GrantID, tok.UserID)
+			f.ClientID = clientID
+		}
 		_, err := tx.RevokeOPTokens(ctx, tenantOf(ctx), f, s.now())
 		return err
 	})
