@@ -96,9 +96,9 @@ func (c *genCache[K, V]) load(ctx context.Context, key K, gen uint64, now time.T
 
 // keepAged keeps v, read now in a transaction (no generation was taken
 // before the read), for peekAged only, unless key has an entry younger
-// than maxAge: a caller that read the row as stored lets the next
-// version-checked steps start from it.
-func (c *genCache[K, V]) keepAged(key K, v V, maxAge time.Duration) {
+// than maxAge that same says is v: a caller that read the row as stored
+// lets the next version-checked steps start from it.
+func (c *genCache[K, V]) keepAged(key K, v V, maxAge time.Duration, same func(a, b V) bool) {
 	if c.gen == nil {
 		return
 	}
@@ -106,7 +106,7 @@ func (c *genCache[K, V]) keepAged(key K, v V, maxAge time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[key]
-	if ok && !now.Before(e.at) && now.Sub(e.at) < maxAge {
+	if ok && !now.Before(e.at) && now.Sub(e.at) < maxAge && same(e.v, v) {
 		return
 	}
 	if !ok && len(c.m) >= c.max {

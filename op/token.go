@@ -462,8 +462,14 @@ func (p *Provider) readRefresh(ctx context.Context, tx gatehouse.Tx, tenantID st
 	if err != nil {
 		return nil, err
 	}
-	p.apps.keepAged(key, app, knownAppAge)
+	p.apps.keepAged(key, app, knownAppAge, sameAppVersion)
 	return &refreshRead{app: app, tok: tok, user: u}, nil
+}
+
+// sameAppVersion: a and b are the same row as of the same write, as the
+// version-checked statements compare them.
+func sameAppVersion(a, b *gatehouse.App) bool {
+	return a.ID == b.ID && a.UpdatedAt.Equal(b.UpdatedAt)
 }
 
 // refuse turns checkUser's refusal (an *oidc.Error) into the grant's

@@ -282,6 +282,11 @@ func TestRefreshGrantCachedApp(t *testing.T) {
 			wantAnswer(t, "the old secret", status, body, http.StatusUnauthorized, "invalid_client")
 			status, body = refresh(a.ClientID, rotated, rt)
 			wantAnswer(t, "the new secret", status, body, http.StatusOK, "")
+			// The slow path replaced the stale app it knew: the next
+			// refresh reads without the app again.
+			if !fast(a, body["refresh_token"].(string)) {
+				t.Error("the app read by the slow path did not replace the stale one")
+			}
 		})
 		t.Run("an app deleted elsewhere", func(t *testing.T) {
 			a, sec := e.app(gatehouse.App{Name: "deleted"})
