@@ -29,9 +29,9 @@ import (
 // sealed request of t, a request expired or forged, an app gone or without the request's
 // redirect URI any more, a session
 // that does not answer the request (an app limited to other connections,
-// an id_token_hint naming another user), an app limited to some groups
-// (resume reads the user's groups), form_post (a page), a request answered
-// before. An error is a failure of tx, and fails the login.
+// an id_token_hint naming another user), an app limited to groups the
+// user is not in or whose groups user does not carry, form_post (a page),
+// a request answered before. An error is a failure of tx, and fails the login.
 func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehouse.Tenant, user *gatehouse.User, sess *gatehouse.Session, returnTo string) (string, error) {
 	if t == nil || user == nil || sess == nil || user.TenantID != t.ID || sess.TenantID != t.ID || sess.UserID != user.ID || !user.Active() {
 		return "", nil
@@ -81,15 +81,22 @@ func (p *Provider) AnswerLogin(ctx context.Context, tx gatehouse.Tx, t *gatehous
 }
 
 // answerable: the login answers ar for app itself, as resume would: the
-// redirect URI is still registered, the session answers the request, and
-// neither the app's groups (resume reads the user's) nor form_post (a
-// page) need resume.
+// redirect URI is still registered, the session answers the request, the
+// user is in one of the app's allowed groups, if it has any, and the
+// answer is no form_post (a page, which resume writes). The user's groups
+// are those the login left in its transaction (the resolution's, which
+// sets Groups); a user without them (nil) goes to resume, which reads them,
+// and so does one outside the allowed groups, to be refused there with its
+// page. The token endpoint checks the groups again (checkUser).
 func (p *Provider) answerable(ar *authRequest, app *gatehouse.App, user *gatehouse.User, sess *gatehouse.Session) bool {
 	if !redirectRegistered(&client{app: app, p: p}, ar) {
 		return false
 	}
+	if len(app.AllowedGroups) > 0 && (user.Groups == nil || !groupAllowed(app, user)) {
+		return false
+	}
 	needs, _ := p.needsLogin(ar, app, sess, user)
-	return !needs && len(app.AllowedGroups) == 0 && ar.GetResponseMode() != oidc.ResponseModeFormPost
+	return !needs && ar.GetResponseMode() != oidc.ResponseModeFormPost
 }
 
 // knownAppCodeCreator writes an answered request's code row only while its
