@@ -31,7 +31,7 @@ type Store interface {
 // answered in one statement by a store's optional fast path (sqlstore's
 // FirstLoginProbe; package provision falls back to a statement each).
 type FirstLoginFacts struct {
-	User          *User  // the live user with the email; nil when none
+	User          *User  // the user with the email, a tombstone included (it keeps its email reserved); nil when none
 	UsernameTaken bool   // the username asked about is taken
 	SCIMTokens    bool   // the connection has SCIM tokens
 	Webhooks      bool   // the tenant has an enabled webhook
