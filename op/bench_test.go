@@ -29,7 +29,9 @@ func processCPU() time.Duration {
 //
 //	go test ./op -run '^$' -bench TokenGrant -benchtime 2000x -count 6
 func BenchmarkTokenGrant(b *testing.B) {
-	for _, grant := range []string{"code", "refresh"} {
+	// code-offline: a code grant with offline_access, which issues a
+	// refresh token too.
+	for _, grant := range []string{"code", "code-offline", "refresh"} {
 		for _, impl := range []string{"ours", "zitadel"} {
 			b.Run(grant+"/"+impl, func(b *testing.B) {
 				e := newEnv(b, "sqlite")
@@ -37,7 +39,7 @@ func BenchmarkTokenGrant(b *testing.B) {
 				e.signInAs(e.user("ana@acme.test"))
 				a, sec := e.app(gatehouse.App{IDTokenSigningAlg: "ES256"})
 				scopes := []string{"openid", "email", "profile"}
-				if grant == "refresh" {
+				if grant != "code" {
 					scopes = append(scopes, "offline_access")
 				}
 				r := e.rp(a, sec, scopes...)
