@@ -42,13 +42,7 @@ func TestLoginFastPaths(t *testing.T) {
 			update := func(fn func(tx gatehouse.Tx, fast loginFast) error) error {
 				return s.Update(ctx, func(tx gatehouse.Tx) error { return fn(tx, tx.(loginFast)) })
 			}
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, te); err != nil {
 					return err
 				}
@@ -77,8 +71,8 @@ func TestLoginFastPaths(t *testing.T) {
 			// ListUserMembershipRefs read it back as GetIdentity, GetUser
 			// and ListUserMemberships do.
 			u, link, ms := newUser("ana@acme.com", "ana")
-			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, u, link, ms) }))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, u, link, ms) }))
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				fast := tx.(loginFast)
 				gotLink, gotUser, err := fast.GetLinkedUser(ctx, te.ID, c.ID, "sub-ana")
 				if err != nil {
@@ -129,7 +123,7 @@ func TestLoginFastPaths(t *testing.T) {
 			if !gatehouse.IsCode(err, gatehouse.ECONFLICT) || gatehouse.ErrorField(err) != "username" {
 				t.Fatalf("taken username: %v", err)
 			}
-			must(update(func(tx gatehouse.Tx, fast loginFast) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error {
 				// PostgreSQL's first, savepoint-less run fails here and
 				// runs again (guardStmt): return, don't assert.
 				if err := fast.CreateJITUser(ctx, bo, boLink, boMs); !gatehouse.IsCode(err, gatehouse.ECONFLICT) {
@@ -146,8 +140,8 @@ func TestLoginFastPaths(t *testing.T) {
 			// the links too; a race can still show this) reads with no
 			// user.
 			_, err = s.DB().ExecContext(ctx, `UPDATE users SET deleted_at = $1 WHERE id = $2`, now.UnixMicro(), bo.ID)
-			must(err)
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, err)
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				l, gone, err := tx.(loginFast).GetLinkedUser(ctx, te.ID, c.ID, "sub-ANA")
 				if err != nil || l.UserID != bo.ID || gone != nil {
 					t.Errorf("link of a tombstone: %+v %+v %v", l, gone, err)
@@ -163,7 +157,7 @@ func TestLoginFastPaths(t *testing.T) {
 			// flags is FirstLoginProbe's answer about SCIM tokens and webhooks.
 			flags := func(wantSCIM, wantHooks bool) {
 				t.Helper()
-				must(s.View(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 					f, err := tx.(loginFast).FirstLoginProbe(ctx, te.ID, c.ID, "ana@acme.com", "ana", "")
 					if err == nil && (f.SCIMTokens != wantSCIM || f.Webhooks != wantHooks) {
 						t.Errorf("SCIM tokens of the connection %v, enabled webhooks %v; want %v, %v", f.SCIMTokens, f.Webhooks, wantSCIM, wantHooks)
@@ -173,11 +167,11 @@ func TestLoginFastPaths(t *testing.T) {
 			}
 			probeSCIM := func(want bool) { t.Helper(); flags(want, false) }
 			probeSCIM(false)
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "other", ConnectionID: "", Hash: []byte("h1")})
 			}))
 			probeSCIM(false)
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				return tx.CreateSCIMToken(ctx, &gatehouse.SCIMToken{TenantID: te.ID, Name: "okta", ConnectionID: c.ID, Hash: []byte("h2")})
 			}))
 			probeSCIM(true)
@@ -185,12 +179,12 @@ func TestLoginFastPaths(t *testing.T) {
 			probeHooks := func(want bool) { t.Helper(); flags(true, want) }
 			probeHooks(false)
 			hook := &gatehouse.Webhook{TenantID: te.ID, URL: "https://hooks.example/in", Events: []string{"*"}, Secret: []byte("sealed")}
-			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateWebhook(ctx, hook) }))
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateWebhook(ctx, hook) }))
 			probeHooks(false)
 			hook.Enabled = true
-			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateWebhook(ctx, hook) }))
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateWebhook(ctx, hook) }))
 			probeHooks(true)
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				fast := tx.(loginFast)
 				for _, tc := range []struct {
 					email, username string
@@ -261,8 +255,8 @@ func TestLoginFastPaths(t *testing.T) {
 			// A membership repeated in CreateJITUser's list is one row.
 			cy, cyLink, cyMs := newUser("cy@acme.com", "cy")
 			cyMs = append(cyMs, &gatehouse.Membership{TenantID: te.ID, GroupID: groups[0].ID, UserID: cy.ID, ManagedBy: "connection:" + c.ID})
-			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, cy, cyLink, cyMs) }))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, cy, cyLink, cyMs) }))
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				got, err := tx.ListUserMemberships(ctx, te.ID, cy.ID)
 				if err == nil && len(got) != 2 {
 					t.Errorf("memberships of cy: %d, want 2", len(got))
@@ -277,7 +271,7 @@ func TestLoginFastPaths(t *testing.T) {
 			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 				t.Errorf("membership of a missing group: %v", err)
 			}
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				if _, err := tx.GetUserByEmail(ctx, te.ID, "dy@acme.com"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					t.Errorf("user of a failed JIT creation: %v", err)
 				}
@@ -287,8 +281,8 @@ func TestLoginFastPaths(t *testing.T) {
 			// CreateLoginSession stores what CreateSession does.
 			sess := &gatehouse.Session{ID: "digest-1", TenantID: te.ID, UserID: u.ID, ConnectionID: c.ID,
 				AuthTime: now, IdleExpiry: now.Add(time.Hour), ExpiresAt: now.Add(2 * time.Hour)}
-			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateLoginSession(ctx, sess) }))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateLoginSession(ctx, sess) }))
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				got, err := tx.GetSession(ctx, "digest-1")
 				if err != nil {
 					return err
@@ -305,8 +299,8 @@ func TestLoginFastPaths(t *testing.T) {
 					Details: map[string]any{"email": "ana@acme.com", "groups": []any{"Everyone"}}},
 				{TenantID: te.ID, ActorType: "connection", ActorID: c.ID, Action: "login.succeeded", TargetType: "user", TargetID: u.ID, RequestID: "req-1"},
 			}
-			must(update(func(tx gatehouse.Tx, fast loginFast) error { return fast.AppendAudits(ctx, evs) }))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error { return fast.AppendAudits(ctx, evs) }))
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				for _, want := range evs {
 					got, _, err := tx.ListAudit(ctx, te.ID, gatehouse.AuditFilter{Action: want.Action}, gatehouse.Page{})
 					if err != nil {
@@ -328,7 +322,7 @@ func TestLoginFastPaths(t *testing.T) {
 			}
 
 			// ConnectionVersion follows updates, disabling and deletion.
-			must(update(func(tx gatehouse.Tx, fast loginFast) error {
+			must(t, update(func(tx gatehouse.Tx, fast loginFast) error {
 				tid, enabled, cu, tu, err := fast.ConnectionVersion(ctx, c.ID)
 				if err != nil || tid != te.ID || !enabled || !cu.Equal(c.UpdatedAt) || !tu.Equal(te.UpdatedAt) {
 					t.Errorf("version: %s %v %s %s %v", tid, enabled, cu, tu, err)

@@ -23,13 +23,7 @@ func TestOPState(t *testing.T) {
 			acme.Slug, acme.Name = "acme", "Acme"
 			globex.Slug, globex.Name = "globex", "Globex"
 			update := func(fn func(tx gatehouse.Tx) error) error { return s.Update(ctx, fn) }
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, &acme); err != nil {
 					return err
 				}
@@ -40,7 +34,7 @@ func TestOPState(t *testing.T) {
 			// Auth request and its code.
 			ar := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID, ClientID: "app1",
 				Request: []byte(`{"redirect_uri":"https://x/cb"}`), ExpiresAt: now.Add(time.Hour)}
-			must(update(func(tx gatehouse.Tx) error { return tx.CreateOPAuthRequest(ctx, ar) }))
+			must(t, update(func(tx gatehouse.Tx) error { return tx.CreateOPAuthRequest(ctx, ar) }))
 			// No code before the request is done.
 			if err := update(func(tx gatehouse.Tx) error {
 				return tx.SetOPAuthCode(ctx, acme.ID, ar.ID, []byte("h1"), now.Add(time.Minute))
@@ -48,8 +42,8 @@ func TestOPState(t *testing.T) {
 				t.Fatalf("code on a pending request: %v", err)
 			}
 			ar.UserID, ar.AuthTime, ar.SessionID, ar.Done = "usr_1", now, "sid1", true
-			must(update(func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar) }))
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error { return tx.CompleteOPAuthRequest(ctx, ar) }))
+			must(t, update(func(tx gatehouse.Tx) error {
 				return tx.SetOPAuthCode(ctx, acme.ID, ar.ID, []byte("h1"), now.Add(time.Minute))
 			}))
 			if err := update(func(tx gatehouse.Tx) error {
@@ -118,7 +112,7 @@ func TestOPState(t *testing.T) {
 			rt := &gatehouse.OPRefreshToken{ID: "ort_1", TenantID: acme.ID, Hash: []byte("r1"), ClientID: "app1", UserID: "usr_1",
 				GrantID: ar.ID, SessionID: "sid1", Scopes: []string{"openid", "offline_access"}, AMR: []string{"pwd"},
 				AuthTime: now, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				for _, tk := range []*gatehouse.OPToken{tok("oat_1", "usr_1", ar.ID, "sid1"), tok("oat_2", "usr_2", "oar_x", "sid2"), tok("oat_3", "", "", "")} {
 					if err := tx.CreateOPToken(ctx, tk); err != nil {
 						return err
@@ -126,7 +120,7 @@ func TestOPState(t *testing.T) {
 				}
 				return tx.CreateOPRefreshToken(ctx, rt)
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				got, err := tx.GetOPRefreshToken(ctx, acme.ID, []byte("r1"))
 				if err != nil {
 					return err
@@ -181,7 +175,7 @@ func TestOPState(t *testing.T) {
 			if n != 2 {
 				t.Fatalf("revoked %d, want 2", n)
 			}
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				// Another tenant's filter changes nothing here.
 				if m, err := tx.RevokeOPTokens(ctx, globex.ID, gatehouse.OPTokenFilter{UserID: "usr_2"}, now); err != nil || m != 0 {
 					t.Errorf("revoke at globex: %d %v", m, err)
@@ -192,7 +186,7 @@ func TestOPState(t *testing.T) {
 				}
 				return err
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				for id, revoked := range map[string]bool{"oat_1": true, "oat_2": true, "oat_3": false} {
 					tk, err := tx.GetOPToken(ctx, acme.ID, id)
 					if err != nil {
@@ -207,25 +201,25 @@ func TestOPState(t *testing.T) {
 			// Rows a day past expiry go when the next request is created.
 			old := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID, ClientID: "app1", Request: []byte(`{}`),
 				ExpiresAt: now.Add(-48 * time.Hour)}
-			must(update(func(tx gatehouse.Tx) error { return tx.CreateOPAuthRequest(ctx, old) }))
+			must(t, update(func(tx gatehouse.Tx) error { return tx.CreateOPAuthRequest(ctx, old) }))
 			// Purges run at most once a minute per process: without the
 			// reset, the next request leaves the expired one in place.
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				return tx.CreateOPAuthRequest(ctx, &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID,
 					ClientID: "app1", Request: []byte(`{}`), ExpiresAt: now.Add(time.Hour)})
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				if _, err := tx.GetOPAuthRequest(ctx, acme.ID, old.ID); err != nil {
 					t.Errorf("purged twice within a minute: %v", err)
 				}
 				return nil
 			}))
 			sqlstore.AllowOPPurge(s)
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				return tx.CreateOPAuthRequest(ctx, &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID,
 					ClientID: "app1", Request: []byte(`{}`), ExpiresAt: now.Add(time.Hour)})
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				if _, err := tx.GetOPAuthRequest(ctx, acme.ID, old.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					t.Errorf("expired request not purged: %v", err)
 				}

@@ -17,15 +17,9 @@ func TestOPFastPaths(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			s := openStore(t, engine)
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			acme := &gatehouse.Tenant{Slug: "Acme", Name: "Acme", SupportContact: "it@acme.test", Domains: []string{"acme.test"}}
 			u := &gatehouse.User{Email: "ana@acme.test", Username: "ana", DisplayName: "Ana", Status: gatehouse.StatusActive, Source: gatehouse.SourceAdmin}
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, acme); err != nil {
 					return err
 				}
@@ -58,7 +52,7 @@ func TestOPFastPaths(t *testing.T) {
 
 			// LookupAppByClientID is GetAppByClientID.
 			app := &gatehouse.App{TenantID: acme.ID, Name: "Wiki", ClientID: "cli_1", RedirectURIs: []string{"https://x/cb"}, AllowedGroups: []string{"Staff"}}
-			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateApp(ctx, app) }))
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateApp(ctx, app) }))
 			for _, tc := range []struct{ tenant, client string }{{acme.ID, "cli_1"}, {acme.ID, "nobody"}, {"other", "cli_1"}} {
 				var want *gatehouse.App
 				wantErr := s.View(ctx, func(tx gatehouse.Tx) (err error) {
@@ -77,7 +71,7 @@ func TestOPFastPaths(t *testing.T) {
 				SpendOPRefreshToken(ctx context.Context, tenantID string, hash []byte, clientID string, at time.Time) (*gatehouse.OPRefreshToken, error)
 			}
 			// GetUserWithoutGroups is GetUser without the groups.
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				want, err := tx.GetUser(ctx, acme.ID, u.ID)
 				if err != nil || len(want.Groups) != 1 {
 					t.Fatalf("GetUser: %v %v", want, err)
@@ -95,8 +89,8 @@ func TestOPFastPaths(t *testing.T) {
 				}
 				return nil
 			}))
-			must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, acme.ID, u.ID) }))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, acme.ID, u.ID) }))
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				if _, err := tx.(fast).GetUserWithoutGroups(ctx, acme.ID, u.ID); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
 					t.Fatalf("deleted user: %v", err)
 				}
@@ -111,7 +105,7 @@ func TestOPFastPaths(t *testing.T) {
 				ar := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: acme.ID, ClientID: "app1",
 					Request: []byte(`{}`), UserID: "usr_1", SessionID: "sid", Done: true, AuthTime: now, ExpiresAt: now.Add(time.Hour)}
 				codes[spend] = []byte(ar.ID)
-				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 					if err := tx.CreateOPAuthRequest(ctx, ar); err != nil {
 						return err
 					}
@@ -124,7 +118,7 @@ func TestOPFastPaths(t *testing.T) {
 			}
 			use := func(spend bool, code []byte, tenant string) (got [2]result) {
 				for i := range got {
-					must(s.Update(ctx, func(tx gatehouse.Tx) error {
+					must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 						var r *gatehouse.OPAuthRequest
 						var err error
 						if spend {
@@ -182,7 +176,7 @@ func TestOPFastPaths(t *testing.T) {
 					rt.ExpiresAt = now
 				}
 				rts[name] = rt
-				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 					if err := tx.CreateOPRefreshToken(ctx, rt); err != nil {
 						return err
 					}
@@ -194,7 +188,7 @@ func TestOPFastPaths(t *testing.T) {
 				}))
 			}
 			spend := func(hash, client string) (rt *gatehouse.OPRefreshToken, err error) {
-				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 					rt, err = tx.(fast).SpendOPRefreshToken(ctx, acme.ID, []byte(hash), client, now)
 					return nil
 				}))

@@ -72,13 +72,7 @@ func TestOPTokensUpgrade(t *testing.T) {
 			if err != nil {
 				t.Fatalf("upgrade: %v", err)
 			}
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				tk, err := tx.GetOPToken(ctx, "ten_acme", liveAT)
 				if err != nil {
 					return err
@@ -117,11 +111,11 @@ func TestOPTokensUpgrade(t *testing.T) {
 			// The sweep: a new access token of the tenant triggers it.
 			sqlstore.AllowOPPurge(s)
 			exp := now.Add(time.Hour)
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				return tx.CreateOPToken(ctx, &gatehouse.OPToken{ID: gatehouse.NewIDAt("oat", exp), TenantID: "ten_acme", ClientID: "app1",
 					UserID: "usr_2", GrantID: "oar_2", SessionID: "sid2", CreatedAt: now, ExpiresAt: exp})
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
 				for id, kept := range map[string]bool{liveAT: true, deadAT: false} {
 					if _, err := tx.GetOPToken(ctx, "ten_acme", id); (err == nil) != kept {
 						t.Errorf("access token %s (kept %v) after the sweep: %v", id, kept, err)
@@ -135,11 +129,11 @@ func TestOPTokensUpgrade(t *testing.T) {
 				return nil
 			}))
 			// Spent, then its grant revoked through its user.
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				return tx.UseOPRefreshToken(ctx, "ten_acme", liveRT, now)
 			}))
 			var n int
-			must(s.Update(ctx, func(tx gatehouse.Tx) (err error) {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) (err error) {
 				n, err = tx.RevokeOPTokens(ctx, "ten_acme", gatehouse.OPTokenFilter{GrantID: "oar_1", UserID: "usr_1"}, now)
 				return err
 			}))

@@ -21,16 +21,10 @@ func TestPairedAccessTokens(t *testing.T) {
 			ctx := context.Background()
 			s := openStore(t, engine)
 			update := func(fn func(tx gatehouse.Tx) error) error { return s.Update(ctx, fn) }
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			var acme, globex gatehouse.Tenant
 			acme.Slug, acme.Name = "acme", "Acme"
 			globex.Slug, globex.Name = "globex", "Globex"
-			must(update(func(tx gatehouse.Tx) error {
+			must(t, update(func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, &acme); err != nil {
 					return err
 				}
@@ -53,7 +47,7 @@ func TestPairedAccessTokens(t *testing.T) {
 				if paired {
 					rt.AccessExpiresAt = now.Add(time.Hour)
 				}
-				must(update(func(tx gatehouse.Tx) error { return tx.CreateOPRefreshToken(ctx, rt) }))
+				must(t, update(func(tx gatehouse.Tx) error { return tx.CreateOPRefreshToken(ctx, rt) }))
 				return rt, gatehouse.PairedAccessID(rt.ID)
 			}
 			get := func(tenantID, id string) (*gatehouse.OPToken, error) {
@@ -68,7 +62,7 @@ func TestPairedAccessTokens(t *testing.T) {
 			revoke := func(f gatehouse.OPTokenFilter) int {
 				t.Helper()
 				var c int
-				must(update(func(tx gatehouse.Tx) error {
+				must(t, update(func(tx gatehouse.Tx) error {
 					var err error
 					c, err = tx.RevokeOPTokens(ctx, acme.ID, f, now)
 					return err
@@ -88,7 +82,7 @@ func TestPairedAccessTokens(t *testing.T) {
 
 			rt, access := write("oar_1", "sid1", true)
 			tk, err := get(acme.ID, access)
-			must(err)
+			must(t, err)
 			want := gatehouse.OPToken{ID: access, TenantID: acme.ID, ClientID: "app1", UserID: "usr_1", GrantID: "oar_1",
 				SessionID: "sid1", Scopes: rt.Scopes, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
 			if tk.ID != want.ID || tk.TenantID != want.TenantID || tk.ClientID != want.ClientID || tk.UserID != want.UserID ||
@@ -124,10 +118,10 @@ func TestPairedAccessTokens(t *testing.T) {
 			if c := revoke(gatehouse.OPTokenFilter{ClientID: "app1", TokenID: access}); c != 0 {
 				t.Fatalf("revoked again: %d", c)
 			}
-			must(update(func(tx gatehouse.Tx) error { return tx.UseOPRefreshToken(ctx, acme.ID, rt.ID, now) }))
+			must(t, update(func(tx gatehouse.Tx) error { return tx.UseOPRefreshToken(ctx, acme.ID, rt.ID, now) }))
 			// A spent (rotated) refresh token's access token lives on...
 			rt3, access3 := write("oar_3", "sid3", true)
-			must(update(func(tx gatehouse.Tx) error { return tx.UseOPRefreshToken(ctx, acme.ID, rt3.ID, now) }))
+			must(t, update(func(tx gatehouse.Tx) error { return tx.UseOPRefreshToken(ctx, acme.ID, rt3.ID, now) }))
 			revoked("of a rotated refresh token", access3, false)
 			// ...until its grant is revoked (a replay, RFC 9700 section 4.14.2).
 			revoke(gatehouse.OPTokenFilter{GrantID: "oar_3", UserID: "usr_1"})

@@ -22,18 +22,12 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			s := openStore(t, engine)
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			acme := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
 			globex := &gatehouse.Tenant{Slug: "globex", Name: "Globex"}
 			conn := &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
 			a := &gatehouse.App{Name: "Wiki", ClientID: "shared", RedirectURIs: []string{"https://x/cb"}, SecretHash: []byte("a")}
 			g := &gatehouse.App{Name: "Wiki", ClientID: "shared", RedirectURIs: []string{"https://x/cb"}, SecretHash: []byte("g")}
-			must(s.Update(ctx, func(tx gatehouse.Tx) error {
+			must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 				for _, te := range []*gatehouse.Tenant{acme, globex} {
 					if err := tx.CreateTenant(ctx, te); err != nil {
 						return err
@@ -48,7 +42,7 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 				}
 				return tx.CreateApp(ctx, g)
 			}))
-			must(s.View(ctx, func(tx gatehouse.Tx) (err error) {
+			must(t, s.View(ctx, func(tx gatehouse.Tx) (err error) {
 				if acme, err = tx.GetTenant(ctx, acme.ID); err != nil {
 					return err
 				}
@@ -68,7 +62,7 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 				r := &gatehouse.OPAuthRequest{ID: gatehouse.NewID("oar"), TenantID: tenantID, ClientID: "shared", Request: []byte(`{}`),
 					UserID: "usr_x", AuthTime: now, SessionID: "sid", Done: true, CodeHash: hash, ExpiresAt: now.Add(time.Minute)}
 				var created bool
-				must(s.Update(ctx, func(tx gatehouse.Tx) (err error) {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) (err error) {
 					created, err = tx.(codeOfApp).CreateOPAuthCodeOfApp(ctx, r, appID, appUpdated)
 					return err
 				}))
@@ -157,9 +151,9 @@ func TestReviewS4VersionCheckedWrites(t *testing.T) {
 				// An expired key of a connection changed since is not
 				// taken over: nothing is written.
 				key := "flow-expired-" + engine
-				must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, key, time.Now().Add(-time.Second)) }))
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UseOnce(ctx, key, time.Now().Add(-time.Second)) }))
 				var took bool
-				must(s.Update(ctx, func(tx gatehouse.Tx) (err error) {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) (err error) {
 					took, err = tx.(fused).UseOnceIfCurrent(ctx, key, time.Now().Add(time.Hour), acme.ID, conn.ID, conn.UpdatedAt.Add(-time.Microsecond), acme.UpdatedAt)
 					return err
 				}))

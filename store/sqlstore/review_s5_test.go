@@ -44,12 +44,6 @@ func TestReviewS5FirstLook(t *testing.T) {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
 			s := openStore(t, engine)
-			must := func(err error) {
-				t.Helper()
-				if err != nil {
-					t.Fatal(err)
-				}
-			}
 			n := 0
 			tenant := func(pol func(*gatehouse.JITPolicy)) *s5Tenant {
 				t.Helper()
@@ -60,7 +54,7 @@ func TestReviewS5FirstLook(t *testing.T) {
 				if pol != nil {
 					pol(&x.conn.JIT)
 				}
-				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 					if err := tx.CreateTenant(ctx, x.te); err != nil {
 						return err
 					}
@@ -73,12 +67,12 @@ func TestReviewS5FirstLook(t *testing.T) {
 			user := func(x *s5Tenant, local string) *gatehouse.User {
 				t.Helper()
 				u := &gatehouse.User{TenantID: x.te.ID, Email: email(x, local), Username: local, Source: gatehouse.SourceAdmin, Status: gatehouse.StatusActive}
-				must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateUser(ctx, u) }))
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.CreateUser(ctx, u) }))
 				return u
 			}
 			link := func(x *s5Tenant, u *gatehouse.User, subject string) {
 				t.Helper()
-				must(s.Update(ctx, func(tx gatehouse.Tx) error {
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error {
 					return tx.CreateIdentity(ctx, &gatehouse.FederatedIdentity{TenantID: x.te.ID, ConnectionID: x.conn.ID, Subject: subject, UserID: u.ID})
 				}))
 			}
@@ -89,8 +83,8 @@ func TestReviewS5FirstLook(t *testing.T) {
 			// rows counts x's users (tombstones included) and links.
 			rows := func(x *s5Tenant) (users, links int) {
 				t.Helper()
-				must(s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1`, x.te.ID).Scan(&users))
-				must(s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM federated_identities WHERE tenant_id = $1`, x.te.ID).Scan(&links))
+				must(t, s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE tenant_id = $1`, x.te.ID).Scan(&users))
+				must(t, s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM federated_identities WHERE tenant_id = $1`, x.te.ID).Scan(&links))
 				return users, links
 			}
 
@@ -123,7 +117,7 @@ func TestReviewS5FirstLook(t *testing.T) {
 					setup: func(x *s5Tenant) (*gatehouse.Identity, string) {
 						u := user(x, "ana")
 						link(x, u, "sub-ana")
-						must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, x.te.ID, u.ID) }))
+						must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, x.te.ID, u.ID) }))
 						return identity(x, "sub-ana", email(x, "ana"), true), ""
 					},
 					wantReason: provision.ReasonUserDeleted},
@@ -132,14 +126,14 @@ func TestReviewS5FirstLook(t *testing.T) {
 						u := user(x, "ana")
 						link(x, u, "sub-ana")
 						_, err := s.DB().ExecContext(ctx, `UPDATE users SET deleted_at = $1 WHERE id = $2`, time.Now().UnixMicro(), u.ID)
-						must(err)
+						must(t, err)
 						return identity(x, "sub-ana", email(x, "fresh"), true), ""
 					},
 					wantReason: provision.ReasonUserDeleted},
 				{name: "a new subject with a deleted user's email",
 					setup: func(x *s5Tenant) (*gatehouse.Identity, string) {
 						u := user(x, "ana")
-						must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, x.te.ID, u.ID) }))
+						must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.DeleteUser(ctx, x.te.ID, u.ID) }))
 						return identity(x, "sub-new", email(x, "ana"), true), ""
 					},
 					wantReason: provision.ReasonUserDeleted},
@@ -174,7 +168,7 @@ func TestReviewS5FirstLook(t *testing.T) {
 					setup: func(x *s5Tenant) (*gatehouse.Identity, string) {
 						u := user(x, "ana")
 						u.Status = gatehouse.StatusDeactivated
-						must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateUser(ctx, u) }))
+						must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateUser(ctx, u) }))
 						return identity(x, "sub-ana", email(x, "ana"), true), ""
 					},
 					wantReason: provision.ReasonUserDeactivated},
@@ -229,7 +223,7 @@ func TestReviewS5FirstLook(t *testing.T) {
 				// with a's user's email (b's domains do not matter here:
 				// any domain is allowed).
 				b.conn.JIT.AllowedDomains = &[]string{}
-				must(s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateConnection(ctx, b.conn) }))
+				must(t, s.Update(ctx, func(tx gatehouse.Tx) error { return tx.UpdateConnection(ctx, b.conn) }))
 				res, err := r.Resolve(ctx, b.te, b.conn, identity(b, "sub-shared", ua.Email, true), provision.Apply)
 				if err != nil || res.Outcome != provision.OutcomeCreated || res.User.ID == ua.ID || res.User.TenantID != b.te.ID {
 					t.Fatalf("in b: %+v %v, want a new user of b", res, err)

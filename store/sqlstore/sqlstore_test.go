@@ -265,3 +265,11 @@ func TestRetryOnDeadlock(t *testing.T) {
 		t.Errorf("fn ran %d times, want 3 to 5 (a retry after the deadlock)", n)
 	}
 }
+
+// must fails the test at once on err.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
