@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-sso/gatehouse"
@@ -23,9 +22,7 @@ func TestReviewS4CachedAppAttacks(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)
 		e.signInAs(e.user("ana@acme.test"))
-		// Another replica's writes do not move this one's generation.
-		var gen atomic.Uint64
-		e.prov.apps.gen = gen.Load
+		e.holdAppGeneration()
 		code, elsewhere := e.cachedAppCode, e.elsewhere
 		// redeem posts the code grant: basic authentication when basic,
 		// else client_id and client_secret (when not empty) in the form.

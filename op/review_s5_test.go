@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -518,15 +517,8 @@ func TestReviewS5CachedRefreshElsewhere(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)
 		e.signInAs(e.user("ana@acme.test"))
-		var gen atomic.Uint64
-		e.prov.apps.gen = gen.Load
-		login := func(a *gatehouse.App, sec string) string {
-			t.Helper()
-			c, v := e.cachedAppCode(a, sec, "openid", "offline_access")
-			status, body := e.redeemCode(a, a.ClientID, sec, c, v)
-			wantAnswer(t, "redeem", status, body, http.StatusOK, "")
-			return body["refresh_token"].(string)
-		}
+		e.holdAppGeneration()
+		login := e.cachedAppRefreshToken
 		// refuse checks a refused refresh that issues nothing.
 		refuse := func(name string, a *gatehouse.App, user, pass, rt string, status int, code string) {
 			t.Helper()

@@ -22,8 +22,7 @@ func TestCodeGrantCachedApp(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)
 		e.signInAs(e.user("ana@acme.test"))
-		var gen atomic.Uint64
-		e.prov.apps.gen = gen.Load
+		e.holdAppGeneration()
 		code, redeem, elsewhere := e.cachedAppCode, e.redeemCode, e.elsewhere
 		want := func(what string, status int, body map[string]any, wantStatus int, wantErr string) {
 			t.Helper()
@@ -182,6 +181,24 @@ func (e *env) cachedAppCode(a *gatehouse.App, sec string, scopes ...string) (str
 	return q.Get("code"), verifier
 }
 
+// cachedAppRefreshToken signs in to a with offline_access, which leaves a
+// in the replica's cache of apps, and returns the refresh token.
+func (e *env) cachedAppRefreshToken(a *gatehouse.App, sec string) string {
+	e.t.Helper()
+	c, v := e.cachedAppCode(a, sec, "openid", "offline_access")
+	status, body := e.redeemCode(a, a.ClientID, sec, c, v)
+	wantAnswer(e.t, "redeem", status, body, http.StatusOK, "")
+	return body["refresh_token"].(string)
+}
+
+// holdAppGeneration stops the replica's catalog generation: writes made
+// afterwards look as if another replica made them (e.elsewhere), so the
+// replica keeps serving what it cached.
+func (e *env) holdAppGeneration() {
+	var gen atomic.Uint64
+	e.prov.apps.gen = gen.Load
+}
+
 // redeemCode posts a's code grant with client_secret_basic (user, pass).
 func (e *env) redeemCode(a *gatehouse.App, user, pass, c, verifier string) (int, map[string]any) {
 	e.t.Helper()
@@ -200,7 +217,7 @@ func (e *env) elsewhere(q string, args ...any) {
 
 // wantAnswer checks a token endpoint answer's status and, when wantErr is
 // set, its OAuth error code.
-func wantAnswer(t *testing.T, what string, status int, body map[string]any, wantStatus int, wantErr string) {
+func wantAnswer(t testing.TB, what string, status int, body map[string]any, wantStatus int, wantErr string) {
 	t.Helper()
 	if status != wantStatus || (wantErr != "" && body["error"] != wantErr) {
 		t.Errorf("%s: %d %v, want %d %s", what, status, body, wantStatus, wantErr)
@@ -217,16 +234,8 @@ func TestRefreshGrantCachedApp(t *testing.T) {
 	engines(t, func(t *testing.T, engine string) {
 		e := newEnv(t, engine)
 		e.signInAs(e.user("ana@acme.test"))
-		var gen atomic.Uint64
-		e.prov.apps.gen = gen.Load
-		// login returns a refresh token of a, which leaves a cached.
-		login := func(a *gatehouse.App, sec string) string {
-			t.Helper()
-			c, v := e.cachedAppCode(a, sec, "openid", "offline_access")
-			status, body := e.redeemCode(a, a.ClientID, sec, c, v)
-			wantAnswer(t, "redeem", status, body, http.StatusOK, "")
-			return body["refresh_token"].(string)
-		}
+		e.holdAppGeneration()
+		login := e.cachedAppRefreshToken
 		refresh := func(user, pass, rt string) (int, map[string]any) {
 			t.Helper()
 			return e.form("/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}, user, pass)
