@@ -22,14 +22,10 @@ func TestGetGroupRefByName(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openStore(t, engine)
 			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
 			g := &gatehouse.Group{Name: "Everyone"}
-			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+			err := s.Update(ctx, func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, te); err != nil {
 					return err
 				}
@@ -96,15 +92,11 @@ func TestLookupSCIMToken(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openStore(t, engine)
 			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
 			tok := &gatehouse.SCIMToken{Name: "okta", Hash: []byte("0123456789abcdef0123456789abcdef")}
 			var want *gatehouse.SCIMToken
-			err = s.Update(ctx, func(tx gatehouse.Tx) error {
+			err := s.Update(ctx, func(tx gatehouse.Tx) error {
 				if err := tx.CreateTenant(ctx, te); err != nil {
 					return err
 				}
@@ -112,6 +104,7 @@ func TestLookupSCIMToken(t *testing.T) {
 				if err := tx.CreateSCIMToken(ctx, tok); err != nil {
 					return err
 				}
+				var err error
 				want, err = tx.GetSCIMTokenByHash(ctx, tok.Hash)
 				return err
 			})

@@ -31,11 +31,8 @@ func TestLoginFastPaths(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openStore(t, engine)
+			var err error
 			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
 			c := &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
 			groups := []*gatehouse.Group{{Name: "Everyone"}, {Name: "Staff"}}

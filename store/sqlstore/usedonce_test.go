@@ -7,7 +7,6 @@ import (
 
 	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
-	"github.com/gatehouse-sso/gatehouse/store/sqlstore"
 )
 
 type currentUseOncer interface {
@@ -21,11 +20,8 @@ func TestUseOnceIfCurrent(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			s, err := sqlstore.Open(ctx, testdb.URL(t, engine), sqlstore.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
+			s := openStore(t, engine)
+			var err error
 			te := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
 			other := &gatehouse.Tenant{Slug: "other", Name: "Other"}
 			c := &gatehouse.Connection{Type: gatehouse.ConnOIDC, Name: "Okta", Enabled: true}
