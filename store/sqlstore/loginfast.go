@@ -41,13 +41,18 @@ const liveUserColumns = `COALESCE(u.id, ''), COALESCE(u.tenant_id, ''), COALESCE
 	COALESCE(u.external_id, ''), COALESCE(u.source, ''), u.attributes, COALESCE(u.created_at, 0), COALESCE(u.updated_at, 0),
 	u.last_login_at, COALESCE(u.version, 0), u.deleted_at`
 
-// The statements of this file, built once (prefixed splits and joins the
-// column lists; the statement cache is keyed by the text).
-var (
-	linkedUserQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + `
+// linkedUserFrom is the link (tenant $1, connection $2, subject $3) and
+// its live user, the rows of GetLinkedUser and of LinkOrFirstLoginProbe's
+// first branch.
+const linkedUserFrom = `
 		FROM federated_identities i
 		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
 		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1`
+
+// The statements of this file, built once (prefixed splits and joins the
+// column lists; the statement cache is keyed by the text).
+var (
+	linkedUserQuery     = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + linkedUserFrom
 	membershipRefsQuery = `SELECT ` + prefixed("m.", membershipColumns) + `, g.name FROM memberships m
 		JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
 		WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY m.group_id, m.managed_by`
@@ -195,9 +200,7 @@ func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, 
 // tenant's users on a returning login).
 var linkOrProbeQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + `,
 		FALSE, FALSE, FALSE, '', ''
-		FROM federated_identities i
-		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
-		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1
+` + linkedUserFrom + `
 	UNION ALL
 	` + probeSQL(`'', '', '', '', 0, NULL, `, "$1", "$4", "$5", "$2", "$6") + `
 		WHERE NOT EXISTS (SELECT 1 FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1)
