@@ -39,6 +39,10 @@ type Config struct {
 	LogFormat   string // text or json
 	// SQLiteSynchronous is NORMAL (default) or FULL.
 	SQLiteSynchronous string
+	// DatabaseMaxConns bounds this replica's PostgreSQL connections
+	// (GATEHOUSE_DATABASE_MAX_CONNS, default 10): replicas share the
+	// server's max_connections. Ignored on SQLite (one writer).
+	DatabaseMaxConns int
 	// OutboundAllow lists the private/loopback networks tenant-supplied
 	// URLs may reach (GATEHOUSE_OUTBOUND_ALLOW).
 	OutboundAllow []netip.Prefix
@@ -149,6 +153,9 @@ func Load(args []string, getenv Env) (*Config, error) {
 	if c.SQLiteSynchronous != "NORMAL" && c.SQLiteSynchronous != "FULL" {
 		return nil, fmt.Errorf("GATEHOUSE_SQLITE_SYNCHRONOUS %q: want NORMAL or FULL", c.SQLiteSynchronous)
 	}
+	if c.DatabaseMaxConns, err = parseCount(getenv, "GATEHOUSE_DATABASE_MAX_CONNS", 10, 1000); err != nil {
+		return nil, err
+	}
 	if c.OutboundAllow, err = ParsePrefixes(getenv("GATEHOUSE_OUTBOUND_ALLOW")); err != nil {
 		return nil, fmt.Errorf("GATEHOUSE_OUTBOUND_ALLOW: %v", err)
 	}
@@ -180,6 +187,19 @@ func parseRate(getenv Env, name string, def float64) (float64, error) {
 		return 0, fmt.Errorf("%s %q: want a number of requests per second (0 disables)", name, v)
 	}
 	return f, nil
+}
+
+// parseCount reads a whole number between 1 and most.
+func parseCount(getenv Env, name string, def, most int) (int, error) {
+	v := strings.TrimSpace(getenv(name))
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > most {
+		return 0, fmt.Errorf("%s %q: want a whole number from 1 to %d", name, v, most)
+	}
+	return n, nil
 }
 
 // DerivePublicURL turns a listen address into a browsable URL.

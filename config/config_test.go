@@ -21,6 +21,13 @@ func TestDefaults(t *testing.T) {
 	if !c.PublicURLIsLoopback() || c.SecureCookies() || c.Dev {
 		t.Fatal("loopback/secure/dev defaults wrong")
 	}
+	if c.DatabaseMaxConns != 10 {
+		t.Fatalf("database max conns %d, want 10", c.DatabaseMaxConns)
+	}
+	c, err = Load(nil, env(map[string]string{"GATEHOUSE_DATABASE_MAX_CONNS": " 4 "}))
+	if err != nil || c.DatabaseMaxConns != 4 {
+		t.Fatalf("GATEHOUSE_DATABASE_MAX_CONNS=4: %v, %v", c, err)
+	}
 }
 
 func TestFlagsOverrideEnv(t *testing.T) {
@@ -46,6 +53,9 @@ func TestInvalidNamesTheVariable(t *testing.T) {
 		{map[string]string{"GATEHOUSE_LOG_LEVEL": "loud"}, "GATEHOUSE_LOG_LEVEL"},
 		{map[string]string{"GATEHOUSE_LOG_FORMAT": "xml"}, "GATEHOUSE_LOG_FORMAT"},
 		{map[string]string{"GATEHOUSE_SQLITE_SYNCHRONOUS": "OFF"}, "GATEHOUSE_SQLITE_SYNCHRONOUS"},
+		{map[string]string{"GATEHOUSE_DATABASE_MAX_CONNS": "0"}, "GATEHOUSE_DATABASE_MAX_CONNS"},
+		{map[string]string{"GATEHOUSE_DATABASE_MAX_CONNS": "ten"}, "GATEHOUSE_DATABASE_MAX_CONNS"},
+		{map[string]string{"GATEHOUSE_DATABASE_MAX_CONNS": "1001"}, "GATEHOUSE_DATABASE_MAX_CONNS"},
 		{map[string]string{"GATEHOUSE_OUTBOUND_ALLOW": "10.0.0.0/99"}, "GATEHOUSE_OUTBOUND_ALLOW"},
 		{map[string]string{"GATEHOUSE_RATE_LIMIT_IP": "-1"}, "GATEHOUSE_RATE_LIMIT_IP"},
 		{map[string]string{"GATEHOUSE_DEV": "maybe"}, "GATEHOUSE_DEV"},

@@ -127,6 +127,7 @@ func (s *Server) Store() *sqlstore.Store { return s.store.Load() }
 func (s *Server) Open(ctx context.Context) error {
 	st, err := sqlstore.Open(ctx, s.cfg.DatabaseURL, sqlstore.Options{
 		Synchronous: s.cfg.SQLiteSynchronous,
+		MaxConns:    s.cfg.DatabaseMaxConns,
 		Clock:       s.clock,
 		Logger:      s.log,
 	})

@@ -151,13 +151,17 @@ func sqliteDriver() (driver.Driver, error) {
 // machine (2 cores): more connections than that only queue inside the
 // server; several replicas share the server's max_connections (100 by
 // default).
-func connectPostgres(ctx context.Context, dsn string, _ Options) (*sql.DB, *sql.DB, error) {
+func connectPostgres(ctx context.Context, dsn string, opts Options) (*sql.DB, *sql.DB, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
-	db.SetMaxOpenConns(10)
-	db.SetMaxIdleConns(10)
+	conns := opts.MaxConns
+	if conns <= 0 {
+		conns = 10
+	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -271,5 +272,47 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPostgresPoolSize: GATEHOUSE_DATABASE_MAX_CONNS (Options.MaxConns)
+// bounds a replica's PostgreSQL connections, since replicas share the
+// server's max_connections; concurrent transactions beyond it wait for a
+// connection instead of opening more.
+func TestPostgresPoolSize(t *testing.T) {
+	for _, tc := range []struct {
+		maxConns, want int
+	}{{0, 10}, {2, 2}, {3, 3}} {
+		t.Run(fmt.Sprint(tc.maxConns), func(t *testing.T) {
+			ctx := context.Background()
+			s, err := sqlstore.Open(ctx, testdb.URL(t, "postgres"), sqlstore.Options{Logger: quiet, MaxConns: tc.maxConns})
+			must(t, err)
+			defer s.Close()
+			if got := s.DB().Stats().MaxOpenConnections; got != tc.want {
+				t.Fatalf("MaxOpenConnections = %d, want %d", got, tc.want)
+			}
+			// More transactions at once than the pool holds: all finish,
+			// and the server never sees more connections than the bound.
+			var wg sync.WaitGroup
+			errs := make(chan error, 2*tc.want)
+			for range 2 * tc.want {
+				wg.Go(func() {
+					errs <- s.View(ctx, func(tx gatehouse.Tx) error {
+						_, _, err := tx.ListTenants(ctx, gatehouse.Page{})
+						time.Sleep(20 * time.Millisecond)
+						return err
+					})
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				must(t, err)
+			}
+			st := s.DB().Stats()
+			if st.OpenConnections > tc.want || st.WaitCount == 0 {
+				t.Fatalf("open %d (bound %d), waits %d: the bound did not hold", st.OpenConnections, tc.want, st.WaitCount)
+			}
+		})
 	}
 }

@@ -73,6 +73,10 @@ type Options struct {
 	// WAL a power loss may lose the last commits but never corrupts) or
 	// "FULL" (every commit is durable). Ignored on PostgreSQL.
 	Synchronous string
+	// MaxConns bounds the PostgreSQL pool (default 10: more than a small
+	// machine's cores only queue inside the server, and several replicas
+	// share its max_connections). Ignored on SQLite.
+	MaxConns int
 	// Clock gives the time of created_at, updated_at and replay-cache
 	// expiry; default the wall clock.
 	Clock gatehouse.Clock
