@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
@@ -48,6 +49,10 @@ type Options struct {
 	Duration    time.Duration
 	Seed        int // users for scim-filter
 	CPUProfile  string
+	// ToolProfile, when set, is where the tool writes its own CPU profile
+	// of each timed window (%s = scenario): what the load costs besides
+	// Gatehouse, on the same cores.
+	ToolProfile string
 	Idle        bool // also measure a restart on the existing database
 	IdPAddr     string
 	IdPClient   string
@@ -155,7 +160,12 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 				return results, err
 			}
 		}
+		stopToolProfile, err := startToolProfile(o.ToolProfile, name)
+		if err != nil {
+			return results, err
+		}
 		res, err := Run(ctx, name, RunConfig{Concurrency: o.Concurrency, N: o.N, Duration: o.Duration, PIDs: pids}, flow)
+		stopToolProfile()
 		if err != nil {
 			return results, err
 		}
@@ -235,4 +245,21 @@ func fetchProfile(addr string, d time.Duration, file, scenario string) error {
 	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
 	return err
+}
+
+// startToolProfile profiles this process's CPU into pattern (%s = name)
+// until the returned function is called; nothing when pattern is empty.
+func startToolProfile(pattern, name string) (func(), error) {
+	if pattern == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(strings.ReplaceAll(pattern, "%s", name))
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
