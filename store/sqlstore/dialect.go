@@ -11,7 +11,8 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	_ "modernc.org/sqlite" // database/sql driver "sqlite"
 )
@@ -152,10 +153,11 @@ func sqliteDriver() (driver.Driver, error) {
 // server; several replicas share the server's max_connections (100 by
 // default).
 func connectPostgres(ctx context.Context, dsn string, opts Options) (*sql.DB, *sql.DB, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
+	db := sql.OpenDB(&pgConnector{inner: stdlib.GetConnector(*cfg)})
 	conns := opts.MaxConns
 	if conns <= 0 {
 		conns = 10
