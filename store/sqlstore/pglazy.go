@@ -6,9 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -21,17 +24,18 @@ import (
 // of three took five. The frontend/backend protocol lets a client send
 // several extended-query messages before it reads (PostgreSQL docs,
 // "Pipeline Mode"); here BEGIN waits on the connection and leaves in one
-// pgx batch with the transaction's first Exec. A transaction that starts
-// with a query (whose rows database/sql reads through pgx's own driver
-// type) sends BEGIN alone first, as before; so does a first Exec without
-// arguments, which pgx runs in the simple protocol (a migration file may
-// hold several statements, which a batch may not).
+// pgx batch with the transaction's first statement, so that a View of one
+// query is two round trips instead of three and a login's transaction
+// ten instead of eleven. A first Exec without arguments, which pgx runs
+// in the simple protocol (a migration file may hold several statements,
+// which a batch may not), sends BEGIN alone first, as before.
 //
 // Nothing else changes: the batch runs BEGIN and the statement in order,
 // so the statement runs inside the transaction; if it fails, the
 // transaction is aborted as it would be after a separate BEGIN, and
 // database/sql rolls it back. A transaction that ran nothing commits and
-// rolls back without a round trip.
+// rolls back without a round trip. A first query's rows reach
+// database/sql as the values pgx's stdlib gives (pgBatchRows).
 
 // pgConnector wraps pgx's database/sql connector.
 type pgConnector struct{ inner driver.Connector }
@@ -93,43 +97,166 @@ func (c *pgLazyConn) ExecContext(ctx context.Context, query string, argsV []driv
 		}
 		return c.Conn.ExecContext(ctx, query, argsV)
 	}
+	br, err := c.withBegin(ctx, query, argsV)
+	if err != nil {
+		return nil, err
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return nil, batchErr(err, br)
+	}
+	if err := br.Close(); err != nil {
+		return nil, err
+	}
+	return driver.RowsAffected(tag.RowsAffected()), nil
+}
+
+func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []driver.NamedValue) (driver.Rows, error) {
+	if c.begin == "" {
+		return c.Conn.QueryContext(ctx, query, argsV)
+	}
+	br, err := c.withBegin(ctx, query, argsV)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		if rows != nil {
+			rows.Close()
+		}
+		return nil, batchErr(err, br)
+	}
+	// Read the first row now, as pgx's stdlib does: the statement's
+	// error (a constraint of an UPDATE … RETURNING) is the query's.
+	r := &pgBatchRows{br: br, rows: rows, m: c.Conn.Conn().TypeMap(), first: true}
+	r.more = rows.Next()
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return nil, batchErr(err, br)
+	}
+	return r, nil
+}
+
+// withBegin sends the pending BEGIN and the statement in one batch and
+// reads BEGIN's answer; the statement's comes next from the results.
+func (c *pgLazyConn) withBegin(ctx context.Context, query string, argsV []driver.NamedValue) (pgx.BatchResults, error) {
 	pc := c.Conn.Conn()
 	if pc.IsClosed() {
 		return nil, driver.ErrBadConn
 	}
+	b := &pgx.Batch{}
+	b.Queue(c.begin)
+	b.Queue(query, namedArgs(argsV)...)
+	c.begin = ""
+	br := pc.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		return nil, batchErr(err, br)
+	}
+	return br, nil
+}
+
+// batchErr closes br after err, and reports err as pgx's stdlib would.
+func batchErr(err error, br pgx.BatchResults) error {
+	_ = br.Close()
+	if pgconn.SafeToRetry(err) {
+		// Nothing was sent.
+		return driver.ErrBadConn
+	}
+	return err
+}
+
+func namedArgs(argsV []driver.NamedValue) []any {
 	args := make([]any, len(argsV))
 	for i, v := range argsV {
 		args[i] = v.Value
 	}
-	b := &pgx.Batch{}
-	b.Queue(c.begin)
-	b.Queue(query, args...)
-	c.begin = ""
-	br := pc.SendBatch(ctx, b)
-	_, err := br.Exec()
-	var rows int64
-	if err == nil {
-		tag, xerr := br.Exec()
-		rows, err = tag.RowsAffected(), xerr
-	}
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		if pgconn.SafeToRetry(err) {
-			// Nothing was sent (pgx's stdlib does the same).
-			return nil, driver.ErrBadConn
-		}
-		return nil, err
-	}
-	return driver.RowsAffected(rows), nil
+	return args
 }
 
-func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []driver.NamedValue) (driver.Rows, error) {
-	if err := c.sendBegin(ctx); err != nil {
-		return nil, err
+// pgBatchRows are the rows of a batch's query, given to database/sql as
+// values of the types pgx's stdlib gives for the same columns (bool,
+// []byte, int64, float64, time.Time, string), whatever format pgx asked
+// the server for.
+type pgBatchRows struct {
+	br    pgx.BatchResults
+	rows  pgx.Rows
+	m     *pgtype.Map
+	conv  []func([]byte) (driver.Value, error)
+	first bool // more holds the first row's Next
+	more  bool
+}
+
+func (r *pgBatchRows) Columns() []string {
+	fds := r.rows.FieldDescriptions()
+	names := make([]string, len(fds))
+	for i, fd := range fds {
+		names[i] = fd.Name
 	}
-	return c.Conn.QueryContext(ctx, query, argsV)
+	return names
+}
+
+func (r *pgBatchRows) Close() error {
+	r.rows.Close()
+	return r.br.Close()
+}
+
+func (r *pgBatchRows) Next(dest []driver.Value) error {
+	if !r.first {
+		r.more = r.rows.Next()
+	}
+	r.first = false
+	if !r.more {
+		if err := r.rows.Err(); err != nil {
+			return err
+		}
+		return io.EOF
+	}
+	if r.conv == nil {
+		for _, fd := range r.rows.FieldDescriptions() {
+			r.conv = append(r.conv, columnConverter(r.m, fd.DataTypeOID, fd.Format))
+		}
+	}
+	for i, raw := range r.rows.RawValues() {
+		if raw == nil {
+			dest[i] = nil
+			continue
+		}
+		v, err := r.conv[i](raw)
+		if err != nil {
+			return fmt.Errorf("sqlstore: column %d: %w", i, err)
+		}
+		dest[i] = v
+	}
+	return nil
+}
+
+// columnConverter decodes a column's non-NULL values into driver values.
+func columnConverter(m *pgtype.Map, oid uint32, format int16) func([]byte) (driver.Value, error) {
+	switch oid {
+	case pgtype.BoolOID:
+		return scanAs[bool](m, oid, format, func(v bool) driver.Value { return v })
+	case pgtype.ByteaOID, pgtype.JSONOID, pgtype.JSONBOID:
+		return scanAs[[]byte](m, oid, format, func(v []byte) driver.Value { return v })
+	case pgtype.Int2OID, pgtype.Int4OID, pgtype.Int8OID:
+		return scanAs[int64](m, oid, format, func(v int64) driver.Value { return v })
+	case pgtype.Float4OID, pgtype.Float8OID:
+		return scanAs[float64](m, oid, format, func(v float64) driver.Value { return v })
+	case pgtype.TimestamptzOID, pgtype.TimestampOID, pgtype.DateOID:
+		return scanAs[time.Time](m, oid, format, func(v time.Time) driver.Value { return v })
+	default:
+		return scanAs[string](m, oid, format, func(v string) driver.Value { return v })
+	}
+}
+
+func scanAs[T any](m *pgtype.Map, oid uint32, format int16, value func(T) driver.Value) func([]byte) (driver.Value, error) {
+	var d T
+	plan := m.PlanScan(oid, format, &d)
+	return func(src []byte) (driver.Value, error) {
+		if err := plan.Scan(src, &d); err != nil {
+			return nil, err
+		}
+		return value(d), nil
+	}
 }
 
 // PrepareContext sends a pending BEGIN first: the statement it returns

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 	"github.com/jackc/pgx/v5"
@@ -67,10 +69,61 @@ func TestPostgresLazyBegin(t *testing.T) {
 			}
 			return insert(tx, "q")
 		}, want: []string{"q"}},
+		{name: "query first fails", commit: true, run: func(tx *sql.Tx) error {
+			var n int
+			return tx.QueryRowContext(ctx, `SELECT 1 / count(*) FROM used_once`).Scan(&n)
+		}, wantErr: "division by zero", want: nil},
+		{name: "update returning first, rolled back", run: func(tx *sql.Tx) error {
+			var k string
+			err := tx.QueryRowContext(ctx, `INSERT INTO used_once (key, expires) VALUES ($1, 2) RETURNING key`, "u").Scan(&k)
+			if err == nil && k != "u" {
+				err = errors.New("RETURNING gave " + k)
+			}
+			return err
+		}, want: nil},
+		{name: "update returning first, committed", commit: true, run: func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `INSERT INTO used_once (key, expires) VALUES ($1, 2), ($2, 3) RETURNING key`, "u", "v")
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			if n != 2 {
+				return errors.New("RETURNING gave the wrong number of rows")
+			}
+			return rows.Err()
+		}, want: []string{"u", "v"}},
+		{name: "read-only query first sees one snapshot", opts: &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, commit: true, run: func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM used_once WHERE key <> $1`, "-").Scan(&n); err != nil {
+				return err
+			}
+			if _, err := other.ExecContext(ctx, `INSERT INTO used_once (key, expires) VALUES ('later', 1)`); err != nil {
+				return err
+			}
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM used_once`).Scan(&n); err != nil {
+				return err
+			}
+			if n != 0 {
+				return errors.New("the transaction saw a later commit: its first query ran outside it")
+			}
+			return nil
+		}, want: []string{"later"}},
 		{name: "exec without arguments", commit: false, run: func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, `INSERT INTO used_once (key, expires) VALUES ('n', 1); INSERT INTO used_once (key, expires) VALUES ('m', 1)`)
 			return err
 		}, want: nil},
+		{name: "query first, with the rows left unread", commit: true, run: func(tx *sql.Tx) error {
+			rows, err := tx.QueryContext(ctx, `SELECT key FROM used_once WHERE expires > $1`, 0)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			return insert(tx, "w")
+		}, want: []string{"w"}},
 		{name: "nothing run", commit: true, run: func(*sql.Tx) error { return nil }, want: nil},
 		{name: "read-only transaction refuses the first exec", opts: &sql.TxOptions{ReadOnly: true}, commit: true, run: func(tx *sql.Tx) error {
 			return insert(tx, "r")
@@ -128,5 +181,49 @@ func TestPostgresLazyBegin(t *testing.T) {
 				t.Fatalf("rows %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPostgresLazyBeginValues: a row read by a transaction's first query
+// (a batch with BEGIN) scans into the same Go values as the same row read
+// by any later query (pgx's stdlib), NULLs included.
+func TestPostgresLazyBeginValues(t *testing.T) {
+	ctx := context.Background()
+	s := openEngine(t, "postgres")
+	const q = `SELECT $1::text, $2::bigint, 7::integer, 3::smallint, true, '\x0aff'::bytea,
+		'{"a": [1, "x"]}'::json, '{"b": 2}'::jsonb, 1.5::float8, 2.25::numeric,
+		'2026-11-30 12:00:00+00'::timestamptz, NULL::text, NULL::bigint, NULL::bytea, count(*) FROM used_once`
+	type row struct {
+		s, js, jsb, num string
+		i8, i4, i2, cnt int64
+		b               bool
+		by              []byte
+		f               float64
+		ts              time.Time
+		ns              sql.NullString
+		ni              sql.NullInt64
+		nb              []byte
+	}
+	read := func(tx *sql.Tx) (r row) {
+		t.Helper()
+		err := tx.QueryRowContext(ctx, q, "ana", int64(1)<<40).Scan(&r.s, &r.i8, &r.i4, &r.i2, &r.b, &r.by,
+			&r.js, &r.jsb, &r.f, &r.num, &r.ts, &r.ns, &r.ni, &r.nb, &r.cnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	tx, err := s.writer.BeginTx(ctx, s.d.readTx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	first, later := read(tx), read(tx)
+	if fmt.Sprintf("%#v", first) != fmt.Sprintf("%#v", later) {
+		t.Fatalf("first query:\n%#v\nlater query:\n%#v", first, later)
+	}
+	if first.s != "ana" || first.i8 != 1<<40 || first.i4 != 7 || !first.b || string(first.by) != "\n\xff" ||
+		first.jsb != `{"b": 2}` || first.num != "2.25" || first.ns.Valid || first.ni.Valid || first.nb != nil || first.ts.Unix() != 1796040000 {
+		t.Fatalf("values %#v", first)
 	}
 }
