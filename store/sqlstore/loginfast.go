@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-sso/gatehouse"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Fast paths for a login's provisioning transaction (PERF, issue #10),
@@ -235,8 +236,9 @@ func (t *tx) ListUserMembershipRefs(ctx context.Context, tenantID, userID string
 // before). The user's own insert is guarded like CreateUser's, so a taken
 // username (or email) leaves the transaction usable and unchanged: the
 // caller may pick another username and call again. Any later error (the
-// link taken concurrently, a group deleted) leaves the user written: the
-// caller must then give the transaction up, as a resolution does.
+// link taken concurrently, a group deleted) may leave the user written
+// (on SQLite; PostgreSQL writes all three in one statement): the caller
+// must then give the transaction up, as a resolution does.
 func (t *tx) CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error {
 	if link == nil || link.Subject == "" {
 		return gatehouse.FieldError("subject", "An identity needs a subject.")
@@ -258,6 +260,13 @@ func (t *tx) CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehou
 	if link.UserID != u.ID || link.TenantID != u.TenantID {
 		return errInternal("create JIT user", errors.New("link of another user"))
 	}
+	if t.s.d == postgresDialect {
+		if err := t.guardStmt(ctx, func() error { return t.insertJITRows(ctx, args, link, ms) }); err != nil {
+			return err
+		}
+		u.Groups = []string{}
+		return nil
+	}
 	if err := t.guardStmt(ctx, func() error { return t.insertUser(ctx, args) }); err != nil {
 		return err
 	}
@@ -268,6 +277,47 @@ func (t *tx) CreateJITUser(ctx context.Context, u *gatehouse.User, link *gatehou
 		return err
 	}
 	u.Groups = []string{}
+	return nil
+}
+
+// insertJITRows writes a JIT user (the arguments of newUserArgs), its
+// link and its first memberships in one PostgreSQL statement, two round
+// trips fewer than a statement each: data-modifying WITH clauses run once
+// each and to completion (PostgreSQL docs, "Data-Modifying Statements in
+// WITH"), and the foreign keys of the link and the memberships are checked
+// at the statement's end, when the user's row is there. Errors read as
+// those of the three statements would.
+func (t *tx) insertJITRows(ctx context.Context, userArgs []any, link *gatehouse.FederatedIdentity, ms []*gatehouse.Membership) error {
+	now := t.s.now()
+	link.CreatedAt = now
+	link.LastLoginAt = normTimePtr(link.LastLoginAt)
+	rows := [][]any{userArgs, {link.TenantID, link.ConnectionID, link.Subject, link.UserID, ts(link.CreatedAt), tsPtr(link.LastLoginAt)}}
+	for _, m := range ms {
+		rows = append(rows, []any{m.TenantID, m.GroupID, m.UserID, m.ManagedBy, ts(now)})
+	}
+	q := insertRows(`WITH new_user AS (INSERT INTO users (`+userInsertColumns+`) VALUES `, 1, rows[:1]) +
+		insertRows(`), new_link AS (INSERT INTO federated_identities (`+identityColumns+`) VALUES `, 1+len(userArgs), rows[1:2]) + `) `
+	if len(ms) == 0 {
+		q += `SELECT 1`
+	} else {
+		q += insertRows(`INSERT INTO memberships (`+membershipColumns+`) VALUES `, 1+len(userArgs)+len(rows[1]), rows[2:]) +
+			` ON CONFLICT (tenant_id, group_id, user_id, managed_by) DO NOTHING`
+	}
+	if _, err := t.exec(ctx, q, slices.Concat(rows...)...); err != nil {
+		var pe *pgconn.PgError
+		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) && errors.As(err, &pe) {
+			switch pe.TableName {
+			case "federated_identities":
+				return gatehouse.Errorf(gatehouse.ENOTFOUND, connectionNotFound)
+			case "memberships":
+				return gatehouse.Errorf(gatehouse.ENOTFOUND, groupNotFound)
+			}
+		}
+		return err
+	}
+	for _, m := range ms {
+		m.CreatedAt = fromTS(ts(now))
+	}
 	return nil
 }
 
@@ -283,7 +333,7 @@ func (t *tx) insertNewMemberships(ctx context.Context, ms []*gatehouse.Membershi
 	for i, m := range ms {
 		rows[i] = []any{m.TenantID, m.GroupID, m.UserID, m.ManagedBy, ts(now)}
 	}
-	q := insertRows(`INSERT INTO memberships (`+membershipColumns+`) VALUES `, rows) +
+	q := insertRows(`INSERT INTO memberships (`+membershipColumns+`) VALUES `, 1, rows) +
 		` ON CONFLICT (tenant_id, group_id, user_id, managed_by) DO NOTHING`
 	if _, err := t.exec(ctx, q, slices.Concat(rows...)...); err != nil {
 		if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
@@ -329,16 +379,17 @@ func (t *tx) AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) e
 		}
 		rows[i] = a
 	}
-	_, err := t.exec(ctx, insertRows(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, rows), slices.Concat(rows...)...)
+	_, err := t.exec(ctx, insertRows(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, 1, rows), slices.Concat(rows...)...)
 	return err
 }
 
 // insertRows is an INSERT of several rows: prefix (which ends with VALUES)
-// and one parenthesized list of placeholders per row, numbered on.
-func insertRows(prefix string, rows [][]any) string {
+// and one parenthesized list of placeholders per row, numbered on from
+// $first.
+func insertRows(prefix string, first int, rows [][]any) string {
 	var q strings.Builder
 	q.WriteString(prefix)
-	next := 1
+	next := first
 	for i, r := range rows {
 		if i > 0 {
 			q.WriteString(", ")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -265,12 +266,22 @@ func TestLoginFastPaths(t *testing.T) {
 			err = update(func(tx gatehouse.Tx, fast loginFast) error {
 				return fast.CreateJITUser(ctx, dy, dyLink, []*gatehouse.Membership{{TenantID: te.ID, GroupID: "grp_gone", UserID: dy.ID, ManagedBy: "connection:" + c.ID}})
 			})
-			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) || !strings.Contains(err.Error(), "Group not found") {
 				t.Errorf("membership of a missing group: %v", err)
 			}
+			// A connection gone since the login began: the link's foreign
+			// key, ENOTFOUND naming the connection, nothing written.
+			ey, eyLink, eyMs := newUser("ey@acme.com", "ey")
+			eyLink.ConnectionID = "con_gone"
+			err = update(func(tx gatehouse.Tx, fast loginFast) error { return fast.CreateJITUser(ctx, ey, eyLink, eyMs) })
+			if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) || !strings.Contains(err.Error(), "Connection not found") {
+				t.Errorf("link to a missing connection: %v", err)
+			}
 			must(t, s.View(ctx, func(tx gatehouse.Tx) error {
-				if _, err := tx.GetUserByEmail(ctx, te.ID, "dy@acme.com"); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-					t.Errorf("user of a failed JIT creation: %v", err)
+				for _, email := range []string{"dy@acme.com", "ey@acme.com"} {
+					if _, err := tx.GetUserByEmail(ctx, te.ID, email); !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+						t.Errorf("user of a failed JIT creation: %v", err)
+					}
 				}
 				return nil
 			}))

@@ -123,11 +123,13 @@ func (t *tx) newUserArgs(u *gatehouse.User) ([]any, error) {
 	return append(args, ts(now), ts(now), tsPtr(u.LastLoginAt), u.Version, tsPtr(u.DeletedAt)), nil
 }
 
+// userInsertColumns are the columns of newUserArgs's values, in order.
+const userInsertColumns = `id, tenant_id, email, email_key, username, username_key,
+	display_name, given_name, family_name, status, external_id, source, attributes,
+	created_at, updated_at, last_login_at, version, deleted_at`
+
 func (t *tx) insertUser(ctx context.Context, args []any) error {
-	_, err := t.exec(ctx, `INSERT INTO users (id, tenant_id, email, email_key, username, username_key,
-		display_name, given_name, family_name, status, external_id, source, attributes,
-		created_at, updated_at, last_login_at, version, deleted_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`, args...)
+	_, err := t.exec(ctx, `INSERT INTO users (`+userInsertColumns+`) VALUES (`+placeholders(1, len(args))+`)`, args...)
 	return err
 }
 
