@@ -9,7 +9,9 @@
 //     No "::" casts, no engine-only functions; RETURNING and
 //     INSERT ... ON CONFLICT work on both. The only engine differences live
 //     in dialect.go (connection setup, pool sizes, goose dialect, which
-//     errors are transient) and errors.go (error classification).
+//     errors are transient) and errors.go (error classification), and in
+//     the few fast paths that say so (a first login's look-up and its JIT
+//     insert on PostgreSQL, loginfast.go).
 //   - Run queries through the *tx helpers, never through t.sqlTx directly:
 //     t.exec, t.query, t.get and t.each (and the generic one and all, which
 //     decode rows with a scanX function) map driver errors to *gatehouse.Error
@@ -45,9 +47,11 @@
 // separate pool of read-only connections, so concurrent writers queue in
 // the process instead of failing with SQLITE_BUSY, and readers never wait
 // for the writer. Queued writers are committed together, each fn in a
-// savepoint of its own (group commit, groupcommit.go). PostgreSQL runs Update in READ COMMITTED and re-runs fn a
-// few times on serialization failures and deadlocks (SQLSTATE 40001,
-// 40P01); fn must therefore have no side effects outside the transaction.
+// savepoint of its own (group commit, groupcommit.go). PostgreSQL runs
+// Update in READ COMMITTED and re-runs fn a few times on serialization
+// failures and deadlocks (SQLSTATE 40001, 40P01); fn must therefore have no
+// side effects outside the transaction. Its BEGIN leaves with the
+// transaction's first statement, one round trip fewer (pglazy.go).
 //
 // Do not call Update from inside fn: on SQLite the writer connection is
 // held by the outer call and the inner one would wait for ever.
