@@ -128,8 +128,11 @@ const userInsertColumns = `id, tenant_id, email, email_key, username, username_k
 	display_name, given_name, family_name, status, external_id, source, attributes,
 	created_at, updated_at, last_login_at, version, deleted_at`
 
+// insertUserQuery inserts the 18 values of newUserArgs.
+var insertUserQuery = `INSERT INTO users (` + userInsertColumns + `) VALUES (` + placeholders(1, 18) + `)`
+
 func (t *tx) insertUser(ctx context.Context, args []any) error {
-	_, err := t.exec(ctx, `INSERT INTO users (`+userInsertColumns+`) VALUES (`+placeholders(1, len(args))+`)`, args...)
+	_, err := t.exec(ctx, insertUserQuery, args...)
 	return err
 }
 
