@@ -55,7 +55,7 @@ func (c *pgConnector) Connect(ctx context.Context) (driver.Conn, error) {
 
 func (c *pgConnector) Driver() driver.Driver { return c.inner.Driver() }
 
-// pgLazyConn is a pgx connection whose BEGIN may wait for the first Exec.
+// pgLazyConn is a pgx connection whose BEGIN waits for the first statement.
 // database/sql uses a driver connection from one goroutine at a time.
 type pgLazyConn struct {
 	*stdlib.Conn
