@@ -107,16 +107,15 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 		defer DropDatabase(context.Background(), o.PostgresURL, dbURL)
 		e.DatabaseURL = dbURL
 		so := ServerOptions{Binary: o.Binary, DatabaseURL: dbURL, Synchronous: o.Synchronous, DataDir: dir, Stderr: o.ServerLog}
-		if o.CPUProfile != "" {
-			so.PprofAddr = FreeAddr()
-		}
 		for i := 0; i < o.Replicas; i++ {
+			if o.CPUProfile != "" {
+				so.PprofAddr = FreeAddr()
+			}
 			if i > 0 {
 				so.RootKey = servers[0].Options.RootKey
 				// Every replica has the first one's public URL: a login
 				// may start on one and finish on another.
 				so.Env = map[string]string{"GATEHOUSE_PUBLIC_URL": servers[0].URL}
-				so.PprofAddr = ""
 			}
 			s, err := StartServer(ctx, so)
 			if err != nil {
@@ -150,10 +149,20 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 			return results, fmt.Errorf("%s: setup: %w", name, err)
 		}
 		fmt.Fprintf(log, "%s: setup %s\n", name, time.Since(t0).Round(time.Millisecond))
-		var prof chan error
-		if o.CPUProfile != "" && len(servers) > 0 && servers[0].Options.PprofAddr != "" {
-			prof = make(chan error, 1)
-			go func() { prof <- fetchProfile(servers[0].Options.PprofAddr, o.Duration, o.CPUProfile, name) }()
+		// One profile per replica (name-r1, name-r2, … when there are
+		// several), to set the sum against one replica's.
+		prof := make(chan error, len(servers))
+		profiles := 0
+		for i, s := range servers {
+			if s.Options.PprofAddr == "" {
+				continue
+			}
+			label := name
+			if len(servers) > 1 {
+				label = fmt.Sprintf("%s-r%d", name, i+1)
+			}
+			profiles++
+			go func() { prof <- fetchProfile(s.Options.PprofAddr, o.Duration, o.CPUProfile, label) }()
 		}
 		if dbc != nil {
 			if err := dbc.Start(ctx); err != nil {
@@ -177,7 +186,7 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 				return results, err
 			}
 		}
-		if prof != nil {
+		for ; profiles > 0; profiles-- {
 			if err := <-prof; err != nil {
 				res.Notes = append(res.Notes, "profile: "+err.Error())
 			}

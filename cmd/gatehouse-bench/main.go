@@ -54,7 +54,7 @@ func bench(ctx context.Context, args []string) int {
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "at most this long per scenario")
 	fs.IntVar(&o.Seed, "seed", 1000000, "users bulk-inserted for scim-filter")
 	fs.StringVar(&o.ToolProfile, "tool-cpuprofile", "", "write this tool's own CPU profile of each window here (%s = scenario)")
-	fs.StringVar(&o.CPUProfile, "cpuprofile", "", `with -gatehouse self: write Gatehouse's CPU profile of each window here (%s = scenario)`)
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", `with -gatehouse self: write Gatehouse's CPU profile of each window here (%s = scenario; with replicas, scenario-r1, scenario-r2, …)`)
 	fs.BoolVar(&o.Idle, "idle", false, "at the end, restart Gatehouse on the existing database: time to ready, idle RSS")
 	fs.StringVar(&o.IdPAddr, "idp-addr", "127.0.0.1:0", `listen address of the upstream test IdP ("" with -issuer: it runs elsewhere, see -idp-only; a host name such as localhost stays in its issuer)`)
 	idpOnly := fs.Bool("idp-only", false, "only run the upstream test IdP at -idp-addr until interrupted (start it before a broker that fetches its discovery at startup)")
