@@ -46,6 +46,8 @@ bench-load-full: build bench-tool
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine sqlite -sync FULL -scenario $(BENCH_SCENARIOS) $(BENCH_FLAGS)
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -scenario $(BENCH_SCENARIOS) -idle $(BENCH_FLAGS)
 	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -replicas 2 -scenario oidc-jit,app-broker,saml-jit,scim-create $(BENCH_FLAGS)
+	# two replicas, each carrying the 16 concurrent flows one did above
+	./bin/gatehouse-bench -gatehouse $(BIN) -engine postgres -replicas 2 -scenario oidc-jit,app-broker,saml-jit,scim-create $(BENCH_FLAGS) -c 32
 
 ## bench-ab: two binaries alternated through the load tool (OLD=... NEW=... [ROUNDS=2] [AB_FLAGS="-engine sqlite -scenario ..."])
 bench-ab: bench-tool

@@ -132,7 +132,7 @@ func TestReviewS4CachedAppAttacks(t *testing.T) {
 			status, body := redeem(a, a.ClientID, sec, c, v)
 			want("first", status, body, http.StatusOK, "")
 			e.update(func(tx gatehouse.Tx) error {
-				_, row, err := e.prov.spendCodeOfCachedApp(e.ctx, tx, e.tenant.ID,
+				_, row, _, err := e.prov.spendCodeOfCachedApp(e.ctx, tx, e.tenant.ID,
 					&tokenParams{clientID: a.ClientID, clientSecret: sec}, secret.Digest(c), e.clock.Now())
 				spent = row != nil
 				return err

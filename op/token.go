@@ -250,10 +250,13 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		// it before the app redeems it nor, after, revoke the app's tokens
 		// by replaying it.
 		codeHash := secret.Digest(tp.code)
-		app, row, err := p.spendCodeOfCachedApp(ctx, tx, st.tenant.ID, tp, codeHash, now)
+		app, row, spentUser, err := p.spendCodeOfCachedApp(ctx, tx, st.tenant.ID, tp, codeHash, now)
 		if err != nil {
 			return err
 		}
+		// The user was read with the spend (nil when gone) only on
+		// this path.
+		userRead := row != nil
 		if row == nil {
 			var refused *oidc.Error
 			app, refused, err = authenticateClient(ctx, tx, st.tenant.ID, tp)
@@ -302,7 +305,13 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 		if refusal != nil {
 			return nil
 		}
-		u, err := checkUser(ctx, tx, app, row.UserID, slices.Contains(ar.p.Scopes, scopeGroups))
+		needGroups := slices.Contains(ar.p.Scopes, scopeGroups)
+		var u *gatehouse.User
+		if userRead {
+			u, err = checkLoadedUser(ctx, tx, app, row.UserID, needGroups, spentUser)
+		} else {
+			u, err = checkUser(ctx, tx, app, row.UserID, needGroups)
+		}
 		if err != nil {
 			return refuse(err, &refusal)
 		}
@@ -323,9 +332,10 @@ func (p *Provider) codeGrant(ctx context.Context, tp *tokenParams) (res *grantRe
 }
 
 // cachedAppCodeSpender is the store's spend of a code that also checks
-// that the client's app is as cached (sqlstore SpendOPAuthCodeOfApp).
+// that the client's app is as cached, and reads the code's user without
+// groups (sqlstore SpendOPAuthCodeOfAppWithUser).
 type cachedAppCodeSpender interface {
-	SpendOPAuthCodeOfApp(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID, appID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, error)
+	SpendOPAuthCodeOfAppWithUser(ctx context.Context, tenantID string, codeHash []byte, at time.Time, clientID, appID string, appUpdated time.Time) (*gatehouse.OPAuthRequest, *gatehouse.User, error)
 }
 
 // spendCodeOfCachedApp is the code grant's first two steps, authenticate
@@ -336,24 +346,25 @@ type cachedAppCodeSpender interface {
 // checked against the app as stored. It returns (nil, nil, nil), having
 // written nothing, whenever it cannot tell: the caller then takes the
 // path that reads the app in the transaction and tells a wrong secret, a
-// changed app, an unknown code and a reused one apart.
-func (p *Provider) spendCodeOfCachedApp(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, codeHash []byte, now time.Time) (*gatehouse.App, *gatehouse.OPAuthRequest, error) {
+// changed app, an unknown code and a reused one apart. With the request
+// it returns the request's user without groups, nil when gone.
+func (p *Provider) spendCodeOfCachedApp(ctx context.Context, tx gatehouse.Tx, tenantID string, tp *tokenParams, codeHash []byte, now time.Time) (*gatehouse.App, *gatehouse.OPAuthRequest, *gatehouse.User, error) {
 	s, ok := tx.(cachedAppCodeSpender)
 	if !ok || tp.clientID == "" {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	app, ok := p.apps.peekAged(appKey{tenantID, tp.clientID}, knownAppAge)
 	if !ok || !clientSecretOK(app, tp) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
-	row, err := s.SpendOPAuthCodeOfApp(ctx, tenantID, codeHash, now, app.ClientID, app.ID, app.UpdatedAt)
+	row, u, err := s.SpendOPAuthCodeOfAppWithUser(ctx, tenantID, codeHash, now, app.ClientID, app.ID, app.UpdatedAt)
 	if gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return app, row, nil
+	return app, row, u, nil
 }
 
 // codeSpender is the store's one-statement UseOPAuthCode

@@ -1,6 +1,9 @@
 package op
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -34,7 +37,7 @@ func TestCodeGrantCachedApp(t *testing.T) {
 			t.Helper()
 			var spent bool
 			e.update(func(tx gatehouse.Tx) error {
-				app, row, err := e.prov.spendCodeOfCachedApp(e.ctx, tx, e.tenant.ID,
+				app, row, _, err := e.prov.spendCodeOfCachedApp(e.ctx, tx, e.tenant.ID,
 					&tokenParams{clientID: a.ClientID, clientSecret: pass}, secret.Digest(c), e.clock.Now())
 				spent = row != nil && app != nil && app.ClientID == a.ClientID && row.ClientID == a.ClientID
 				return err
@@ -159,7 +162,60 @@ func TestCodeGrantCachedApp(t *testing.T) {
 			status, body = redeem(a, a.ClientID, sec, c, v)
 			want("then a", status, body, http.StatusBadRequest, "invalid_grant")
 		})
+		t.Run("the user read with the spend", func(t *testing.T) {
+			// The one statement also reads the code's user (on
+			// PostgreSQL): groups asked for are still read, and a user
+			// deactivated or deleted after signing in gets no tokens.
+			bo := e.user("bo@acme.test", "eng")
+			e.signInAs(bo)
+			a, sec := e.app(gatehouse.App{Name: "user"})
+			c, v := code(a, sec, "openid", "groups")
+			status, body := redeem(a, a.ClientID, sec, c, v)
+			want("groups", status, body, http.StatusOK, "")
+			if groups := idTokenClaims(t, body)["groups"]; fmt.Sprint(groups) != "[eng]" {
+				t.Errorf("groups %v, want [eng]", groups)
+			}
+			for _, tc := range []struct {
+				name        string
+				change      func()
+				description string
+			}{
+				{"deactivated", func() { elsewhere(`UPDATE users SET status = 'deactivated' WHERE id = $1`, bo.ID) }, "The user's account is not active."},
+				{"deleted", func() {
+					e.update(func(tx gatehouse.Tx) error { return tx.DeleteUser(e.ctx, e.tenant.ID, bo.ID) })
+				}, "The user no longer exists."},
+			} {
+				elsewhere(`UPDATE users SET status = 'active' WHERE id = $1`, bo.ID)
+				c, v := code(a, sec)
+				tc.change()
+				status, body := redeem(a, a.ClientID, sec, c, v)
+				want(tc.name, status, body, http.StatusBadRequest, "invalid_grant")
+				if body["error_description"] != tc.description {
+					t.Errorf("%s: %v, want %q", tc.name, body["error_description"], tc.description)
+				}
+			}
+		})
 	})
+}
+
+// idTokenClaims is the claims of the id_token of a token response,
+// unverified.
+func idTokenClaims(t *testing.T, body map[string]any) map[string]any {
+	t.Helper()
+	raw, _ := body["id_token"].(string)
+	parts := strings.Split(raw, ".")
+	var claims map[string]any
+	if len(parts) != 3 {
+		t.Fatalf("id_token %q", raw)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err == nil {
+		err = json.Unmarshal(b, &claims)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return claims
 }
 
 // cachedAppCode runs a code flow with PKCE for a (scopes: openid unless
