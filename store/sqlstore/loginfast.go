@@ -45,18 +45,24 @@ const liveUserColumns = `COALESCE(u.id, ''), COALESCE(u.tenant_id, ''), COALESCE
 // linkedUserFrom is the link (tenant $1, connection $2, subject $3) and
 // its live user, the rows of GetLinkedUser and of LinkOrFirstLoginProbe's
 // first branch.
-const linkedUserFrom = `
+func linkedUserFrom(d *dialect) string {
+	return `
 		FROM federated_identities i
-		LEFT JOIN users u ON u.tenant_id = i.tenant_id AND u.id = i.user_id AND u.deleted_at IS NULL
+		` + liveUserJoin(d, "i") + `
 		WHERE i.connection_id = $2 AND i.subject = $3 AND i.tenant_id = $1`
+}
 
 // The statements of this file, built once (prefixed splits and joins the
 // column lists; the statement cache is keyed by the text).
 var (
-	linkedUserQuery     = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + linkedUserFrom
-	membershipRefsQuery = `SELECT ` + prefixed("m.", membershipColumns) + `, g.name FROM memberships m
-		JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
+	linkedUserQuery = perEngine(func(d *dialect) string {
+		return `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + linkedUserFrom(d)
+	})
+	membershipRefsQuery = perEngine(func(d *dialect) string {
+		return `SELECT ` + prefixed("m.", membershipColumns) + `, g.name FROM memberships m
+		` + groupOfMembershipJoin(d) + `
 		WHERE m.tenant_id = $1 AND m.user_id = $2 ORDER BY m.group_id, m.managed_by`
+	})
 )
 
 // GetLinkedUser is GetIdentity and GetUser of its user in one statement:
@@ -70,7 +76,7 @@ func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject 
 		var err error
 		fi, u, err = scanBoth(sc, scanIdentity, scanUser)
 		return err
-	}, linkedUserQuery, tenantID, connectionID, subject)
+	}, linkedUserQuery[t.s.d], tenantID, connectionID, subject)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,7 +196,7 @@ func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, 
 	return nil, nil, f, nil
 }
 
-// linkOrProbeQuery is GetLinkedUser's statement and FirstLoginProbe's,
+// linkOrProbeQuery (SQLite's) is GetLinkedUser's statement and FirstLoginProbe's,
 // each with the other's columns blank, in one UNION ALL. The probe's
 // branch is guarded by the link's absence, so exactly one row comes back
 // whatever order the engine runs the branches in; LIMIT 1 stops after the
@@ -201,7 +207,7 @@ func (t *tx) LinkOrFirstLoginProbe(ctx context.Context, tenantID, connectionID, 
 // tenant's users on a returning login).
 var linkOrProbeQuery = `SELECT ` + prefixed("i.", identityColumns) + `, ` + liveUserColumns + `,
 		FALSE, FALSE, FALSE, '', ''
-` + linkedUserFrom + `
+` + linkedUserFrom(sqliteDialect) + `
 	UNION ALL
 	` + probeSQL(`'', '', '', '', 0, NULL, `, "$1", "$4", "$5", "$2", "$6") + `
 		WHERE NOT EXISTS (SELECT 1 FROM federated_identities WHERE connection_id = $2 AND subject = $3 AND tenant_id = $1)
@@ -223,7 +229,7 @@ func (t *tx) ListUserMembershipRefs(ctx context.Context, tenantID, userID string
 		out = append(out, m)
 		names[m.GroupID] = name
 		return nil
-	}, membershipRefsQuery, tenantID, userID)
+	}, membershipRefsQuery[t.s.d], tenantID, userID)
 	if err != nil {
 		return nil, nil, err
 	}

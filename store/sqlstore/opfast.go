@@ -110,7 +110,7 @@ const spendCodeOfAppQuery = `UPDATE op_auth_requests SET code_used_at = $3
 var spendCodeOfAppWithUserQuery = `WITH spent AS (` + spendCodeOfAppQuery + `)
 	SELECT ` + prefixed("s.", opAuthRequestColumns) + `, ` + liveUserColumns + `
 	FROM spent s
-	LEFT JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id AND u.deleted_at IS NULL`
+	` + liveUserJoin(postgresDialect, "s")
 
 // SpendOPAuthCodeOfAppWithUser is SpendOPAuthCodeOfApp that also returns
 // the request's user without groups, nil when deleted or gone: what a code
@@ -169,11 +169,13 @@ func (t *tx) SpendOPRefreshToken(ctx context.Context, tenantID string, hash []by
 
 // readRefreshGrantQuery is ReadRefreshGrant's statement, built once
 // (prefixed splits and joins the column lists).
-var readRefreshGrantQuery = `SELECT ` + prefixed("a.", appColumns) + `, ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
+var readRefreshGrantQuery = perEngine(func(d *dialect) string {
+	return `SELECT ` + prefixed("a.", appColumns) + `, ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
 	FROM apps a
 	JOIN op_refresh_tokens r ON r.tenant_id = a.tenant_id AND r.hash = $3
-	LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
+	` + liveUserJoin(d, "r") + `
 	WHERE a.tenant_id = $1 AND a.client_id = $2`
+})
 
 // ReadRefreshGrant reads, in one statement, what a refresh grant checks
 // before it spends the token: the app of clientID, the refresh token of
@@ -197,7 +199,7 @@ func (t *tx) ReadRefreshGrant(ctx context.Context, tenantID, clientID string, ha
 			return rt, err
 		})
 		return err
-	}, readRefreshGrantQuery, tenantID, clientID, hash)
+	}, readRefreshGrantQuery[t.s.d], tenantID, clientID, hash)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -208,11 +210,13 @@ func (t *tx) ReadRefreshGrant(ctx context.Context, tenantID, clientID string, ha
 }
 
 // readRefreshOfAppQuery is ReadRefreshGrantOfApp's statement, built once.
-var readRefreshOfAppQuery = `SELECT ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
+var readRefreshOfAppQuery = perEngine(func(d *dialect) string {
+	return `SELECT ` + prefixed("r.", opRefreshColumns) + `, ` + liveUserColumns + `
 	FROM op_refresh_tokens r
-	LEFT JOIN users u ON u.tenant_id = r.tenant_id AND u.id = r.user_id AND u.deleted_at IS NULL
+	` + liveUserJoin(d, "r") + `
 	WHERE r.tenant_id = $1 AND r.hash = $2
 	AND EXISTS (SELECT 1 FROM apps WHERE tenant_id = $1 AND client_id = $3 AND id = $4 AND updated_at = $5)`
+})
 
 // ReadRefreshGrantOfApp is ReadRefreshGrant for a client whose app the
 // caller read before its transaction (op's cache of apps): the refresh
@@ -230,7 +234,7 @@ func (t *tx) ReadRefreshGrantOfApp(ctx context.Context, tenantID, clientID, appI
 		var err error
 		rt, u, err = scanBoth(sc, scanOPRefreshToken, scanUser)
 		return err
-	}, readRefreshOfAppQuery, tenantID, hash, clientID, appID, ts(appUpdated))
+	}, readRefreshOfAppQuery[t.s.d], tenantID, hash, clientID, appID, ts(appUpdated))
 	if err != nil {
 		return nil, nil, err
 	}

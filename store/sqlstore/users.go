@@ -61,9 +61,7 @@ func (t *tx) fillUserGroups(ctx context.Context, tenantID string, users ...*gate
 			u.Groups = append(u.Groups, name)
 		}
 		return nil
-	}, `SELECT DISTINCT m.user_id, g.name FROM memberships m
-	    JOIN groups g ON g.tenant_id = m.tenant_id AND g.id = m.group_id
-	    WHERE m.tenant_id = $1 AND m.user_id IN (`+placeholders(2, len(users))+`)`, args...)
+	}, userGroupsQuery(t.s.d, len(users)), args...)
 	if err != nil {
 		return err
 	}
@@ -71,6 +69,14 @@ func (t *tx) fillUserGroups(ctx context.Context, tenantID string, users ...*gate
 		sort.Strings(u.Groups)
 	}
 	return nil
+}
+
+// userGroupsQuery is fillUserGroups' statement for n users (tenant $1,
+// user ids $2…).
+func userGroupsQuery(d *dialect, n int) string {
+	return `SELECT DISTINCT m.user_id, g.name FROM memberships m
+	    ` + groupOfMembershipJoin(d) + `
+	    WHERE m.tenant_id = $1 AND m.user_id IN (` + placeholders(2, n) + `)`
 }
 
 // userArgs are the values of the writable user columns shared by insert
