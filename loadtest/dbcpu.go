@@ -10,7 +10,10 @@ import (
 // dbCPU measures the CPU time of the PostgreSQL backends serving one
 // database (found in pg_stat_activity; they run on this machine), so a
 // PostgreSQL run can report Gatehouse's CPU and its database's CPU per
-// flow. Backends that appear during the window count from zero.
+// flow. Backends that appear during the window count from zero. Only
+// client backends count: an autovacuum worker found at the window's end
+// would count from zero too, with all it did before (one such worker
+// made a run's figure 4.5 ms per flow against 0.2 in the next).
 type dbCPU struct {
 	db     *sql.DB
 	name   string
@@ -30,7 +33,7 @@ func newDBCPU(dbURL string) (*dbCPU, error) {
 }
 
 func (d *dbCPU) sample(ctx context.Context) (map[int]time.Duration, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`, d.name)
+	rows, err := d.db.QueryContext(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'`, d.name)
 	if err != nil {
 		return nil, err
 	}
