@@ -12,8 +12,7 @@ import (
 // PostgreSQL run can report Gatehouse's CPU and its database's CPU per
 // flow. Backends that appear during the window count from zero. Only
 // client backends count: an autovacuum worker found at the window's end
-// would count from zero too, with all it did before (one such worker
-// made a run's figure 4.5 ms per flow against 0.2 in the next).
+// would count from zero too, with all it did before the window.
 type dbCPU struct {
 	db     *sql.DB
 	name   string
