@@ -29,9 +29,12 @@ func TestPostgresGenericPlansUseKeys(t *testing.T) {
 	// whole table, or a join whose key is checked after the scan.
 	unkeyed := regexp.MustCompile(`Scan (using \S+ )?on (users|groups)\b[^\n]*\n\s*(Index|Recheck) Cond: \(tenant_id = \$1\)\n|Seq Scan on (users|groups)\b|Join Filter`)
 	params := regexp.MustCompile(`\$\d+`)
+	i := 0
 	for name, stmt := range sqlstore.PostgresKeyedStatements() {
+		i++
+		prepared := "stmt" + strconv.Itoa(i)
 		t.Run(name, func(t *testing.T) {
-			if _, err := conn.ExecContext(ctx, `PREPARE `+name+` AS `+stmt); err != nil {
+			if _, err := conn.ExecContext(ctx, `PREPARE `+prepared+` AS `+stmt); err != nil {
 				t.Fatal(err)
 			}
 			n := 0
@@ -39,7 +42,7 @@ func TestPostgresGenericPlansUseKeys(t *testing.T) {
 				k, _ := strconv.Atoi(p[1:])
 				n = max(n, k)
 			}
-			rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE `+name+`(`+strings.TrimSuffix(strings.Repeat("NULL,", n), ",")+`)`)
+			rows, err := conn.QueryContext(ctx, `EXPLAIN EXECUTE `+prepared+`(`+strings.TrimSuffix(strings.Repeat("NULL,", n), ",")+`)`)
 			must(t, err)
 			var plan strings.Builder
 			for rows.Next() {

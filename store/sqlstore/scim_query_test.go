@@ -33,7 +33,9 @@ func TestFilterSQL(t *testing.T) {
 		{"sw", &gatehouse.Filter{Op: "sw", Attr: "display_name", Value: "Ab"}, "", `lower(display_name) LIKE CAST($1 AS TEXT) ESCAPE '\'`, []any{"ab%"}},
 		{"ew", &gatehouse.Filter{Op: "ew", Attr: "email", Value: "@X.io"}, "", `email_key LIKE CAST($1 AS TEXT) ESCAPE '\'`, []any{"%@x.io"}},
 		{"gt case-insensitive", &gatehouse.Filter{Op: "gt", Attr: "family_name", Value: "M"}, "", `lower(family_name) > CAST($1 AS TEXT)`, []any{"m"}},
-		{"exact eq", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "X'1", CaseExact: true}, "", `external_id = CAST($1 AS TEXT)`, []any{"X'1"}},
+		{"exact eq", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "X'1", CaseExact: true}, "", `(external_id = CAST($1 AS TEXT) AND external_id <> '')`, []any{"X'1"}},
+		{"exact eq empty", &gatehouse.Filter{Op: "eq", Attr: "external_id", Value: "", CaseExact: true}, "", `external_id = CAST($1 AS TEXT)`, []any{""}},
+		{"exact eq unindexed", &gatehouse.Filter{Op: "eq", Attr: "display_name", Value: "X", CaseExact: true}, "", `display_name = CAST($1 AS TEXT)`, []any{"X"}},
 		{"exact co uses replace", &gatehouse.Filter{Op: "co", Attr: "external_id", Value: "%", CaseExact: true}, "",
 			`replace(external_id, $1, '') <> external_id`, []any{"%"}},
 		{"exact sw", &gatehouse.Filter{Op: "sw", Attr: "id", Value: "usr_", CaseExact: true}, "", `substr(id, 1, $1) = $2`, []any{4, "usr_"}},
@@ -288,6 +290,46 @@ func TestQueryPageTotals(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// A filter that matches at most one row (an eq on a unique column with a
+// value) leaves the page unordered, so that PostgreSQL's generic plan
+// probes the column's index (TestPostgresGenericPlansUseKeys); any other
+// keeps the order by id.
+func TestOrderOfAtMostOneRow(t *testing.T) {
+	and := func(fs ...*gatehouse.Filter) *gatehouse.Filter { return &gatehouse.Filter{Op: "and", Children: fs} }
+	or := func(fs ...*gatehouse.Filter) *gatehouse.Filter { return &gatehouse.Filter{Op: "or", Children: fs} }
+	exact := func(f *gatehouse.Filter) *gatehouse.Filter { f.CaseExact = true; return f }
+	for _, tc := range []struct {
+		name    string
+		cols    map[string]column
+		filter  *gatehouse.Filter
+		ordered bool
+	}{
+		{"userName", userColumnsByAttr, eq("username", "Ana"), false},
+		{"email", userColumnsByAttr, eq("email", "ana@acme.test"), false},
+		{"externalId", userColumnsByAttr, exact(eq("external_id", "00u1")), false},
+		{"id", userColumnsByAttr, exact(eq("id", "usr_1")), false},
+		{"group name", groupColumnsByAttr, eq("name", "Eng"), false},
+		{"in an and", userColumnsByAttr, and(eq("status", "active"), eq("username", "ana")), false},
+		{"empty userName", userColumnsByAttr, eq("username", ""), true},
+		{"empty externalId", userColumnsByAttr, exact(eq("external_id", "")), true},
+		{"userName folding to nothing", userColumnsByAttr, eq("username", "   "), true},
+		{"not unique", userColumnsByAttr, eq("display_name", "Ana"), true},
+		{"in an or", userColumnsByAttr, or(eq("username", "ana"), eq("username", "bo")), true},
+		{"ne", userColumnsByAttr, &gatehouse.Filter{Op: "ne", Attr: "username", Value: "ana"}, true},
+		{"no filter", userColumnsByAttr, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			order, err := compileQuery(&where{}, "users", tc.cols, gatehouse.Query{Filter: tc.filter})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := order != ""; got != tc.ordered {
+				t.Errorf("order %q, want ordered %v", order, tc.ordered)
 			}
 		})
 	}

@@ -44,14 +44,7 @@ type scimUser struct {
 // membership of it SCIM manages (ordered by id, as ListUserMemberships),
 // else it is nil.
 func (s *Store) QuerySCIMUsers(ctx context.Context, tenantID string, q gatehouse.Query, groups bool) ([]*gatehouse.User, [][]string, int, error) {
-	col := "NULL"
-	if groups {
-		col = scimGroupsOf("users")
-	}
-	spec := querySpec[scimUser]{
-		from: "users", alias: "users", columns: userColumns + ", " + col, cols: userColumnsByAttr, scan: scanSCIMUser,
-		base: []string{`deleted_at IS NULL`},
-	}
+	spec := scimUserSpec(groups)
 	var list []scimUser
 	var total int
 	done := false
@@ -86,6 +79,19 @@ func (s *Store) QuerySCIMUsers(ctx context.Context, tenantID string, q gatehouse
 		}
 	}
 	return users, ids, total, nil
+}
+
+// scimUserSpec is QuerySCIMUsers' table: live users, with the ids of
+// their SCIM-managed groups packed in one column when groups is set.
+func scimUserSpec(groups bool) querySpec[scimUser] {
+	col := "NULL"
+	if groups {
+		col = scimGroupsOf("users")
+	}
+	return querySpec[scimUser]{
+		from: "users", alias: "users", columns: userColumns + ", " + col, cols: userColumnsByAttr, scan: scanSCIMUser,
+		base: []string{`deleted_at IS NULL`},
+	}
 }
 
 // scimPageSQL is the one-statement page of QuerySCIMUsers. Ordered by id
