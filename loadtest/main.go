@@ -23,6 +23,7 @@ var Scenarios = map[string]Scenario{
 	"token":          Token,
 	"refresh":        Refresh,
 	"scim-create":    SCIMCreate,
+	"scim-sync":      SCIMSync,
 }
 
 // Names lists the scenarios (scim-filter included).

@@ -57,15 +57,45 @@ func SCIMCreate(ctx context.Context, e *Env) (Flow, error) {
 		return nil, err
 	}
 	return func(ctx context.Context, i int) error {
-		email := e.Email("scim", i)
-		return e.scim(ctx, tok, "POST", "/scim/v2/Users", map[string]any{
-			"schemas":    []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
-			"userName":   email,
-			"externalId": "ext-" + email,
-			"name":       map[string]string{"givenName": "Bench", "familyName": fmt.Sprint(i)},
-			"emails":     []map[string]any{{"value": email, "type": "work", "primary": true}},
-			"active":     true,
-		}, http.StatusCreated, nil)
+		return e.scim(ctx, tok, "POST", "/scim/v2/Users", scimUser(e.Email("scim", i), i), http.StatusCreated, nil)
+	}, nil
+}
+
+// scimUser is the SCIM user the create scenarios push.
+func scimUser(email string, i int) map[string]any {
+	return map[string]any{
+		"schemas":    []string{"urn:ietf:params:scim:schemas:core:2.0:User"},
+		"userName":   email,
+		"externalId": "ext-" + email,
+		"name":       map[string]string{"givenName": "Bench", "familyName": fmt.Sprint(i)},
+		"emails":     []map[string]any{{"value": email, "type": "work", "primary": true}},
+		"active":     true,
+	}
+}
+
+// SCIMSync: an IdP's first push of a directory, as Okta and Entra ID do
+// it: for each user, GET /scim/v2/Users?filter=userName eq "..." (which
+// must find none) and then POST /scim/v2/Users, into a tenant that starts
+// empty. Each lookup goes over all the users pushed so far, so a plan
+// that scans the tenant instead of probing the key shows here.
+func SCIMSync(ctx context.Context, e *Env) (Flow, error) {
+	tok, err := e.scimToken(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, i int) error {
+		email := e.Email("sync", i)
+		q := url.Values{"filter": {fmt.Sprintf(`userName eq "%s"`, email)}}
+		var out struct {
+			TotalResults int `json:"totalResults"`
+		}
+		if err := e.scim(ctx, tok, "GET", "/scim/v2/Users?"+q.Encode(), nil, 200, &out); err != nil {
+			return err
+		}
+		if out.TotalResults != 0 {
+			return fmt.Errorf("filter found %d users before the push, want 0", out.TotalResults)
+		}
+		return e.scim(ctx, tok, "POST", "/scim/v2/Users", scimUser(email, i), http.StatusCreated, nil)
 	}, nil
 }
 
