@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -85,15 +86,8 @@ func SCIMSync(ctx context.Context, e *Env) (Flow, error) {
 	}
 	return func(ctx context.Context, i int) error {
 		email := e.Email("sync", i)
-		q := url.Values{"filter": {fmt.Sprintf(`userName eq "%s"`, email)}}
-		var out struct {
-			TotalResults int `json:"totalResults"`
-		}
-		if err := e.scim(ctx, tok, "GET", "/scim/v2/Users?"+q.Encode(), nil, 200, &out); err != nil {
-			return err
-		}
-		if out.TotalResults != 0 {
-			return fmt.Errorf("filter found %d users before the push, want 0", out.TotalResults)
+		if n, err := e.usersNamed(ctx, tok, email); err != nil || n != 0 {
+			return cmp.Or(err, fmt.Errorf("filter found %d users before the push, want 0", n))
 		}
 		return e.scim(ctx, tok, "POST", "/scim/v2/Users", scimUser(email, i), http.StatusCreated, nil)
 	}, nil
@@ -116,19 +110,24 @@ func SCIMFilter(seed int) Scenario {
 		e.logf("seeded %d users by SQL in %s", seed, time.Since(t0).Round(time.Millisecond))
 		return func(ctx context.Context, i int) error {
 			k := rand.IntN(seed)
-			q := url.Values{"filter": {fmt.Sprintf(`userName eq "seed%d-%s@%s"`, k, e.RunID, e.Domain)}}
-			var out struct {
-				TotalResults int `json:"totalResults"`
+			n, err := e.usersNamed(ctx, tok, fmt.Sprintf("seed%d-%s@%s", k, e.RunID, e.Domain))
+			if err == nil && n != 1 {
+				err = fmt.Errorf("filter found %d users, want 1", n)
 			}
-			if err := e.scim(ctx, tok, "GET", "/scim/v2/Users?"+q.Encode(), nil, 200, &out); err != nil {
-				return err
-			}
-			if out.TotalResults != 1 {
-				return fmt.Errorf("filter found %d users, want 1", out.TotalResults)
-			}
-			return nil
+			return err
 		}, nil
 	}
+}
+
+// usersNamed is the totalResults of GET /scim/v2/Users?filter=userName eq
+// userName.
+func (e *Env) usersNamed(ctx context.Context, tok, userName string) (int, error) {
+	q := url.Values{"filter": {fmt.Sprintf(`userName eq "%s"`, userName)}}
+	var out struct {
+		TotalResults int `json:"totalResults"`
+	}
+	err := e.scim(ctx, tok, "GET", "/scim/v2/Users?"+q.Encode(), nil, 200, &out)
+	return out.TotalResults, err
 }
 
 // seedUsers inserts n active SCIM users into the bench tenant with one
