@@ -70,20 +70,28 @@ var (
 // the user is gone (deleted, or a tombstone). The user's Groups are not
 // filled. ENOTFOUND when there is no such link.
 func (t *tx) GetLinkedUser(ctx context.Context, tenantID, connectionID, subject string) (*gatehouse.FederatedIdentity, *gatehouse.User, error) {
-	var fi *gatehouse.FederatedIdentity
+	return withLiveUser(ctx, t, identityNotFound, scanIdentity, linkedUserQuery[t.s.d], tenantID, connectionID, subject)
+}
+
+// withLiveUser runs a query for one row holding the columns of scan and
+// then liveUserColumns, and returns both; the user is nil when the row has
+// none (the LEFT JOINed user is gone). No row is ENOTFOUND with notFound.
+func withLiveUser[T any](ctx context.Context, t *tx, notFound string, scan func(scanner) (T, error), query string, args ...any) (T, *gatehouse.User, error) {
+	var v T
 	var u *gatehouse.User
-	err := t.get(ctx, identityNotFound, func(sc scanner) error {
+	err := t.get(ctx, notFound, func(sc scanner) error {
 		var err error
-		fi, u, err = scanBoth(sc, scanIdentity, scanUser)
+		v, u, err = scanBoth(sc, scan, scanUser)
 		return err
-	}, linkedUserQuery[t.s.d], tenantID, connectionID, subject)
+	}, query, args...)
 	if err != nil {
-		return nil, nil, err
+		var zero T
+		return zero, nil, err
 	}
 	if u.ID == "" {
 		u = nil
 	}
-	return fi, u, nil
+	return v, u, nil
 }
 
 // FirstLoginProbe is GetUserByEmail, UsernameTaken, "has connectionID a

@@ -132,20 +132,8 @@ func (t *tx) SpendOPAuthCodeOfAppWithUser(ctx context.Context, tenantID string, 
 	if len(codeHash) == 0 || clientID == "" {
 		return nil, nil, gatehouse.Errorf(gatehouse.ENOTFOUND, "%s", opAuthRequestNotFound)
 	}
-	var r *gatehouse.OPAuthRequest
-	var u *gatehouse.User
-	err := t.get(ctx, opAuthRequestNotFound, func(sc scanner) error {
-		var err error
-		r, u, err = scanBoth(sc, scanOPAuthRequest, scanUser)
-		return err
-	}, spendCodeOfAppWithUserQuery, tenantID, codeHash, ts(normTime(at)), clientID, ts(appUpdated), appID)
-	if err != nil {
-		return nil, nil, err
-	}
-	if u.ID == "" {
-		u = nil
-	}
-	return r, u, nil
+	return withLiveUser(ctx, t, opAuthRequestNotFound, scanOPAuthRequest, spendCodeOfAppWithUserQuery,
+		tenantID, codeHash, ts(normTime(at)), clientID, ts(appUpdated), appID)
 }
 
 // SpendOPRefreshToken spends, in one statement, the live refresh token
@@ -228,20 +216,8 @@ var readRefreshOfAppQuery = perEngine(func(d *dialect) string {
 // then reads the app in its transaction (ReadRefreshGrant). It spares the
 // app's columns (a quarter of ReadRefreshGrant's row, with JSON to decode).
 func (t *tx) ReadRefreshGrantOfApp(ctx context.Context, tenantID, clientID, appID string, appUpdated time.Time, hash []byte) (*gatehouse.OPRefreshToken, *gatehouse.User, error) {
-	var rt *gatehouse.OPRefreshToken
-	var u *gatehouse.User
-	err := t.get(ctx, opRefreshTokenNotFound, func(sc scanner) error {
-		var err error
-		rt, u, err = scanBoth(sc, scanOPRefreshToken, scanUser)
-		return err
-	}, readRefreshOfAppQuery[t.s.d], tenantID, hash, clientID, appID, ts(appUpdated))
-	if err != nil {
-		return nil, nil, err
-	}
-	if u.ID == "" {
-		u = nil
-	}
-	return rt, u, nil
+	return withLiveUser(ctx, t, opRefreshTokenNotFound, scanOPRefreshToken, readRefreshOfAppQuery[t.s.d],
+		tenantID, hash, clientID, appID, ts(appUpdated))
 }
 
 var _ interface {
