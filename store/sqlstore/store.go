@@ -11,7 +11,11 @@
 //     in dialect.go (connection setup, pool sizes, goose dialect, which
 //     errors are transient) and errors.go (error classification), and in
 //     the few fast paths that say so (a first login's look-up and its JIT
-//     insert on PostgreSQL, loginfast.go).
+//     insert on PostgreSQL, loginfast.go; a code spent with its user,
+//     opfast.go) and in the joins that look a user or a group up by the
+//     key of another row (keyedjoin.go: a LATERAL subquery on PostgreSQL,
+//     so no generic plan scans a tenant; build such statements with
+//     perEngine).
 //   - Run queries through the *tx helpers, never through t.sqlTx directly:
 //     t.exec, t.query, t.get and t.each (and the generic one and all, which
 //     decode rows with a scanX function) map driver errors to *gatehouse.Error
