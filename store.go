@@ -135,6 +135,12 @@ type AuditFilter struct {
 
 // Tx is one transaction. All tenant-owned reads and writes take the tenant
 // ID; an object of another tenant is never returned or changed.
+//
+// A write that only adds a row under a new random ID (AppendAudit,
+// AppendOutbox, CreateOPToken, CreateOPRefreshToken) may be sent with the
+// transaction's next statement or its commit: its failure may then come
+// back from a later call or from Update itself, and fails the transaction
+// all the same.
 type Tx interface {
 	// Tenants.
 	CreateTenant(ctx context.Context, t *Tenant) error

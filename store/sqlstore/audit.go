@@ -35,8 +35,7 @@ func (t *tx) AppendAudit(ctx context.Context, e *gatehouse.AuditEvent) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.exec(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
-	return err
+	return t.execDeferred(ctx, `INSERT INTO audit_events (`+auditColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args...)
 }
 
 // auditArgs checks e, fills its defaults and returns its auditColumns values.
@@ -119,11 +118,10 @@ func (t *tx) AppendOutbox(ctx context.Context, e *gatehouse.OutboxEvent) error {
 	// on every login and SCIM write, for nothing). A webhook receives the
 	// events that happen while it exists and is enabled. The CASTs type
 	// the parameters for PostgreSQL, which has no table to infer them from.
-	_, err := t.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`)
+	return t.execDeferred(ctx, `INSERT INTO outbox (`+outboxColumns+`)
 		SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS BIGINT), CAST($6 AS BIGINT), CAST($7 AS BIGINT)
 		WHERE EXISTS (SELECT 1 FROM webhooks WHERE tenant_id = $2 AND enabled)`,
 		e.ID, e.TenantID, e.Type, payload, ts(e.CreatedAt), tsPtr(e.DeliveredAt), e.Attempts)
-	return err
 }
 
 // ListPendingOutbox lists undelivered events, oldest first.

@@ -376,7 +376,7 @@ func (t *tx) CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	if err := t.purgeSessions(ctx); err != nil {
 		return err
 	}
-	return t.insertSession(ctx, s)
+	return t.insertSession(withDeferredWrite(ctx), s)
 }
 
 // AppendAudits is AppendAudit of several events in one statement (a JIT
@@ -393,8 +393,7 @@ func (t *tx) AppendAudits(ctx context.Context, events []*gatehouse.AuditEvent) e
 		}
 		rows[i] = a
 	}
-	_, err := t.exec(ctx, insertRows(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, 1, rows), slices.Concat(rows...)...)
-	return err
+	return t.execDeferred(ctx, insertRows(`INSERT INTO audit_events (`+auditColumns+`) VALUES `, 1, rows), slices.Concat(rows...)...)
 }
 
 // insertRows is an INSERT of several rows: prefix (which ends with VALUES)

@@ -200,9 +200,8 @@ func (t *tx) CreateOPToken(ctx context.Context, tk *gatehouse.OPToken) error {
 		return err
 	}
 	tk.CreatedAt, tk.ExpiresAt = normTime(tk.CreatedAt), normTime(tk.ExpiresAt)
-	_, err = t.exec(ctx, `INSERT INTO op_tokens (`+opTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	return t.execDeferred(ctx, `INSERT INTO op_tokens (`+opTokenColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
 		tk.ID, tk.TenantID, tk.ClientID, tk.UserID, tk.GrantID, tk.SessionID, scopes, ts(tk.CreatedAt), ts(tk.ExpiresAt), tsPtr(tk.RevokedAt))
-	return err
 }
 
 // pairedTokenQuery reads a paired access token (gatehouse.PairedAccessID)
@@ -261,10 +260,9 @@ func (t *tx) CreateOPRefreshToken(ctx context.Context, rt *gatehouse.OPRefreshTo
 		return err
 	}
 	rt.AuthTime, rt.CreatedAt, rt.ExpiresAt = normTime(rt.AuthTime), normTime(rt.CreatedAt), normTime(rt.ExpiresAt)
-	_, err = t.exec(ctx, `INSERT INTO op_refresh_tokens (`+opRefreshColumns+`, access_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+	return t.execDeferred(ctx, `INSERT INTO op_refresh_tokens (`+opRefreshColumns+`, access_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		rt.ID, rt.TenantID, rt.Hash, rt.ClientID, rt.UserID, rt.GrantID, rt.SessionID, rt.RotatedFrom, scopes, amr,
 		ts(rt.AuthTime), ts(rt.CreatedAt), ts(rt.ExpiresAt), tsPtr(rt.UsedAt), tsPtr(rt.RevokedAt), accessExp)
-	return err
 }
 
 func scanOPRefreshToken(sc scanner) (*gatehouse.OPRefreshToken, error) {

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -15,7 +16,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// PostgreSQL transactions that send BEGIN with their first statement.
+// PostgreSQL transactions that send BEGIN with their first statement, and
+// writes that leave with the statement after them.
 //
 // Every statement on PostgreSQL is a round trip: a write of the client, a
 // wake-up of a server process, a read. database/sql's BeginTx is one more
@@ -36,6 +38,19 @@ import (
 // database/sql rolls it back. A transaction that ran nothing commits and
 // rolls back without a round trip. A first query's rows reach
 // database/sql as the values pgx's stdlib gives (pgBatchRows).
+//
+// The same batch carries deferred writes (execDeferred): an insert whose
+// only outcome that matters is that the transaction fails if it fails (a
+// session, a token or an audit row under a new random id) waits on the
+// connection and leaves in one batch with the next statement or with
+// COMMIT, so a login's session and audit rows and a code grant's token
+// cost no round trip of their own. The batch runs in order, so the write
+// runs where it was issued; if it fails, the server skips the rest of the
+// batch (the transaction is aborted) and the error comes back from the
+// statement it left with, or from COMMIT, as a deferredWriteError that
+// no caller can take for that statement's own (a unique violation of the
+// write is not an ECONFLICT of the statement after it). A rolled-back
+// transaction discards its deferred writes unsent.
 
 // pgConnector wraps pgx's database/sql connector.
 type pgConnector struct{ inner driver.Connector }
@@ -59,7 +74,91 @@ func (c *pgConnector) Driver() driver.Driver { return c.inner.Driver() }
 // database/sql uses a driver connection from one goroutine at a time.
 type pgLazyConn struct {
 	*stdlib.Conn
-	begin string // the BEGIN statement not sent yet, or ""
+	inTx     bool
+	begin    string         // the BEGIN statement not sent yet, or ""
+	deferred []deferredStmt // writes not sent yet, in order
+}
+
+// deferredStmt is a write waiting for the next round trip.
+type deferredStmt struct {
+	query string
+	args  []any
+}
+
+// deferredKey marks a context whose Exec may wait (withDeferredWrite).
+type deferredKey struct{}
+
+// withDeferredWrite marks ctx for an Exec that may leave with the
+// transaction's next statement or COMMIT (see above). Other drivers
+// ignore the mark.
+func withDeferredWrite(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deferredKey{}, true)
+}
+
+// deferredResult is the result of a write not sent yet: it has none.
+type deferredResult struct{}
+
+var errDeferredResult = errors.New("sqlstore: a deferred write has no result")
+
+func (deferredResult) LastInsertId() (int64, error) { return 0, errDeferredResult }
+func (deferredResult) RowsAffected() (int64, error) { return 0, errDeferredResult }
+
+// deferredWriteError is the server's refusal of a deferred write, reported
+// by a later statement. It wraps nothing, so mapErr makes it an internal
+// error whatever the refusal was.
+type deferredWriteError struct{ err error }
+
+func (e *deferredWriteError) Error() string {
+	return "sqlstore: a deferred write failed: " + e.err.Error()
+}
+
+// deferredErr is err of a deferred write as a later statement reports it:
+// a refusal by the server becomes a deferredWriteError; anything else (a
+// lost connection, an ended context) is that statement's own.
+func deferredErr(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return &deferredWriteError{err: err}
+	}
+	return err
+}
+
+// pending reports whether anything waits to be sent.
+func (c *pgLazyConn) pending() bool { return c.begin != "" || len(c.deferred) > 0 }
+
+// queuePending moves the pending BEGIN and deferred writes into b.
+func (c *pgLazyConn) queuePending(b *pgx.Batch) (begin bool, writes int) {
+	if c.begin != "" {
+		b.Queue(c.begin)
+		begin = true
+	}
+	for _, w := range c.deferred {
+		b.Queue(w.query, w.args...)
+	}
+	writes = len(c.deferred)
+	c.begin = ""
+	c.dropDeferred()
+	return begin, writes
+}
+
+// readPending reads the answers to what queuePending queued.
+func readPending(br pgx.BatchResults, begin bool, writes int) error {
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	for range writes {
+		if _, err := br.Exec(); err != nil {
+			return deferredErr(err)
+		}
+	}
+	return nil
+}
+
+func (c *pgLazyConn) dropDeferred() {
+	clear(c.deferred)
+	c.deferred = c.deferred[:0]
 }
 
 func (c *pgLazyConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -70,7 +169,8 @@ func (c *pgLazyConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver
 	if err != nil {
 		return nil, err
 	}
-	c.begin = q
+	c.begin, c.inTx = q, true
+	c.dropDeferred()
 	return &pgLazyTx{c: c, ctx: ctx}, nil
 }
 
@@ -79,25 +179,42 @@ func (c *pgLazyConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
-// sendBegin sends a pending BEGIN on its own.
-func (c *pgLazyConn) sendBegin(ctx context.Context) error {
-	if c.begin == "" {
+// sendPending sends a pending BEGIN and deferred writes on their own.
+func (c *pgLazyConn) sendPending(ctx context.Context) error {
+	switch {
+	case !c.pending():
 		return nil
+	case len(c.deferred) == 0:
+		q := c.begin
+		c.begin = ""
+		_, err := c.Conn.Conn().Exec(ctx, q)
+		return err
 	}
-	q := c.begin
-	c.begin = ""
-	_, err := c.Conn.Conn().Exec(ctx, q)
-	return err
+	pc := c.Conn.Conn()
+	if pc.IsClosed() {
+		return driver.ErrBadConn
+	}
+	b := &pgx.Batch{}
+	begin, writes := c.queuePending(b)
+	br := pc.SendBatch(ctx, b)
+	if err := readPending(br, begin, writes); err != nil {
+		return batchErr(err, br)
+	}
+	return br.Close()
 }
 
 func (c *pgLazyConn) ExecContext(ctx context.Context, query string, argsV []driver.NamedValue) (driver.Result, error) {
-	if c.begin == "" || len(argsV) == 0 {
-		if err := c.sendBegin(ctx); err != nil {
+	if c.inTx && ctx.Value(deferredKey{}) != nil {
+		c.deferred = append(c.deferred, deferredStmt{query: query, args: retainedArgs(argsV)})
+		return deferredResult{}, nil
+	}
+	if !c.pending() || len(argsV) == 0 {
+		if err := c.sendPending(ctx); err != nil {
 			return nil, err
 		}
 		return c.Conn.ExecContext(ctx, query, argsV)
 	}
-	br, err := c.withBegin(ctx, query, argsV)
+	br, err := c.withPending(ctx, query, argsV)
 	if err != nil {
 		return nil, err
 	}
@@ -112,10 +229,10 @@ func (c *pgLazyConn) ExecContext(ctx context.Context, query string, argsV []driv
 }
 
 func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []driver.NamedValue) (driver.Rows, error) {
-	if c.begin == "" {
+	if !c.pending() {
 		return c.Conn.QueryContext(ctx, query, argsV)
 	}
-	br, err := c.withBegin(ctx, query, argsV)
+	br, err := c.withPending(ctx, query, argsV)
 	if err != nil {
 		return nil, err
 	}
@@ -137,19 +254,19 @@ func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []dri
 	return r, nil
 }
 
-// withBegin sends the pending BEGIN and the statement in one batch and
-// reads BEGIN's answer; the statement's comes next from the results.
-func (c *pgLazyConn) withBegin(ctx context.Context, query string, argsV []driver.NamedValue) (pgx.BatchResults, error) {
+// withPending sends the pending BEGIN, the deferred writes and the
+// statement in one batch and reads the answers to all but the statement,
+// whose answer comes next from the results.
+func (c *pgLazyConn) withPending(ctx context.Context, query string, argsV []driver.NamedValue) (pgx.BatchResults, error) {
 	pc := c.Conn.Conn()
 	if pc.IsClosed() {
 		return nil, driver.ErrBadConn
 	}
 	b := &pgx.Batch{}
-	b.Queue(c.begin)
+	begin, writes := c.queuePending(b)
 	b.Queue(query, namedArgs(argsV)...)
-	c.begin = ""
 	br := pc.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
+	if err := readPending(br, begin, writes); err != nil {
 		return nil, batchErr(err, br)
 	}
 	return br, nil
@@ -169,6 +286,18 @@ func namedArgs(argsV []driver.NamedValue) []any {
 	args := make([]any, len(argsV))
 	for i, v := range argsV {
 		args[i] = v.Value
+	}
+	return args
+}
+
+// retainedArgs are namedArgs kept past the call: byte slices are copied,
+// as the caller may reuse them once Exec returns.
+func retainedArgs(argsV []driver.NamedValue) []any {
+	args := namedArgs(argsV)
+	for i, v := range args {
+		if b, ok := v.([]byte); ok {
+			args[i] = bytes.Clone(b)
+		}
 	}
 	return args
 }
@@ -259,10 +388,10 @@ func scanAs[T any](m *pgtype.Map, oid uint32, format int16, value func(T) driver
 	}
 }
 
-// PrepareContext sends a pending BEGIN first: the statement it returns
+// PrepareContext sends what is pending first: the statement it returns
 // runs on pgx's connection directly, past ExecContext and QueryContext.
 func (c *pgLazyConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	if err := c.sendBegin(ctx); err != nil {
+	if err := c.sendPending(ctx); err != nil {
 		return nil, err
 	}
 	return c.Conn.PrepareContext(ctx, query)
@@ -274,7 +403,8 @@ func (c *pgLazyConn) Prepare(query string) (driver.Stmt, error) {
 
 // ResetSession runs before the pool hands the connection out again.
 func (c *pgLazyConn) ResetSession(ctx context.Context) error {
-	c.begin = ""
+	c.begin, c.inTx = "", false
+	c.dropDeferred()
 	return c.Conn.ResetSession(ctx)
 }
 
@@ -289,12 +419,17 @@ func (t *pgLazyTx) Commit() error { return t.end("commit") }
 func (t *pgLazyTx) Rollback() error { return t.end("rollback") }
 
 func (t *pgLazyTx) end(q string) error {
-	if t.c.begin != "" {
-		t.c.begin = "" // BEGIN never left: nothing to end
+	c := t.c
+	c.inTx = false
+	if q == "rollback" {
+		c.dropDeferred() // never sent: nothing to undo
+	}
+	if c.begin != "" && len(c.deferred) == 0 {
+		c.begin = "" // BEGIN never left: nothing to end
 		return nil
 	}
-	pc := t.c.Conn.Conn()
-	tag, err := pc.Exec(t.ctx, q)
+	pc := c.Conn.Conn()
+	tag, err := c.endWithPending(t.ctx, q)
 	if err != nil {
 		if pc.PgConn().TxStatus() != 'I' {
 			// Still in a transaction, or unknown: never pool it.
@@ -307,6 +442,28 @@ func (t *pgLazyTx) end(q string) error {
 		return pgx.ErrTxCommitRollback
 	}
 	return nil
+}
+
+// endWithPending sends q (COMMIT or ROLLBACK), after the deferred writes
+// and their BEGIN when any wait, in one batch.
+func (c *pgLazyConn) endWithPending(ctx context.Context, q string) (pgconn.CommandTag, error) {
+	pc := c.Conn.Conn()
+	if !c.pending() {
+		return pc.Exec(ctx, q)
+	}
+	b := &pgx.Batch{}
+	begin, writes := c.queuePending(b)
+	b.Queue(q)
+	br := pc.SendBatch(ctx, b)
+	if err := readPending(br, begin, writes); err != nil {
+		_ = br.Close()
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
 }
 
 // beginSQL is the BEGIN of database/sql's options, as pgx's stdlib

@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-sso/gatehouse"
 	"github.com/gatehouse-sso/gatehouse/internal/testdb"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // TestPostgresLazyBegin: a transaction whose BEGIN leaves with its first
@@ -36,6 +40,27 @@ func TestPostgresLazyBegin(t *testing.T) {
 	insert := func(tx *sql.Tx, key string) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO used_once (key, expires) VALUES ($1, $2)`, key, int64(1))
 		return err
+	}
+	// later is insert as a deferred write (execDeferred).
+	later := func(tx *sql.Tx, key string) error {
+		_, err := tx.ExecContext(withDeferredWrite(ctx), `INSERT INTO used_once (key, expires) VALUES ($1, $2)`, key, int64(1))
+		return err
+	}
+	count := func(tx *sql.Tx) (n int, err error) {
+		return n, tx.QueryRowContext(ctx, `SELECT count(*) FROM used_once`).Scan(&n)
+	}
+	// refusedLater: err is a deferred write's refusal, which no caller may
+	// take for its own statement's (mapErr makes it internal).
+	refusedLater := func(err error) error {
+		var dw *deferredWriteError
+		if !errors.As(err, &dw) {
+			return fmt.Errorf("not a deferred write's error: %v", err)
+		}
+		var ge *gatehouse.Error
+		if errors.As(mapErr(err), &ge) && ge.Code != gatehouse.EINTERNAL {
+			return fmt.Errorf("mapped to %s: %v", ge.Code, err)
+		}
+		return nil
 	}
 	for _, tc := range []struct {
 		name    string
@@ -125,6 +150,57 @@ func TestPostgresLazyBegin(t *testing.T) {
 			return insert(tx, "w")
 		}, want: []string{"w"}},
 		{name: "nothing run", commit: true, run: func(*sql.Tx) error { return nil }, want: nil},
+		{name: "deferred writes leave with COMMIT", commit: true, run: func(tx *sql.Tx) error {
+			return errors.Join(later(tx, "a"), later(tx, "b"))
+		}, want: []string{"a", "b"}},
+		{name: "deferred writes rolled back unsent", run: func(tx *sql.Tx) error {
+			return errors.Join(insert(tx, "a"), later(tx, "b"))
+		}, want: nil},
+		{name: "deferred first write rolled back unsent", run: func(tx *sql.Tx) error {
+			return later(tx, "b")
+		}, want: nil},
+		{name: "a deferred write runs before the next query", commit: true, run: func(tx *sql.Tx) error {
+			if err := errors.Join(insert(tx, "a"), later(tx, "b")); err != nil {
+				return err
+			}
+			if n, err := count(tx); err != nil || n != 2 {
+				return fmt.Errorf("count %d, %v: the query ran before the write", n, err)
+			}
+			return nil
+		}, want: []string{"a", "b"}},
+		{name: "a deferred write has no result", commit: true, run: func(tx *sql.Tx) error {
+			res, err := tx.ExecContext(withDeferredWrite(ctx), `INSERT INTO used_once (key, expires) VALUES ($1, 1)`, "d")
+			if err != nil {
+				return err
+			}
+			if _, err := res.RowsAffected(); !errors.Is(err, errDeferredResult) {
+				return fmt.Errorf("RowsAffected: %v", err)
+			}
+			return nil
+		}, want: []string{"d"}},
+		{name: "deferred write before an exec without arguments", commit: true, run: func(tx *sql.Tx) error {
+			if err := later(tx, "a"); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO used_once (key, expires) VALUES ('n', 1); INSERT INTO used_once (key, expires) VALUES ('m', 1)`)
+			return err
+		}, want: []string{"a", "m", "n"}},
+		{name: "deferred write refused at COMMIT", commit: true, run: func(tx *sql.Tx) error {
+			return errors.Join(insert(tx, "a"), later(tx, "b"), later(tx, "a"))
+		}, wantErr: "a deferred write failed", want: nil},
+		{name: "deferred write refused, reported by the next query", run: func(tx *sql.Tx) error {
+			if err := errors.Join(insert(tx, "a"), later(tx, "a")); err != nil {
+				return err
+			}
+			_, err := count(tx)
+			return refusedLater(err)
+		}, want: nil},
+		{name: "deferred write refused, reported by the next exec", run: func(tx *sql.Tx) error {
+			if err := errors.Join(later(tx, "a"), later(tx, "a")); err != nil {
+				return err
+			}
+			return refusedLater(insert(tx, "c"))
+		}, want: nil},
 		{name: "read-only transaction refuses the first exec", opts: &sql.TxOptions{ReadOnly: true}, commit: true, run: func(tx *sql.Tx) error {
 			return insert(tx, "r")
 		}, wantErr: "read-only", want: nil},
@@ -182,6 +258,89 @@ func TestPostgresLazyBegin(t *testing.T) {
 			}
 		})
 	}
+}
+
+// countingConn counts the writes a client makes to the server: each is
+// one round trip of the client's.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestPostgresDeferredWritesRoundTrips: a login-shaped transaction (a
+// query, a guarded write, then a session and an audit row nothing reads)
+// sends its deferred writes with the next statement and with COMMIT, so
+// it makes two round trips fewer than with each write on its own.
+func TestPostgresDeferredWritesRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	url := testdb.URL(t, "postgres")
+	s, err := Open(ctx, url, Options{}) // the schema
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int64
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		return countingConn{Conn: c, writes: &writes}, err
+	}
+	db := sql.OpenDB(&pgConnector{inner: stdlib.GetConnector(*cfg)})
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	n := 0
+	login := func(deferred bool) int64 {
+		t.Helper()
+		wctx := ctx
+		if deferred {
+			wctx = withDeferredWrite(ctx)
+		}
+		before := writes.Load()
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+		key := func(k string) string { return fmt.Sprintf("%s%d", k, n) }
+		var c int
+		err = errors.Join(
+			tx.QueryRowContext(ctx, `SELECT count(*) FROM used_once WHERE key = $1`, key("q")).Scan(&c),
+			exec(tx, ctx, key("user")),
+			exec(tx, wctx, key("session")),
+			exec(tx, ctx, key("code")),
+			exec(tx, wctx, key("audit")),
+			tx.Commit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM used_once WHERE key IN ($1, $2, $3, $4)`,
+			key("user"), key("session"), key("code"), key("audit")).Scan(&got); err != nil || got != 4 {
+			t.Fatalf("%d of the transaction's 4 rows committed (%v)", got, err)
+		}
+		return writes.Load() - before - 1 // less the check's own
+	}
+	for _, deferred := range []bool{false, true} {
+		login(deferred) // pgx prepares each statement on its first use
+	}
+	// BEGIN leaves with the query either way; deferred, the session
+	// leaves with the code and the audit row with COMMIT.
+	if plain, deferred := login(false), login(true); plain != 6 || deferred != 4 {
+		t.Fatalf("round trips: %d with each write on its own (want 6), %d with deferred writes (want 4)", plain, deferred)
+	}
+}
+
+func exec(tx *sql.Tx, ctx context.Context, key string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO used_once (key, expires) VALUES ($1, 1)`, key)
+	return err
 }
 
 // TestPostgresLazyBeginValues: a row read by a transaction's first query

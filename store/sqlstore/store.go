@@ -327,6 +327,17 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 	return res, nil
 }
 
+// execDeferred runs a write whose only outcome the caller needs is that
+// the transaction fails when it fails: an insert under a new random id
+// that nothing later in the transaction reads. On PostgreSQL it leaves
+// with the transaction's next statement or its COMMIT, and its error
+// comes back from there (pglazy.go); elsewhere it runs now. The caller
+// must not change args' contents afterwards.
+func (t *tx) execDeferred(ctx context.Context, query string, args ...any) error {
+	_, err := t.exec(withDeferredWrite(ctx), query, args...)
+	return err
+}
+
 // query runs a query and maps its error; the caller closes the rows and
 // checks rows.Err through t.rowsErr.
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
