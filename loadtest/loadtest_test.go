@@ -48,6 +48,20 @@ func TestRunBounds(t *testing.T) {
 	if err != nil || res.Flows == 0 || res.Errors != 0 || res.Elapsed > time.Second {
 		t.Fatalf("duration bound: %v %+v", err, res)
 	}
+	// Flows in flight at the deadline finish and count, uncancelled: a
+	// request cut off mid-way would close the server's database
+	// connections and lose their CPU from the measure.
+	res, err = Run(context.Background(), "z", RunConfig{Concurrency: 2, Duration: 20 * time.Millisecond}, func(ctx context.Context, i int) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+			return nil
+		}
+	})
+	if err != nil || res.Flows != 2 || res.Errors != 0 || res.Elapsed < 100*time.Millisecond {
+		t.Fatalf("drain: %v %+v", err, res)
+	}
 }
 
 // TestIdP runs the upstream IdP's code flow as a relying party would:

@@ -94,13 +94,25 @@ func (r *Result) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d.Microseconds())/1000) }
 
+// drainGrace bounds how long flows in flight at the end of a window may
+// take to finish.
+const drainGrace = 30 * time.Second
+
 // Run runs flow from Concurrency workers until N flows were started or
 // Duration passed, and measures each flow's latency and the servers' CPU.
+// Flows in flight when Duration passes finish and count (for at most
+// drainGrace): cutting them off would abort requests in the middle of
+// their database work, which closes PostgreSQL connections (pgx cannot
+// resume one after a cancelled query) and takes their backends' CPU out of
+// the window's measure, and leaves the next window to open and prepare
+// new ones.
 func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, error) {
 	if cfg.Concurrency < 1 {
 		cfg.Concurrency = 1
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
+	stop, stopped := context.WithTimeout(ctx, cfg.Duration)
+	defer stopped()
+	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+drainGrace)
 	defer cancel()
 	before := make([]ProcStat, len(cfg.PIDs))
 	for i, pid := range cfg.PIDs {
@@ -130,7 +142,7 @@ func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, e
 			mine := make([]time.Duration, 0, 1024)
 			var myErrs int
 			var myFirst []string
-			for ctx.Err() == nil {
+			for stop.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if cfg.N > 0 && i >= cfg.N {
 					break
@@ -140,7 +152,7 @@ func Run(ctx context.Context, name string, cfg RunConfig, flow Flow) (*Result, e
 				d := time.Since(t0)
 				if err != nil {
 					if ctx.Err() != nil {
-						break // cut off by the deadline: neither done nor failed
+						break // cut off past the grace: neither done nor failed
 					}
 					myErrs++
 					if len(myFirst) < 3 {
