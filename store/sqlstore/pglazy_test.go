@@ -343,6 +343,60 @@ func exec(tx *sql.Tx, ctx context.Context, key string) error {
 	return err
 }
 
+// TestDeferredWriteFailsItsTransaction: a refused audit row (a duplicate
+// id within its tenant) fails the whole Update on both engines — on
+// PostgreSQL it is a deferred write, refused at COMMIT or at the next
+// statement — so nothing of the transaction is written, and the store
+// goes on working.
+func TestDeferredWriteFailsItsTransaction(t *testing.T) {
+	for _, engine := range testdb.Engines {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			s := openEngine(t, engine)
+			acme := &gatehouse.Tenant{Slug: "acme", Name: "Acme"}
+			audit := func(tx gatehouse.Tx, id string) error {
+				return tx.AppendAudit(ctx, &gatehouse.AuditEvent{ID: id, TenantID: acme.ID, Action: "test.done", TargetID: "t"})
+			}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error {
+				return errors.Join(tx.CreateTenant(ctx, acme), audit(tx, "aud_1"))
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name string
+				then func(tx gatehouse.Tx) error // after the refused write
+			}{
+				{"refused at COMMIT", func(gatehouse.Tx) error { return nil }},
+				{"refused at the next query", func(tx gatehouse.Tx) error { _, err := tx.GetTenant(ctx, acme.ID); return err }},
+			} {
+				slug := strings.ReplaceAll(strings.ToLower(tc.name), " ", "-")
+				err := s.Update(ctx, func(tx gatehouse.Tx) error {
+					if err := tx.CreateTenant(ctx, &gatehouse.Tenant{Slug: slug, Name: "Beta"}); err != nil {
+						return err
+					}
+					if err := audit(tx, "aud_1"); err != nil {
+						return err
+					}
+					return tc.then(tx)
+				})
+				if err == nil {
+					t.Fatalf("%s: the duplicate audit row was accepted", tc.name)
+				}
+				if engine == "postgres" && gatehouse.IsCode(err, gatehouse.ECONFLICT) {
+					t.Fatalf("%s: a deferred write's refusal reads as the conflict of a later statement: %v", tc.name, err)
+				}
+				err = s.View(ctx, func(tx gatehouse.Tx) error { _, err := tx.GetTenantBySlug(ctx, slug); return err })
+				if !gatehouse.IsCode(err, gatehouse.ENOTFOUND) {
+					t.Fatalf("%s: the failed transaction's tenant: %v, want ENOTFOUND", tc.name, err)
+				}
+			}
+			if err := s.Update(ctx, func(tx gatehouse.Tx) error { return audit(tx, "aud_2") }); err != nil {
+				t.Fatalf("the next transaction: %v", err)
+			}
+		})
+	}
+}
+
 // TestPostgresLazyBeginValues: a row read by a transaction's first query
 // (a batch with BEGIN) scans into the same Go values as the same row read
 // by any later query (pgx's stdlib), NULLs included.
