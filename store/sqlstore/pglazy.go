@@ -190,15 +190,9 @@ func (c *pgLazyConn) sendPending(ctx context.Context) error {
 		_, err := c.Conn.Conn().Exec(ctx, q)
 		return err
 	}
-	pc := c.Conn.Conn()
-	if pc.IsClosed() {
-		return driver.ErrBadConn
-	}
-	b := &pgx.Batch{}
-	begin, writes := c.queuePending(b)
-	br := pc.SendBatch(ctx, b)
-	if err := readPending(br, begin, writes); err != nil {
-		return batchErr(err, br)
+	br, err := c.withPending(ctx, "")
+	if err != nil {
+		return err
 	}
 	return br.Close()
 }
@@ -214,7 +208,7 @@ func (c *pgLazyConn) ExecContext(ctx context.Context, query string, argsV []driv
 		}
 		return c.Conn.ExecContext(ctx, query, argsV)
 	}
-	br, err := c.withPending(ctx, query, argsV)
+	br, err := c.withPending(ctx, query, namedArgs(argsV)...)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +226,7 @@ func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []dri
 	if !c.pending() {
 		return c.Conn.QueryContext(ctx, query, argsV)
 	}
-	br, err := c.withPending(ctx, query, argsV)
+	br, err := c.withPending(ctx, query, namedArgs(argsV)...)
 	if err != nil {
 		return nil, err
 	}
@@ -255,16 +249,18 @@ func (c *pgLazyConn) QueryContext(ctx context.Context, query string, argsV []dri
 }
 
 // withPending sends the pending BEGIN, the deferred writes and the
-// statement in one batch and reads the answers to all but the statement,
-// whose answer comes next from the results.
-func (c *pgLazyConn) withPending(ctx context.Context, query string, argsV []driver.NamedValue) (pgx.BatchResults, error) {
+// statement (none when query is "") in one batch and reads the answers to
+// all but the statement, whose answer comes next from the results.
+func (c *pgLazyConn) withPending(ctx context.Context, query string, args ...any) (pgx.BatchResults, error) {
 	pc := c.Conn.Conn()
 	if pc.IsClosed() {
 		return nil, driver.ErrBadConn
 	}
 	b := &pgx.Batch{}
 	begin, writes := c.queuePending(b)
-	b.Queue(query, namedArgs(argsV)...)
+	if query != "" {
+		b.Queue(query, args...)
+	}
 	br := pc.SendBatch(ctx, b)
 	if err := readPending(br, begin, writes); err != nil {
 		return nil, batchErr(err, br)
@@ -451,12 +447,8 @@ func (c *pgLazyConn) endWithPending(ctx context.Context, q string) (pgconn.Comma
 	if !c.pending() {
 		return pc.Exec(ctx, q)
 	}
-	b := &pgx.Batch{}
-	begin, writes := c.queuePending(b)
-	b.Queue(q)
-	br := pc.SendBatch(ctx, b)
-	if err := readPending(br, begin, writes); err != nil {
-		_ = br.Close()
+	br, err := c.withPending(ctx, q)
+	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
