@@ -376,7 +376,7 @@ func (t *tx) CreateLoginSession(ctx context.Context, s *gatehouse.Session) error
 	if err := t.purgeSessions(ctx); err != nil {
 		return err
 	}
-	return t.insertSession(withDeferredWrite(ctx), s)
+	return t.execDeferred(ctx, insertSessionSQL, sessionArgs(s)...)
 }
 
 // AppendAudits is AppendAudit of several events in one statement (a JIT

@@ -39,7 +39,10 @@ func (t *tx) CreateSession(ctx context.Context, s *gatehouse.Session) error {
 	if err := t.purgeSessions(ctx); err != nil {
 		return err
 	}
-	return t.guardStmt(ctx, func() error { return t.insertSession(ctx, s) })
+	return t.guardStmt(ctx, func() error {
+		_, err := t.exec(ctx, insertSessionSQL, sessionArgs(s)...)
+		return err
+	})
 }
 
 // Expired sessions are deleted an hour after their absolute expiry (a
@@ -86,11 +89,12 @@ func (t *tx) normSession(s *gatehouse.Session) {
 	s.IdleExpiry, s.ExpiresAt = normTime(s.IdleExpiry), normTime(s.ExpiresAt)
 }
 
-func (t *tx) insertSession(ctx context.Context, s *gatehouse.Session) error {
-	_, err := t.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
-		ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt))
-	return err
+const insertSessionSQL = `INSERT INTO sessions (` + sessionColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+// sessionArgs are insertSessionSQL's values of s.
+func sessionArgs(s *gatehouse.Session) []any {
+	return []any{s.ID, s.TenantID, s.UserID, s.ConnectionID, s.SessionIndex, ts(s.AuthTime), ts(s.CreatedAt),
+		ts(s.LastSeenAt), ts(s.IdleExpiry), ts(s.ExpiresAt)}
 }
 
 // GetSession returns the session with that ID, expired or not: the

@@ -334,7 +334,10 @@ func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, e
 // comes back from there (pglazy.go); elsewhere it runs now. The caller
 // must not change args' contents afterwards.
 func (t *tx) execDeferred(ctx context.Context, query string, args ...any) error {
-	_, err := t.exec(withDeferredWrite(ctx), query, args...)
+	if t.s.d == postgresDialect {
+		ctx = withDeferredWrite(ctx)
+	}
+	_, err := t.exec(ctx, query, args...)
 	return err
 }
 
