@@ -27,7 +27,7 @@ type dialect struct {
 	readTx  *sql.TxOptions
 	// connect opens the writer and reader pools and checks that the
 	// database answers.
-	connect func(ctx context.Context, target string, opts Options) (writer, reader *sql.DB, err error)
+	connect func(ctx context.Context, target string, opts Options, w *writerTx) (writer, reader *sql.DB, err error)
 }
 
 var sqliteDialect = &dialect{
@@ -95,8 +95,9 @@ func invalidURL(msg string) error {
 	return &gatehouse.Error{Code: gatehouse.EINVALID, Field: "database_url", Message: msg + "."}
 }
 
-// connectSQLite opens the writer (one connection) and the reader pool.
-func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sql.DB, error) {
+// connectSQLite opens the writer (one connection, its transactions followed
+// by w) and the reader pool.
+func connectSQLite(ctx context.Context, path string, opts Options, w *writerTx) (*sql.DB, *sql.DB, error) {
 	sync := strings.ToUpper(opts.Synchronous)
 	switch sync {
 	case "":
@@ -114,7 +115,7 @@ func connectSQLite(ctx context.Context, path string, opts Options) (*sql.DB, *sq
 	if err != nil {
 		return nil, nil, mapErr(err)
 	}
-	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate", uninterruptible: true})
+	writer := sql.OpenDB(&sqliteConnector{drv: drv, dsn: path + "?" + common + "&_journal_mode=WAL&_synchronous=" + sync + "&_txlock=immediate", uninterruptible: true, tx: w})
 	writer.SetMaxOpenConns(1)
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
@@ -152,7 +153,7 @@ func sqliteDriver() (driver.Driver, error) {
 // machine (2 cores): more connections than that only queue inside the
 // server; several replicas share the server's max_connections (100 by
 // default).
-func connectPostgres(ctx context.Context, dsn string, opts Options) (*sql.DB, *sql.DB, error) {
+func connectPostgres(ctx context.Context, dsn string, opts Options, _ *writerTx) (*sql.DB, *sql.DB, error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, nil, mapErr(err)

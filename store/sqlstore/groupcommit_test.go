@@ -199,6 +199,107 @@ func TestGroupCommitBrokenBatch(t *testing.T) {
 	}
 }
 
+// TestNoStatementAfterSQLiteRollback: once SQLite has rolled a writer's
+// transaction back (as it does on a full disk or an I/O error), a fn that
+// swallows the error and goes on gets errors for its later statements
+// instead of running them in autocommit mode, one commit each: nothing of
+// it is written, batched or alone, and the writer works afterwards.
+func TestNoStatementAfterSQLiteRollback(t *testing.T) {
+	breakThenWrite := func(gt gatehouse.Tx) error {
+		if err := createTenant("before-break")(gt); err != nil {
+			return err
+		}
+		if _, err := gt.(*tx).sqlTx.Exec("ROLLBACK"); err != nil {
+			return err
+		}
+		err := createTenant("after-break")(gt)
+		if err == nil {
+			return errors.New("a statement ran after the rollback")
+		}
+		return nil // swallowed: the fn believes all is well
+	}
+	t.Run("alone", func(t *testing.T) {
+		s := openEngine(t, "sqlite")
+		if err := s.Update(context.Background(), breakThenWrite); err == nil {
+			t.Error("Update succeeded")
+		}
+		if got := slugs(t, s); len(got) != 0 {
+			t.Errorf("tenants %v written", got)
+		}
+		if err := s.Update(context.Background(), createTenant("later")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("batched", func(t *testing.T) {
+		s := openEngine(t, "sqlite")
+		res := runBatched(t, s, []func(gatehouse.Tx) error{createTenant("a"), breakThenWrite, createTenant("b")})
+		if res[0].err != nil || res[2].err != nil {
+			t.Errorf("innocent fns failed: %v, %v", res[0].err, res[2].err)
+		}
+		if res[1].err == nil || gatehouse.ErrorCode(res[1].err) != gatehouse.EINTERNAL {
+			t.Errorf("the breaking fn: %v, want an internal error", res[1].err)
+		}
+		if got, want := fmt.Sprint(slugs(t, s)), "[a b]"; got != want {
+			t.Errorf("tenants %s, want %s", got, want)
+		}
+	})
+}
+
+// TestGroupCommitRunsAgainOnlyAfterAFailedWrite: a batch runs without a
+// savepoint per fn. A fn that fails before writing anything (a conflict on
+// its first statement, as a replayed login's keys) costs the others
+// nothing; one that fails after a write makes the batch run again with
+// savepoints, the fns before it twice, and each caller still gets its own
+// result with only the successful writes kept.
+func TestGroupCommitRunsAgainOnlyAfterAFailedWrite(t *testing.T) {
+	counted := func(runs *atomic.Int32, fn func(gatehouse.Tx) error) func(gatehouse.Tx) error {
+		return func(tx gatehouse.Tx) error { runs.Add(1); return fn(tx) }
+	}
+	for _, tc := range []struct {
+		name        string
+		failing     func(gatehouse.Tx) error
+		first, last int32 // runs of the fns before and after the failing one
+		want        string
+	}{
+		{"conflict on the first write", createTenant("taken"), 1, 1, "[a b taken]"},
+		{"read, then fails", func(gt gatehouse.Tx) error {
+			if _, err := gt.GetTenantBySlug(context.Background(), "taken"); err != nil {
+				return err
+			}
+			return errDeliberate
+		}, 1, 1, "[a b taken]"},
+		{"writes, then fails", func(gt gatehouse.Tx) error {
+			if err := createTenant("failed")(gt); err != nil {
+				return err
+			}
+			return errDeliberate
+		}, 2, 1, "[a b taken]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := openEngine(t, "sqlite")
+			if err := s.Update(context.Background(), createTenant("taken")); err != nil {
+				t.Fatal(err)
+			}
+			var first, failing, last atomic.Int32
+			res := runBatched(t, s, []func(gatehouse.Tx) error{
+				counted(&first, createTenant("a")), counted(&failing, tc.failing), counted(&last, createTenant("b")),
+			})
+			if res[0].err != nil || res[2].err != nil {
+				t.Errorf("innocent fns failed: %v, %v", res[0].err, res[2].err)
+			}
+			if res[1].err == nil {
+				t.Error("the failing fn succeeded")
+			}
+			if got := [3]int32{first.Load(), failing.Load(), last.Load()}; got != [3]int32{tc.first, 1, tc.last} {
+				t.Errorf("runs %v, want [%d 1 %d]", got, tc.first, tc.last)
+			}
+			if got := fmt.Sprint(slugs(t, s)); got != tc.want {
+				t.Errorf("tenants %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
 // TestGroupCommitFailedCommit: when the shared COMMIT fails, every caller
 // of the batch gets an error and nothing of the batch is written.
 func TestGroupCommitFailedCommit(t *testing.T) {

@@ -30,6 +30,8 @@ type sqliteConnector struct {
 	// uninterruptible: statements are not interrupted when their context
 	// ends (see cachingConn.callCtx); the writer's connection.
 	uninterruptible bool
+	// tx follows the writer's transaction (writertx.go); nil on readers.
+	tx *writerTx
 }
 
 func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
@@ -46,7 +48,13 @@ func (c *sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 			return nil, errors.New("sqlstore: the sqlite driver lacks a context method")
 		}
 	}
-	return &cachingConn{Conn: conn, stmts: map[string]*cachedStmt{}, uninterruptible: c.uninterruptible}, nil
+	if c.tx != nil {
+		if err := c.tx.watch(conn); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return &cachingConn{Conn: conn, stmts: map[string]*cachedStmt{}, uninterruptible: c.uninterruptible, tx: c.tx}, nil
 }
 
 func (c *sqliteConnector) Driver() driver.Driver { return c.drv }
@@ -62,6 +70,7 @@ type cachingConn struct {
 	driver.Conn
 	stmts           map[string]*cachedStmt
 	uninterruptible bool
+	tx              *writerTx // nil on readers
 }
 
 // callCtx is the context a call hands the driver. modernc interrupts a
@@ -75,7 +84,13 @@ type cachingConn struct {
 // next statement, and database/sql still rolls its transaction back. A
 // wait for another process's lock stays bounded by busy_timeout. Readers
 // keep the interruption: a scan of a large table may be long.
+//
+// On the writer it also refuses every call inside a transaction that
+// SQLite rolled back (writertx.go).
 func (c *cachingConn) callCtx(ctx context.Context) (context.Context, error) {
+	if err := c.tx.check(); err != nil {
+		return nil, err
+	}
 	if !c.uninterruptible || ctx.Done() == nil {
 		return ctx, nil
 	}
@@ -168,7 +183,15 @@ func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	if err != nil {
 		return nil, err
 	}
-	return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if c.tx == nil {
+		return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	}
+	c.tx.begin()
+	dtx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return c.tx.began(dtx), nil
 }
 
 func (c *cachingConn) Ping(ctx context.Context) error {

@@ -107,6 +107,9 @@ type Store struct {
 	opPurged, opTokensPurged, sessionsPurgeAfter atomic.Int64
 	// commits batches SQLite writes (groupcommit.go); nil on PostgreSQL.
 	commits *committer
+	// writerTx follows the SQLite writer's transaction (writertx.go); nil
+	// on PostgreSQL.
+	writerTx *writerTx
 	// scimTokens caches SCIM tokens for a second (scimtokens.go).
 	scimTokens scimTokenCache
 }
@@ -170,12 +173,13 @@ func open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		opts.Logger = slog.Default()
 	}
 	s := &Store{d: d, clock: opts.Clock, log: opts.Logger}
-	s.writer, s.reader, err = d.connect(ctx, target, opts)
+	if d == sqliteDialect {
+		s.writerTx = &writerTx{}
+		s.commits = &committer{}
+	}
+	s.writer, s.reader, err = d.connect(ctx, target, opts, s.writerTx)
 	if err != nil {
 		return nil, err
-	}
-	if d == sqliteDialect {
-		s.commits = &committer{}
 	}
 	return s, nil
 }
@@ -308,8 +312,9 @@ type tx struct {
 	// lazy: guardStmt runs without a savepoint (PostgreSQL's first run);
 	// broken: such a write failed, so the transaction is aborted and fn
 	// must run again with savepoints; bumped: it wrote the catalog
-	// (tx.bumpCatalog).
-	lazy, broken, bumped bool
+	// (tx.bumpCatalog); wrote: a statement that may have changed rows ran
+	// (the group commit's savepoint-free batch, groupcommit.go).
+	lazy, broken, bumped, wrote bool
 }
 
 // errNeedSavepoints tells Update to run fn again with savepoints. It never
@@ -322,8 +327,12 @@ var _ gatehouse.Tx = (*tx)(nil)
 func (t *tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	res, err := t.sqlTx.ExecContext(ctx, query, args...)
 	if err != nil {
+		// A failed statement changed nothing: SQLite undoes its own
+		// changes (ON CONFLICT ABORT; none of ours says FAIL), or rolls
+		// the whole transaction back, which writerTx sees.
 		return nil, t.s.d.mapErr(err)
 	}
+	t.wrote = true
 	return res, nil
 }
 
@@ -344,11 +353,23 @@ func (t *tx) execDeferred(ctx context.Context, query string, args ...any) error 
 // query runs a query and maps its error; the caller closes the rows and
 // checks rows.Err through t.rowsErr.
 func (t *tx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if !readOnly(query) {
+		// INSERT ... RETURNING and the like: its error may come only
+		// with the rows, so it counts before it runs.
+		t.wrote = true
+	}
 	rows, err := t.sqlTx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, t.s.d.mapErr(err)
 	}
 	return rows, nil
+}
+
+// readOnly reports whether query is a plain SELECT, which changes no rows.
+// Anything else (WITH may lead to an INSERT on SQLite) counts as a write.
+func readOnly(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 // get runs a query expected to return one row and scans it with scan. No
