@@ -12,7 +12,8 @@ import (
 )
 
 // TestGuard: the guard runs first in the resolution's transaction; its
-// writes commit with the login's, its error rolls the whole resolution back
+// writes commit with the login's (or with a refusal's audit event), its
+// error rolls the whole resolution back
 // and comes back unchanged without a retry, and a dry run does not call it.
 func TestGuard(t *testing.T) {
 	forEngines(t, func(t *testing.T, s *sqlstore.Store) {
@@ -64,6 +65,26 @@ func TestGuard(t *testing.T) {
 			}
 			return nil
 		})
+		// A refusal (JIT off) commits the guard's writes with its
+		// login.refused event, in one transaction: the refused response's
+		// key is spent, and nothing else is written.
+		f.conn.JIT.Enabled = false
+		defer func() { f.conn.JIT.Enabled = true }()
+		refusedBefore := f.counts()
+		res, err := resolve(once("flow:refused"), f.identity("sub-dan", f.email("dan")), provision.Apply)
+		if gatehouse.ErrorReason(err) != provision.ReasonJITDisabled || res == nil {
+			t.Fatalf("refusal: %v %+v", err, res)
+		}
+		if got, want := f.counts(), (counts{refusedBefore.users, refusedBefore.links, refusedBefore.memberships, refusedBefore.audit + 1, refusedBefore.outbox}); got != want {
+			t.Errorf("after a refusal: counts %+v, want %+v", got, want)
+		}
+		if ev := f.lastAudit("login.refused"); ev == nil || ev.Details["subject"] != "sub-dan" {
+			t.Errorf("refusal audit = %+v", ev)
+		}
+		if _, err := resolve(once("flow:refused"), f.identity("sub-dan", f.email("dan")), provision.Apply); gatehouse.ErrorReason(err) != "replayed" {
+			t.Errorf("the refused login's key was not spent: %v", err)
+		}
+		f.conn.JIT.Enabled = true
 		// A dry run does not call it.
 		calls.Store(0)
 		if _, err := resolve(once("flow:2"), f.identity("sub-cy", f.email("cy")), provision.DryRun); err != nil {

@@ -128,9 +128,6 @@ type Result struct {
 	Identity *gatehouse.FederatedIdentity
 }
 
-// errRefused rolls back the resolution's transaction when it refuses.
-var errRefused = errors.New("provision: refused")
-
 // Resolve resolves id, verified by conn of tenant, to a user.
 //
 // On success it returns the result and nil. On a refusal it returns a
@@ -141,8 +138,9 @@ var errRefused = errors.New("provision: refused")
 // the result (Outcome "pending") with the pending_approval refusal.
 //
 // In Apply mode every write, its audit events and its outbox events commit
-// together; a refusal's login.refused audit event is written in a
-// transaction of its own. When a concurrent resolution wins a race (same
+// together, with what the guard (WithGuard) wrote; a refusal commits its
+// login.refused audit event so, with the guard's writes: a non-nil Result
+// with an error means that transaction committed. When a concurrent resolution wins a race (same
 // new identity, same derived username), the whole resolution is retried,
 // so concurrent first logins all succeed with one user and one link.
 func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *gatehouse.Connection, id *gatehouse.Identity, mode Mode) (*Result, error) {
@@ -190,7 +188,11 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 				return err
 			}
 			if p.refusal != nil && !p.createUser {
-				return errRefused // nothing to write; roll back
+				// Nothing of the plan to write: the refusal's audit event
+				// commits with what the guard wrote (a login's one-time
+				// keys, so the refused response cannot be tried again),
+				// in one transaction.
+				return gatehouse.AppendAudits(ctx, tx, r.refusalEvent(ctx, in, p))
 			}
 			// The resolution's audit events and those of the hook (an
 			// app's sign-in) are written together, in one statement.
@@ -209,9 +211,6 @@ func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *
 		switch {
 		case err == nil:
 			return p.res, p.err()
-		case errors.Is(err, errRefused):
-			r.auditRefusal(ctx, in, p)
-			return p.res, p.refusal
 		case retryable(err) && attempt < r.maxAttempts && ctx.Err() == nil:
 			// A concurrent login created the same user or link, or
 			// changed the user, between our reads and writes: start
@@ -263,17 +262,6 @@ func WithGuard(ctx context.Context, fn Guard) context.Context {
 
 func retryable(err error) bool {
 	return gatehouse.IsCode(err, gatehouse.ECONFLICT) || gatehouse.IsCode(err, gatehouse.EPRECONDITION)
-}
-
-// auditRefusal records login.refused in a transaction of its own: the
-// resolution's transaction was rolled back and the refusal must still be
-// visible to the admin.
-func (r *Resolver) auditRefusal(ctx context.Context, in *input, p *plan) {
-	e := r.refusalEvent(ctx, in, p)
-	if err := r.store.Update(ctx, func(tx gatehouse.Tx) error { return tx.AppendAudit(ctx, e) }); err != nil {
-		r.log.ErrorContext(ctx, "provision: cannot record login refusal", "tenant", in.tenant.ID,
-			"connection", in.conn.ID, "reason", p.refusal.Reason, "err", err)
-	}
 }
 
 func (r *Resolver) refusalEvent(ctx context.Context, in *input, p *plan) *gatehouse.AuditEvent {

@@ -225,6 +225,11 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	rctx := provision.WithGuard(provision.WithAfterApply(ctx, hook), guard)
 	res, err := s.resolver.Resolve(rctx, t, c, ident, provision.Apply)
 	if err != nil {
+		if res != nil {
+			// A refusal: its transaction committed the keys the guard
+			// wrote, with the refusal's audit event.
+			once = nil
+		}
 		s.refused(ctx, w, r, t, c, err, once)
 		return
 	}
