@@ -25,8 +25,9 @@ import (
 // finds the key). The difference to recording the keys first is only
 // when the refusal happens: a replayed callback now reaches the connector
 // (an OIDC code exchange the IdP refuses, codes being single-use, RFC 6749
-// §4.1.2) before the commit refuses it. Every login that ends without
-// that commit — the connector or provisioning refused it, or it failed —
+// §4.1.2) before the commit refuses it. A login that provisioning refuses
+// commits its keys with the refusal's audit event; every other login that
+// ends without that commit — the connector refused it, or it failed —
 // records its keys in a transaction of its own (spend), so a refused
 // response cannot be tried again either.
 type singleUse struct {
