@@ -143,6 +143,10 @@ func (e *Env) Email(prefix string, i int) string {
 
 // CreateOIDCConnection adds a connection to the upstream IdP.
 func (e *Env) CreateOIDCConnection(ctx context.Context) (string, error) {
+	return e.createOIDCConnection(ctx, "Bench OIDC "+e.RunID, jitPolicy())
+}
+
+func (e *Env) createOIDCConnection(ctx context.Context, name string, jit map[string]any) (string, error) {
 	if err := e.EnsureTenant(ctx); err != nil {
 		return "", err
 	}
@@ -150,7 +154,7 @@ func (e *Env) CreateOIDCConnection(ctx context.Context) (string, error) {
 		ID string `json:"id"`
 	}
 	err := e.API(ctx, "POST", "/api/v1/tenants/"+e.Tenant+"/connections", map[string]any{
-		"type": "oidc", "name": "Bench OIDC " + e.RunID, "enabled": true, "jit": jitPolicy(),
+		"type": "oidc", "name": name, "enabled": true, "jit": jit,
 		"issuer": e.IdP.Issuer, "client_id": e.IdP.ClientID, "client_secret": e.IdP.ClientSecret,
 		"userinfo": "never", "allowed_algs": []string{"ES256"},
 	}, &c)

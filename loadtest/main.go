@@ -19,6 +19,7 @@ var Scenarios = map[string]Scenario{
 	"saml-sp":        SAMLSPInitiated,
 	"oidc-jit":       OIDCJIT(false),
 	"oidc-returning": OIDCJIT(true),
+	"oidc-refused":   OIDCRefused,
 	"app-broker":     AppBroker,
 	"token":          Token,
 	"refresh":        Refresh,

@@ -46,6 +46,38 @@ func OIDCJIT(returning bool) Scenario {
 	}
 }
 
+// OIDCRefused: complete OIDC-connection logins that provisioning refuses
+// (just-in-time creation off, no such user): a flood of sign-ins of
+// people the tenant does not let in. Each must end on the 403 refusal
+// page without a session; Gatehouse records the refusal's audit event and
+// the login's one-time keys.
+func OIDCRefused(ctx context.Context, e *Env) (Flow, error) {
+	jit := jitPolicy()
+	jit["enabled"] = false
+	connID, err := e.createOIDCConnection(ctx, "Bench OIDC refusing "+e.RunID, jit)
+	if err != nil {
+		return nil, err
+	}
+	pub := e.URLs[0]
+	host := hostOf(pub)
+	return func(ctx context.Context, i int) error {
+		b := e.Browser()
+		u := pub + "/t/" + e.Tenant + "/login?" + url.Values{"connection": {connID}, "login_hint": {e.Email("oidcx", i)}}.Encode()
+		cb, err := b.Follow(ctx, "GET", u, nil, func(u *url.URL) bool { return strings.HasSuffix(u.Path, "/callback") })
+		if err != nil {
+			return err
+		}
+		r, err := b.Do(ctx, "GET", cb.String(), nil, nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != http.StatusForbidden || b.hasSession(host) {
+			return fmt.Errorf("refused login: %d %s (session %v)", r.Status, trimBody(r.Body), b.hasSession(host))
+		}
+		return nil
+	}, nil
+}
+
 // oidcClient is an app's view of an OpenID provider.
 type oidcClient struct {
 	authorize, token string
