@@ -68,8 +68,7 @@ func FuzzVerifyIDToken(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		raw, _ := tok.Extra("id_token").(string)
-		return raw
+		return tok.IDToken
 	}
 	// The seeds carry a fixed nonce so the valid one verifies in the target.
 	fixedNonce := func(c map[string]any) { c["nonce"] = "fuzz-nonce" }

@@ -107,26 +107,15 @@ func (k *conn) metadata(ctx context.Context) (*Metadata, error) {
 	return md, nil
 }
 
+// oauth2Config builds the authorization request; the code exchange is
+// exchange.go's.
 func (k *conn) oauth2Config(md *Metadata) *oauth2.Config {
-	oc := &oauth2.Config{
+	return &oauth2.Config{
 		ClientID:    k.cfg.ClientID,
 		RedirectURL: redirectURI(k.env, k.c),
 		Scopes:      k.cfg.Scopes,
 		Endpoint:    oauth2.Endpoint{AuthURL: md.AuthorizationEndpoint, TokenURL: md.TokenEndpoint},
 	}
-	switch k.cfg.TokenEndpointAuthMethod {
-	case AuthPost:
-		oc.ClientSecret = k.sec.ClientSecret
-		oc.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	case AuthPrivateKeyJWT:
-		// client_id in the body, no secret; the assertion is added per
-		// exchange.
-		oc.Endpoint.AuthStyle = oauth2.AuthStyleInParams
-	default:
-		oc.ClientSecret = k.sec.ClientSecret
-		oc.Endpoint.AuthStyle = oauth2.AuthStyleInHeader
-	}
-	return oc
 }
 
 // Begin fills the flow's state, nonce and PKCE verifier and returns the
@@ -204,7 +193,7 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 	if err != nil {
 		return nil, err
 	}
-	rawID, _ := tok.Extra("id_token").(string)
+	rawID := tok.IDToken
 	if rawID == "" {
 		return nil, Refuse(ReasonIDToken, "The identity provider did not return an ID token. Check that the connection requests the openid scope.", errors.New("no id_token in the token response"))
 	}
@@ -239,25 +228,6 @@ func (k *conn) Finish(ctx context.Context, flow *connector.Flow, r *http.Request
 		return nil, err
 	}
 	return k.identity(md, idt, claims)
-}
-
-func (k *conn) exchange(ctx context.Context, md *Metadata, code, verifier string) (*oauth2.Token, error) {
-	opts := []oauth2.AuthCodeOption{oauth2.VerifierOption(verifier)}
-	if k.cfg.TokenEndpointAuthMethod == AuthPrivateKeyJWT {
-		assertion, err := k.clientAssertion(md)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts,
-			oauth2.SetAuthURLParam("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-			oauth2.SetAuthURLParam("client_assertion", assertion))
-	}
-	hctx := context.WithValue(ctx, oauth2.HTTPClient, k.env.HTTPClient)
-	tok, err := k.oauth2Config(md).Exchange(hctx, code, opts...)
-	if err != nil {
-		return nil, ExchangeError(ctx, err)
-	}
-	return tok, nil
 }
 
 // clientAssertion is the private_key_jwt client authentication JWT

@@ -460,6 +460,22 @@ func TestResponseErrors(t *testing.T) {
 	}
 }
 
+// TestSecretWithReservedCharacters: a client id and secret with characters
+// that Basic credentials and forms reserve reach the provider intact with
+// either method (RFC 6749 §2.3.1 form-encodes them before Basic).
+func TestSecretWithReservedCharacters(t *testing.T) {
+	const id, secret = "client:1 é", "s3c:r+t/%&= é-0123456789abcdefghij"
+	for _, method := range []string{oidc.AuthBasic, oidc.AuthPost} {
+		t.Run(method, func(t *testing.T) {
+			f := newFixture(t, map[string]any{"token_endpoint_auth_method": method, "client_id": id, "client_secret": secret})
+			f.idp.Do(func(p *oidctest.Provider) { p.ClientID, p.ClientSecret = id, secret; p.Claims["aud"] = id })
+			if _, err := f.login(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestWrongClientSecret(t *testing.T) {
 	f := newFixture(t, nil)
 	f.idp.Do(func(p *oidctest.Provider) { p.ClientSecret = "rotated-at-the-idp" })
