@@ -138,9 +138,9 @@ type Result struct {
 // the result (Outcome "pending") with the pending_approval refusal.
 //
 // In Apply mode every write, its audit events and its outbox events commit
-// together, with what the guard (WithGuard) wrote; a refusal commits its
-// login.refused audit event so, with the guard's writes: a non-nil Result
-// with an error means that transaction committed. When a concurrent resolution wins a race (same
+// together with what the guard (WithGuard) wrote; so does a refusal's
+// login.refused audit event: a non-nil Result with an error means that
+// transaction committed. When a concurrent resolution wins a race (same
 // new identity, same derived username), the whole resolution is retried,
 // so concurrent first logins all succeed with one user and one link.
 func (r *Resolver) Resolve(ctx context.Context, tenant *gatehouse.Tenant, conn *gatehouse.Connection, id *gatehouse.Identity, mode Mode) (*Result, error) {

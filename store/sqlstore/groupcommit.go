@@ -201,8 +201,8 @@ func (s *Store) runBatch(batch []*commitReq) {
 // write cannot be undone alone, so the transaction is rolled back, the fn
 // gets its error, and runShared returns the fns that had succeeded and
 // those not yet run, for a run with savepoints (fns may run more than
-// once). A login refused after its guard wrote the login's keys costs
-// that second run.
+// once). That is rare on the login path: a replayed login fails on its
+// first write, and a refused one commits its refusal (package provision).
 func (s *Store) runShared(batch []*commitReq, savepoints bool) (again []*commitReq) {
 	// The shared transaction belongs to no caller: one giving up must not
 	// roll back the others, so it lives until the last of them gives up
