@@ -243,6 +243,43 @@ func TestNoStatementAfterSQLiteRollback(t *testing.T) {
 			t.Errorf("tenants %s, want %s", got, want)
 		}
 	})
+	t.Run("disk full", func(t *testing.T) {
+		// SQLITE_FULL from a statement without a statement journal rolls
+		// the whole transaction back (https://sqlite.org/lang_transaction.html);
+		// max_page_count makes the file full.
+		s := openEngine(t, "sqlite")
+		ctx := context.Background()
+		var pages int
+		if err := s.DB().QueryRowContext(ctx, "PRAGMA page_count").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DB().ExecContext(ctx, fmt.Sprintf("PRAGMA max_page_count = %d", pages)); err != nil {
+			t.Fatal(err)
+		}
+		var full error
+		err := s.Update(ctx, func(gt gatehouse.Tx) error {
+			if err := createTenant("before-full")(gt); err != nil {
+				return err
+			}
+			full = gt.CreateTenant(ctx, &gatehouse.Tenant{Slug: "huge", Name: strings.Repeat("x", 64<<10)})
+			if err := createTenant("after-full")(gt); err == nil {
+				return errors.New("a statement ran after SQLite's rollback")
+			}
+			return nil // swallowed
+		})
+		if full == nil || err == nil {
+			t.Fatalf("the full write: %v; Update: %v", full, err)
+		}
+		if _, err := s.DB().ExecContext(ctx, "PRAGMA max_page_count = 1073741823"); err != nil {
+			t.Fatal(err)
+		}
+		if got := slugs(t, s); len(got) != 0 {
+			t.Errorf("tenants %v written", got)
+		}
+		if err := s.Update(ctx, createTenant("later")); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // TestGroupCommitRunsAgainOnlyAfterAFailedWrite: a batch runs without a
