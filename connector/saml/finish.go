@@ -28,8 +28,7 @@ func readForm(r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return fmt.Errorf("%w: %s to the ACS (only the HTTP-POST binding is supported)", ErrUnsupported, r.Method)
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
+	if err := parsePostForm(r, maxFormBytes); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return fmt.Errorf("%w: request body over %d bytes", ErrTooLarge, maxFormBytes)
