@@ -50,7 +50,7 @@ func parseForm(body string) (url.Values, error) {
 		var pair string
 		pair, body, _ = strings.Cut(body, "&")
 		if strings.Contains(pair, ";") {
-			first = cmpErr(first, errors.New("invalid semicolon separator in query"))
+			first = firstErr(first, errors.New("invalid semicolon separator in query"))
 			continue
 		}
 		if pair == "" {
@@ -59,12 +59,12 @@ func parseForm(body string) (url.Values, error) {
 		k, v, _ := strings.Cut(pair, "=")
 		k, err := unescapeForm(k)
 		if err != nil {
-			first = cmpErr(first, err)
+			first = firstErr(first, err)
 			continue
 		}
 		v, err = unescapeForm(v)
 		if err != nil {
-			first = cmpErr(first, err)
+			first = firstErr(first, err)
 			continue
 		}
 		vals[k] = append(vals[k], v)
@@ -72,7 +72,8 @@ func parseForm(body string) (url.Values, error) {
 	return vals, first
 }
 
-func cmpErr(first, err error) error {
+// firstErr keeps the first error seen.
+func firstErr(first, err error) error {
 	if first != nil {
 		return first
 	}

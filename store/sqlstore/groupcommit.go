@@ -234,14 +234,17 @@ func (s *Store) runShared(batch []*commitReq, savepoints bool) (again []*commitR
 		_, err := sqlTx.ExecContext(bg, stmt)
 		return err
 	}
-	// broke ends the shared transaction, which SQLite or fn ended under
-	// the batch, and runs again, each alone, those that had succeeded and
-	// those after batch[i].
-	var ok []*commitReq // ran and succeeded inside the shared transaction
-	broke := func(i int) {
+	abort := func() {
 		finished = true
 		_ = sqlTx.Rollback()
-		s.runEachAlone(ok, batch[i+1:])
+	}
+	// broke ends the shared transaction, which SQLite or fn ended under
+	// the batch, and runs again, each alone, those that had succeeded and
+	// rest.
+	var ok []*commitReq // ran and succeeded inside the shared transaction
+	broke := func(rest []*commitReq) {
+		abort()
+		s.runEachAlone(ok, rest)
 	}
 	var txs []*tx
 	defer func() { endCatalogWrite(txs...) }()
@@ -251,9 +254,7 @@ func (s *Store) runShared(batch []*commitReq, savepoints bool) (again []*commitR
 			continue
 		}
 		if err := savepoint("SAVEPOINT gh_batch"); err != nil {
-			finished = true
-			_ = sqlTx.Rollback()
-			s.runEachAlone(ok, batch[i:])
+			broke(batch[i:])
 			return nil
 		}
 		t := &tx{s: s, sqlTx: sqlTx}
@@ -267,13 +268,13 @@ func (s *Store) runShared(batch []*commitReq, savepoints bool) (again []*commitR
 			if succeeded {
 				r.err = s.d.mapErr(errTxGone) // fn said yes, but the transaction under it is gone
 			}
-			broke(i)
+			broke(batch[i+1:])
 			return nil
 		}
 		if succeeded {
 			if err := savepoint("RELEASE SAVEPOINT gh_batch"); err != nil {
 				r.err, r.done = s.d.mapErr(err), true
-				broke(i)
+				broke(batch[i+1:])
 				return nil
 			}
 			ok = append(ok, r)
@@ -284,13 +285,12 @@ func (s *Store) runShared(batch []*commitReq, savepoints bool) (again []*commitR
 			if !t.wrote {
 				continue // nothing of fn's is in the transaction
 			}
-			finished = true
-			_ = sqlTx.Rollback()
+			abort()
 			return append(ok, batch[i+1:]...)
 		}
 		if err := errors.Join(savepoint("ROLLBACK TO SAVEPOINT gh_batch"), savepoint("RELEASE SAVEPOINT gh_batch")); err != nil {
 			// The failure took the shared transaction with it.
-			broke(i)
+			broke(batch[i+1:])
 			return nil
 		}
 	}

@@ -186,7 +186,6 @@ func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (drive
 	if c.tx == nil {
 		return c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 	}
-	c.tx.begin()
 	dtx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
 	if err != nil {
 		return nil, err

@@ -55,10 +55,10 @@ func (w *writerTx) check() error {
 	return nil
 }
 
-func (w *writerTx) begin() { w.gone.Store(false) }
-
-// began wraps the driver's transaction so that its end is seen.
+// began starts following a transaction BEGIN opened, and wraps the
+// driver's transaction so that its end is seen.
 func (w *writerTx) began(dtx driver.Tx) driver.Tx {
+	w.gone.Store(false)
 	w.open.Store(true)
 	return &watchedTx{Tx: dtx, w: w}
 }
