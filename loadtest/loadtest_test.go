@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +174,32 @@ func TestIdPHostName(t *testing.T) {
 		if err != nil || !strings.HasPrefix(idp.Issuer, tc.prefix) || d.Issuer != idp.Issuer || d.Authorize != idp.Issuer+"/authorize" {
 			t.Errorf("%s: issuer %q, discovery %+v, %v", tc.addr, idp.Issuer, d, err)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+// TestPeersRatios: bench-peers.sh's summary of a run (testdata/peers-lines.txt:
+// two Gatehouse binaries, Dex in memory and on SQLite, a peer that failed,
+// two concurrencies in round 1 and the flags' own in round 2) compares each
+// Gatehouse line with the fastest and the leanest other broker per round and
+// concurrency, and each broker's best over the concurrencies of a round.
+func TestPeersRatios(t *testing.T) {
+	out, err := exec.Command("bash", "../scripts/bench-peers.sh", "--ratios", "testdata/peers-lines.txt").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	golden := filepath.Join("testdata", "peers-ratios.golden")
+	if *update {
+		if err := os.WriteFile(golden, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != string(want) {
+		t.Errorf("bench-peers.sh --ratios:\n%s\nwant (%s):\n%s", out, golden, want)
 	}
 }

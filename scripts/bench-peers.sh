@@ -24,21 +24,100 @@
 #                    better-sqlite3 built, see docs/benchmarks.md)
 #   POLIS_ALGS       Polis's signing algorithms (default "RS256", its default)
 #   GATEHOUSE_BENCH  the load tool (default bin/gatehouse-bench, built if missing)
+#   CONCURRENCY      concurrent flows to run every broker at, space-separated
+#                    (e.g. "16 64"; default: the flags' -c alone). A broker's
+#                    best rate is at the concurrency that keeps two cores busy
+#                    for it, which differs between brokers.
 # Default flags: -n 4000 -c 16 -duration 6s.
 #
-# Prints one line per round and broker: flows/s, p99, the broker's CPU per
-# flow (from /proc), the tool's CPU per flow (for the other brokers the
-# upstream IdP runs in a process of its own: idp_cpu; for Gatehouse it runs
-# inside the tool and is part of tool_cpu), the load average; at the end,
-# per round, each Gatehouse line's rate and CPU against the best other
-# broker's, and the best other broker's on SQLite.
+# Prints one line per round, broker and concurrency: flows/s, p99, the
+# broker's CPU per flow (from /proc), the tool's CPU per flow (for the other
+# brokers the upstream IdP runs in a process of its own: idp_cpu; for
+# Gatehouse it runs inside the tool and is part of tool_cpu), the load
+# average; at the end, per round and concurrency, each Gatehouse line's rate
+# and CPU against the best other broker's, and the best other broker's on
+# SQLite; with several concurrencies, also each broker's best rate (and
+# least CPU) over them.
 set -euo pipefail
+
+# Ratios within each round and concurrency: each Gatehouse line against the
+# other broker with the most flows/s and the one with the least CPU per
+# flow, over all and over those on SQLite. With several concurrencies, the
+# same again over each broker's best rate and least CPU in the round.
+#
+# ratios FILE: those lines of FILE (the result lines of a run); also
+# `scripts/bench-peers.sh --ratios FILE`.
+ratios() {
+	awk '
+		function num(f, pre, suf) { sub(pre, "", f); sub(suf, "", f); return f + 0 }
+		# add(K, NAME, RATE, CPU, AT) counts one result under key K (a round and
+		# concurrency, or a round and "best").
+		function add(K, name, rate, cpu, at) {
+			keys[K] = 1
+			if (name ~ /^gatehouse-/) {
+				if (!((K, name) in gi)) { gi[K, name] = ++ng[K]; g[K, ng[K]] = name }
+				i = gi[K, name]
+				if (rate > grate[K, i]) { grate[K, i] = rate; grat[K, i] = at }
+				if (gcpu[K, i] == "" || cpu < gcpu[K, i]) gcpu[K, i] = cpu
+				return
+			}
+			for (k = 0; k < 2; k++) {
+				if (k == 1 && name !~ /sqlite/) continue
+				if (rate > fast[K, k]) { fast[K, k] = rate; fastn[K, k] = name; fastat[K, k] = at }
+				if (lean[K, k] == "" || cpu < lean[K, k]) { lean[K, k] = cpu; leann[K, k] = name }
+			}
+		}
+		/^round/ {
+			r = $2; name = $3; rate = -1; cpu = -1; c = ""
+			for (i = 4; i <= NF; i++) {
+				if ($i ~ /^c=[0-9]+$/) c = num($i, "^c=", "")
+				if ($i ~ /^rate=/) rate = num($i, "^rate=", "/s$")
+				if ($i ~ /^cpu=/) cpu = num($i, "^cpu=", "ms/flow$")
+			}
+			if (rate <= 0 || cpu <= 0) next
+			if (!(r in seen)) { seen[r] = 1; rounds[++nr] = r }
+			if (!(c in seenc)) { seenc[c] = 1; cs[++nc] = c }
+			if (!((r, c) in seenrc)) { seenrc[r, c] = 1; ncr[r]++ }
+			add(r SUBSEP c, name, rate, cpu, "")
+			add(r SUBSEP "best", name, rate, cpu, c == "" ? "" : "c=" c)
+		}
+		function report(K, label, i, out, k, w, gat, fat) {
+			if (!(K in keys)) return
+			for (i = 1; i <= ng[K]; i++) {
+				gat = grat[K, i] == "" ? "" : " at " grat[K, i]
+				out = sprintf("%s %-28s", label, g[K, i] gat)
+				for (k = 0; k < 2; k++) {
+					if (fastn[K, k] == "") continue
+					w = k ? " on SQLite" : ""
+					fat = fastat[K, k] == "" ? "" : " at " fastat[K, k]
+					out = out sprintf(" flows/s %.2fx %s%s (fastest%s), CPU/flow %.2fx %s (leanest%s);",
+						grate[K, i] / fast[K, k], fastn[K, k], fat, w, gcpu[K, i] / lean[K, k], leann[K, k], w)
+				}
+				print out
+			}
+		}
+		END {
+			for (j = 1; j <= nr; j++) {
+				r = rounds[j]
+				for (m = 1; m <= nc; m++) report(r SUBSEP cs[m], "ratio round " r (cs[m] == "" ? "" : " c=" cs[m]))
+				if (ncr[r] > 1) report(r SUBSEP "best", "best  round " r)
+			}
+		}' "$1"
+}
+
+if [ "${1:-}" = "--ratios" ]; then
+	ratios "$2"
+	exit
+fi
 cd "$(dirname "$0")/.."
+
 rounds=2
 if [ $# -gt 0 ] && [ "$1" != "--" ]; then rounds=$1; shift; fi
 [ "${1:-}" = "--" ] && shift
 flags=("$@")
 [ ${#flags[@]} -gt 0 ] || flags=(-n 4000 -c 16 -duration 6s)
+# The flags' own -c, when CONCURRENCY does not list any ("" runs with it).
+concurrency=(${CONCURRENCY:-""})
 
 tool=${GATEHOUSE_BENCH:-bin/gatehouse-bench}
 if [ ! -x "$tool" ]; then
@@ -183,7 +262,7 @@ run_external() {
 	local name=$1 pid=$2 issuer=$3 client=$4 secret=$5 t0 t1 out
 	t0=$(cpu_ticks "$idp_pid")
 	out=$("$tool" -scenario app-broker -idp-addr "" -issuer "$issuer" -client-id "$client" -client-secret "$secret" \
-		-redirect-uri http://app.example/cb -no-login-hint -pid "$pid" "${flags[@]}" 2>&1 | fields) || true
+		-redirect-uri http://app.example/cb -no-login-hint -pid "$pid" "${run_flags[@]}" 2>&1 | fields) || true
 	t1=$(cpu_ticks "$idp_pid")
 	local flows
 	flows=$(sed -n 's/.*flows=\([0-9]*\).*/\1/p' <<<"$out" | head -1)
@@ -247,61 +326,43 @@ run_polis() {
 
 run_gatehouse() {
 	local sync=$1 bin=$2 label=$3
-	printf '%s%s\n' "$label" "$("$tool" -gatehouse "$bin" -engine sqlite -sync "$sync" -scenario app-broker "${flags[@]}" 2>&1 | fields)"
+	printf '%s%s\n' "$label" "$("$tool" -gatehouse "$bin" -engine sqlite -sync "$sync" -scenario app-broker "${run_flags[@]}" 2>&1 | fields)"
 }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC') $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); flags: ${flags[*]}"
 n=${#peers[@]}
 for r in $(seq 1 "$rounds"); do
-	for k in $(seq 0 $((n - 1))); do
-		idx=$k
-		[ $((r % 2)) -eq 0 ] && idx=$((n - 1 - k))
-		IFS=: read -r kind a b <<<"${peers[$idx]}"
-		# No pipe around the runs: the brokers they start stay this
-		# shell's children, which the exit trap stops.
-		case $kind in
-		dex) run_dex "$a" "$b" "$(printf 'round %s %-28s' "$r" "dex-$a-$b")" >"$work/run" ;;
-		polis) run_polis "$a" "$b" "$(printf 'round %s %-28s' "$r" "polis-$a-$b")" >"$work/run" ;;
-		gatehouse)
-			label=gatehouse-$(basename "$b")-$a
-			label=${label/#gatehouse-gatehouse-/gatehouse-}
-			run_gatehouse "$a" "$b" "$(printf 'round %s %-28s' "$r" "$label")" >"$work/run"
-			;;
-		esac
-		cat "$work/run"
-		cat "$work/run" >>"$work/lines"
+	for c in "${concurrency[@]}"; do
+		run_flags=("${flags[@]}")
+		cfield=
+		if [ -n "$c" ]; then
+			run_flags+=(-c "$c") # the last -c counts
+			cfield=" c=$c"
+		fi
+		for k in $(seq 0 $((n - 1))); do
+			idx=$k
+			[ $((r % 2)) -eq 0 ] && idx=$((n - 1 - k))
+			IFS=: read -r kind a b <<<"${peers[$idx]}"
+			case $kind in
+			dex) name=dex-$a-$b ;;
+			polis) name=polis-$a-$b ;;
+			gatehouse)
+				name=gatehouse-$(basename "$b")-$a
+				name=${name/#gatehouse-gatehouse-/gatehouse-}
+				;;
+			esac
+			label=$(printf 'round %s %-28s%s' "$r" "$name" "$cfield")
+			# No pipe around the runs: the brokers they start stay this
+			# shell's children, which the exit trap stops.
+			case $kind in
+			dex) run_dex "$a" "$b" "$label" >"$work/run" ;;
+			polis) run_polis "$a" "$b" "$label" >"$work/run" ;;
+			gatehouse) run_gatehouse "$a" "$b" "$label" >"$work/run" ;;
+			esac
+			cat "$work/run"
+			cat "$work/run" >>"$work/lines"
+		done
 	done
 done
 
-# Ratios within each round: each Gatehouse line against the other broker
-# with the most flows/s and the one with the least CPU per flow, over all
-# and over those on SQLite.
-awk '
-	function num(f, pre, suf) { sub(pre, "", f); sub(suf, "", f); return f + 0 }
-	/^round/ {
-		r = $2; name = $3; rate = -1; cpu = -1
-		for (i = 4; i <= NF; i++) {
-			if ($i ~ /^rate=/) rate = num($i, "^rate=", "/s$")
-			if ($i ~ /^cpu=/) cpu = num($i, "^cpu=", "ms/flow$")
-		}
-		if (rate <= 0 || cpu <= 0) next
-		if (r > maxr) maxr = r
-		if (name ~ /^gatehouse-/) { n = ++ng[r]; g[r, n] = name; grate[r, n] = rate; gcpu[r, n] = cpu; next }
-		for (k = 0; k < 2; k++) {
-			if (k == 1 && name !~ /sqlite/) continue
-			if (rate > fast[r, k]) { fast[r, k] = rate; fastn[r, k] = name }
-			if (lean[r, k] == "" || cpu < lean[r, k]) { lean[r, k] = cpu; leann[r, k] = name }
-		}
-	}
-	END {
-		for (r = 1; r <= maxr; r++) for (i = 1; i <= ng[r]; i++) {
-			out = sprintf("ratio round %s %-28s", r, g[r, i])
-			for (k = 0; k < 2; k++) {
-				if (fastn[r, k] == "") continue
-				w = k ? " on SQLite" : ""
-				out = out sprintf(" flows/s %.2fx %s (fastest%s), CPU/flow %.2fx %s (leanest%s);",
-					grate[r, i] / fast[r, k], fastn[r, k], w, gcpu[r, i] / lean[r, k], leann[r, k], w)
-			}
-			print out
-		}
-	}' "$work/lines"
+ratios "$work/lines"
