@@ -57,6 +57,11 @@ type Options struct {
 	ToolProfile string
 	Idle        bool // also measure a restart on the existing database
 	IdPAddr     string
+	// IdPIssuer, when set, is an upstream test IdP already running
+	// (gatehouse-bench -idp-only): Gatehouse's connections point at it and
+	// none is started here, so a side-by-side run (scripts/bench-peers.sh)
+	// gives every broker the same processes.
+	IdPIssuer   string
 	IdPClient   string
 	IdPSecret   string
 	External    *ExternalBroker
@@ -75,7 +80,9 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 	}
 	defer os.RemoveAll(dir)
 	var idp *IdP
-	if o.IdPAddr != "" || o.External == nil {
+	if o.IdPIssuer != "" {
+		idp = &IdP{Issuer: strings.TrimSuffix(o.IdPIssuer, "/"), ClientID: o.IdPClient, ClientSecret: o.IdPSecret}
+	} else if o.IdPAddr != "" || o.External == nil {
 		// With an external broker and no -idp-addr, the upstream IdP runs
 		// elsewhere (gatehouse-bench -idp-only, started before the broker).
 		if idp, err = StartIdP(o.IdPAddr, o.IdPClient, o.IdPSecret, "bench.example"); err != nil {
@@ -98,7 +105,7 @@ func Main(ctx context.Context, o Options) ([]*Result, error) {
 		if o.ExternalPID > 0 {
 			pids = append(pids, o.ExternalPID)
 		}
-		if idp != nil {
+		if idp != nil && o.IdPIssuer == "" {
 			fmt.Fprintf(log, "upstream IdP %s (client %s): point the broker's OIDC connector at it\n", idp.Issuer, idp.ClientID)
 		}
 	} else {

@@ -31,9 +31,8 @@
 # Default flags: -n 4000 -c 16 -duration 6s.
 #
 # Prints one line per round, broker and concurrency: flows/s, p99, the
-# broker's CPU per flow (from /proc), the tool's CPU per flow (for the other
-# brokers the upstream IdP runs in a process of its own: idp_cpu; for
-# Gatehouse it runs inside the tool and is part of tool_cpu), the load
+# broker's CPU per flow (from /proc), the tool's CPU per flow, the upstream
+# IdP's (a process of its own, shared by every run: idp_cpu), the load
 # average; at the end, per round and concurrency, each Gatehouse line's rate
 # and CPU against the best other broker's, and the best other broker's on
 # SQLite; with several concurrencies, also each broker's best rate (and
@@ -170,28 +169,27 @@ wait_url() {
 cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-# The upstream test IdP, for the other brokers (they read its discovery
-# document at startup). Gatehouse runs get the tool's own IdP. Its issuer
-# is http://localhost:PORT: openid-client (Polis) refuses plain HTTP to
-# any other host.
+# The upstream test IdP, one process for every broker (the others read its
+# discovery document at startup; Gatehouse runs point their connection at
+# it with -idp-issuer), so each broker's run has the same processes and the
+# IdP's CPU is counted apart (idp_cpu). Its issuer is http://localhost:PORT:
+# openid-client (Polis) refuses plain HTTP to any other host.
+"$tool" -idp-only -idp-addr localhost:0 >"$work/idp.out" 2>&1 &
+idp_pid=$!
+pids+=("$idp_pid")
+for _ in $(seq 1 100); do grep -q '^upstream IdP' "$work/idp.out" && break; sleep 0.05; done
+idp=$(awk '/^upstream IdP/ { print $3; exit }' "$work/idp.out")
+[ -n "$idp" ] || { cat "$work/idp.out" >&2; exit 1; }
 peers=()
-if [ -n "${DEX:-}" ] || [ -n "${POLIS:-}" ]; then
-	"$tool" -idp-only -idp-addr localhost:0 >"$work/idp.out" 2>&1 &
-	idp_pid=$!
-	pids+=("$idp_pid")
-	for _ in $(seq 1 100); do grep -q '^upstream IdP' "$work/idp.out" && break; sleep 0.05; done
-	idp=$(awk '/^upstream IdP/ { print $3; exit }' "$work/idp.out")
-	[ -n "$idp" ] || { cat "$work/idp.out" >&2; exit 1; }
-	if [ -n "${DEX:-}" ]; then
-		for s in ${DEX_STORAGES:-sqlite3 sqlite3-wal memory}; do
-			for a in ${DEX_ALGS:-RS256 ES256}; do peers+=("dex:$s:$a"); done
-		done
-	fi
-	if [ -n "${POLIS:-}" ]; then
-		for s in ${POLIS_STORAGES:-memory}; do
-			for a in ${POLIS_ALGS:-RS256}; do peers+=("polis:$s:$a"); done
-		done
-	fi
+if [ -n "${DEX:-}" ]; then
+	for s in ${DEX_STORAGES:-sqlite3 sqlite3-wal memory}; do
+		for a in ${DEX_ALGS:-RS256 ES256}; do peers+=("dex:$s:$a"); done
+	done
+fi
+if [ -n "${POLIS:-}" ]; then
+	for s in ${POLIS_STORAGES:-memory}; do
+		for a in ${POLIS_ALGS:-RS256}; do peers+=("polis:$s:$a"); done
+	done
 fi
 for g in $gatehouse; do
 	for s in ${GATEHOUSE_SYNC:-NORMAL FULL}; do peers+=("gatehouse:$s:$g"); done
@@ -256,20 +254,25 @@ fields() {
 	/^  error:/ { print "   " $0 }'
 }
 
-# run_external NAME PID ISSUER CLIENT SECRET: app-broker against another
-# broker, with the upstream IdP's CPU read around it.
-run_external() {
-	local name=$1 pid=$2 issuer=$3 client=$4 secret=$5 t0 t1 out
+# with_idp_cpu LABEL TOOL-ARGS...: one run of the tool, its result line
+# after LABEL, with the upstream IdP's CPU per flow read around it.
+with_idp_cpu() {
+	local label=$1 t0 t1 out flows idpms="?"
+	shift
 	t0=$(cpu_ticks "$idp_pid")
-	out=$("$tool" -scenario app-broker -idp-addr "" -issuer "$issuer" -client-id "$client" -client-secret "$secret" \
-		-redirect-uri http://app.example/cb -no-login-hint -pid "$pid" "${run_flags[@]}" 2>&1 | fields) || true
+	out=$("$tool" "$@" "${run_flags[@]}" 2>&1 | fields) || true
 	t1=$(cpu_ticks "$idp_pid")
-	local flows
 	flows=$(sed -n 's/.*flows=\([0-9]*\).*/\1/p' <<<"$out" | head -1)
-	local idpms="?"
 	[ -n "$flows" ] && [ "$flows" -gt 0 ] && idpms=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$flows" 'BEGIN { printf "%.3f", t * 1000 / hz / n }')
-	printf '%s%s idp_cpu=%sms/flow\n' "$name" "$(head -1 <<<"$out")" "$idpms"
+	printf '%s%s idp_cpu=%sms/flow\n' "$label" "$(head -1 <<<"$out")" "$idpms"
 	tail -n +2 <<<"$out"
+}
+
+# run_external NAME PID ISSUER CLIENT SECRET: app-broker against another
+# broker.
+run_external() {
+	with_idp_cpu "$1" -scenario app-broker -idp-addr "" -issuer "$3" -client-id "$4" -client-secret "$5" \
+		-redirect-uri http://app.example/cb -no-login-hint -pid "$2"
 }
 
 run_dex() {
@@ -325,8 +328,7 @@ run_polis() {
 }
 
 run_gatehouse() {
-	local sync=$1 bin=$2 label=$3
-	printf '%s%s\n' "$label" "$("$tool" -gatehouse "$bin" -engine sqlite -sync "$sync" -scenario app-broker "${run_flags[@]}" 2>&1 | fields)"
+	with_idp_cpu "$3" -gatehouse "$2" -engine sqlite -sync "$1" -scenario app-broker -idp-addr "" -idp-issuer "$idp"
 }
 
 echo "# $(date -u '+%Y-%m-%d %H:%M:%S UTC') $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); flags: ${flags[*]}"

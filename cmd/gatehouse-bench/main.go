@@ -57,6 +57,7 @@ func bench(ctx context.Context, args []string) int {
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", `with -gatehouse self: write Gatehouse's CPU profile of each window here (%s = scenario; with replicas, scenario-r1, scenario-r2, …)`)
 	fs.BoolVar(&o.Idle, "idle", false, "at the end, restart Gatehouse on the existing database: time to ready, idle RSS")
 	fs.StringVar(&o.IdPAddr, "idp-addr", "127.0.0.1:0", `listen address of the upstream test IdP ("" with -issuer: it runs elsewhere, see -idp-only; a host name such as localhost stays in its issuer)`)
+	fs.StringVar(&o.IdPIssuer, "idp-issuer", "", "an upstream test IdP already running (see -idp-only): its issuer; Gatehouse's connections point at it and none is started here")
 	idpOnly := fs.Bool("idp-only", false, "only run the upstream test IdP at -idp-addr until interrupted (start it before a broker that fetches its discovery at startup)")
 	fs.StringVar(&o.IdPClient, "idp-client-id", "gatehouse-bench", "client id the upstream IdP accepts")
 	fs.StringVar(&o.IdPSecret, "idp-client-secret", "bench-secret-0123456789", "client secret the upstream IdP accepts")
