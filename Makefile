@@ -53,9 +53,9 @@ bench-load-full: build bench-tool
 bench-ab: bench-tool
 	./scripts/bench-ab.sh $(OLD) $(NEW) $(or $(ROUNDS),2) -- $(AB_FLAGS)
 
-## bench-peers: Gatehouse and other brokers side by side, app-broker (DEX=/path/to/dex [POLIS=/dir/with/saml-jackson] [GATEHOUSE="bin/gatehouse ..."] [ROUNDS=2] [CONCURRENCY="16 64"] [PEERS_FLAGS="-n 4000 -c 16 -duration 6s"])
+## bench-peers: Gatehouse and other brokers side by side, app-broker, each at 16 and 64 concurrent flows and at its best of them (DEX=/path/to/dex [POLIS=/dir/with/saml-jackson] [GATEHOUSE="bin/gatehouse ..."] [ROUNDS=2] [CONCURRENCY="4 16 64"] [PEERS_FLAGS="-n 4000 -duration 6s"])
 bench-peers: build bench-tool
-	./scripts/bench-peers.sh $(or $(ROUNDS),2) -- $(or $(PEERS_FLAGS),-n 4000 -c 16 -duration 6s)
+	CONCURRENCY="$(or $(CONCURRENCY),16 64)" ./scripts/bench-peers.sh $(or $(ROUNDS),2) -- $(or $(PEERS_FLAGS),-n 4000 -duration 6s)
 
 ## bench-tool: build the load tool into bin/
 bench-tool:
