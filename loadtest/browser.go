@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -129,6 +131,49 @@ func (b *Browser) Follow(ctx context.Context, method, u string, form url.Values,
 		method, u, form = http.MethodGet, r.Location.String(), nil
 	}
 	return nil, fmt.Errorf("too many redirects from %s", redact(u))
+}
+
+// FollowToPost starts at u and follows redirects (GET) until a page that
+// posts a form to action (OAuth 2.0 Form Post Response Mode), and returns
+// the form's fields. A redirect to action, or any other answer, is an
+// error.
+func (b *Browser) FollowToPost(ctx context.Context, u, action string) (url.Values, error) {
+	for hop := 0; hop < 12; hop++ {
+		r, err := b.Do(ctx, http.MethodGet, u, nil, nil)
+		if err != nil {
+			return nil, err
+		}
+		if r.Status == http.StatusOK {
+			return postedForm(r.Body, action)
+		}
+		if r.Location == nil || r.Status/100 != 3 {
+			return nil, fmt.Errorf("GET %s: %d %s", redact(u), r.Status, trimBody(r.Body))
+		}
+		if strings.HasPrefix(r.Location.String(), action) {
+			return nil, fmt.Errorf("redirected to the app (%s) instead of a form_post page", redact(r.Location.String()))
+		}
+		u = r.Location.String()
+	}
+	return nil, fmt.Errorf("too many redirects from %s", redact(u))
+}
+
+var (
+	formRE  = regexp.MustCompile(`<form method="post" action="([^"]*)">`)
+	inputRE = regexp.MustCompile(`<input type="hidden" name="([^"]*)" value="([^"]*)">`)
+)
+
+// postedForm reads the fields of the page's form, which must post to
+// action.
+func postedForm(page []byte, action string) (url.Values, error) {
+	m := formRE.FindSubmatch(page)
+	if m == nil || html.UnescapeString(string(m[1])) != action {
+		return nil, fmt.Errorf("no form posting to %s: %s", action, trimBody(page))
+	}
+	v := url.Values{}
+	for _, in := range inputRE.FindAllSubmatch(page, -1) {
+		v.Add(html.UnescapeString(string(in[1])), html.UnescapeString(string(in[2])))
+	}
+	return v, nil
 }
 
 func redact(u string) string {

@@ -14,17 +14,18 @@ import (
 
 // Scenarios by name.
 var Scenarios = map[string]Scenario{
-	"saml-jit":       SAMLIdPInitiated(false),
-	"saml-returning": SAMLIdPInitiated(true),
-	"saml-sp":        SAMLSPInitiated,
-	"oidc-jit":       OIDCJIT(false),
-	"oidc-returning": OIDCJIT(true),
-	"oidc-refused":   OIDCRefused,
-	"app-broker":     AppBroker,
-	"token":          Token,
-	"refresh":        Refresh,
-	"scim-create":    SCIMCreate,
-	"scim-sync":      SCIMSync,
+	"saml-jit":             SAMLIdPInitiated(false),
+	"saml-returning":       SAMLIdPInitiated(true),
+	"saml-sp":              SAMLSPInitiated,
+	"oidc-jit":             OIDCJIT(false),
+	"oidc-returning":       OIDCJIT(true),
+	"oidc-refused":         OIDCRefused,
+	"app-broker":           AppBroker,
+	"app-broker-form-post": AppBrokerFormPost,
+	"token":                Token,
+	"refresh":              Refresh,
+	"scim-create":          SCIMCreate,
+	"scim-sync":            SCIMSync,
 }
 
 // Names lists the scenarios (scim-filter included).

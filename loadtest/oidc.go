@@ -85,7 +85,10 @@ type oidcClient struct {
 	redirectURI      string
 	scopes           string
 	noLoginHint      bool
-	e                *Env
+	// formPost asks for response_mode=form_post: the code comes in a
+	// page that posts it to the app (OAuth 2.0 Form Post Response Mode).
+	formPost bool
+	e        *Env
 }
 
 func pkce() (verifier, challenge string) {
@@ -136,13 +139,21 @@ func (c *oidcClient) code(ctx context.Context, b *Browser, email string) (code, 
 	if strings.Contains(c.authorize, "?") {
 		sep = "&"
 	}
-	loc, err := b.Follow(ctx, "GET", c.authorize+sep+q.Encode(), nil, func(u *url.URL) bool { return isUnder(u, c.redirectURI) })
-	if err != nil {
-		return "", "", err
+	var lq url.Values
+	if c.formPost {
+		q.Set("response_mode", "form_post")
+		if lq, err = b.FollowToPost(ctx, c.authorize+sep+q.Encode(), c.redirectURI); err != nil {
+			return "", "", err
+		}
+	} else {
+		loc, err := b.Follow(ctx, "GET", c.authorize+sep+q.Encode(), nil, func(u *url.URL) bool { return isUnder(u, c.redirectURI) })
+		if err != nil {
+			return "", "", err
+		}
+		lq = loc.Query()
 	}
-	lq := loc.Query()
 	if lq.Get("state") != state || lq.Get("code") == "" {
-		return "", "", fmt.Errorf("app redirect without code or with a wrong state: %s", redact(loc.String()))
+		return "", "", fmt.Errorf("answer to the app without code or with a wrong state (form_post %v)", c.formPost)
 	}
 	return lq.Get("code"), verifier, nil
 }
@@ -200,7 +211,14 @@ func gatehouseApp(ctx context.Context, e *Env, scopes string) (*oidcClient, erro
 // is new each time (created just in time). Against Gatehouse the tool
 // registers the app; with e.External, any OpenID provider that brokers the
 // tool's upstream IdP.
-func AppBroker(ctx context.Context, e *Env) (Flow, error) {
+func AppBroker(ctx context.Context, e *Env) (Flow, error) { return appBroker(ctx, e, false) }
+
+// AppBrokerFormPost: AppBroker with response_mode=form_post, as
+// ASP.NET's OpenID Connect handler asks by default: the code reaches the
+// app in a page that posts it.
+func AppBrokerFormPost(ctx context.Context, e *Env) (Flow, error) { return appBroker(ctx, e, true) }
+
+func appBroker(ctx context.Context, e *Env, formPost bool) (Flow, error) {
 	var c *oidcClient
 	var err error
 	if x := e.External; x != nil {
@@ -214,6 +232,7 @@ func AppBroker(ctx context.Context, e *Env) (Flow, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.formPost = formPost
 	return func(ctx context.Context, i int) error {
 		b := e.Browser()
 		code, verifier, err := c.code(ctx, b, e.Email("app", i))

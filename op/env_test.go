@@ -218,6 +218,7 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 		// transaction.
 		var p *session.Pending
 		var next string
+		var page http.HandlerFunc
 		err := e.store.Update(r.Context(), func(tx gatehouse.Tx) error {
 			var err error
 			if p, err = e.sessions.PrepareReplace(r, e.tenant, fresh, connID, ""); err != nil {
@@ -226,7 +227,7 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 			if err := p.Write(r.Context(), tx); err != nil {
 				return err
 			}
-			next, err = e.prov.AnswerLogin(r.Context(), tx, e.tenant, fresh, p.Session, rt)
+			next, page, err = e.prov.AnswerLogin(r.Context(), tx, e.tenant, fresh, p.Session, rt)
 			return err
 		})
 		if err != nil {
@@ -234,6 +235,11 @@ func (e *env) fakeLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		p.SetCookie(w)
+		if page != nil {
+			e.answered.Add(1)
+			page(w, r)
+			return
+		}
 		if next != "" {
 			e.answered.Add(1)
 			http.Redirect(w, r, next, http.StatusFound)

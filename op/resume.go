@@ -151,13 +151,13 @@ func (p *Provider) resume(w http.ResponseWriter, r *http.Request) {
 		zop.AuthRequestError(w, r, ar, err, p.zitadel)
 		return
 	}
-	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
-		p.formPost(w, r, ar, code)
-		return
-	}
-	next, err := p.codeResponseURL(ar, code)
+	next, page, err := p.codeAnswer(ar, code)
 	if err != nil {
 		zop.AuthRequestError(w, r, ar, err, p.zitadel)
+		return
+	}
+	if page != nil {
+		page(w, r)
 		return
 	}
 	http.Redirect(w, r, next, http.StatusFound)

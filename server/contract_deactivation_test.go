@@ -113,6 +113,21 @@ func wikiApp(t *testing.T, gh *servertest.Instance) app {
 	return a
 }
 
+// wikiClient is the wiki app of acmeWithMock as a relying party of
+// tenant acme: its issuer's provider and its OAuth client (scopes as
+// given), redirecting to https://wiki.acme.com/callback.
+func wikiClient(t *testing.T, ctx context.Context, engine string, scopes ...string) (*servertest.Instance, app, *gooidc.Provider, *oauth2.Config) {
+	t.Helper()
+	gh, _ := acmeWithMock(t, engine)
+	a := wikiApp(t, gh)
+	provider, err := gooidc.NewProvider(ctx, gh.URL+"/t/acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gh, a, provider, &oauth2.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, Endpoint: provider.Endpoint(),
+		RedirectURL: "https://wiki.acme.com/callback", Scopes: scopes}
+}
+
 // codeFlow runs an app's code flow with PKCE in browser, with scopes and
 // extra authorization parameters, and returns the token, the user's id
 // (sub) and the paths the browser visited (to tell an IdP trip).

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/gatehouse-sso/gatehouse/internal/servertest"
@@ -76,14 +75,8 @@ func TestAttackBrokeredCallback(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			gh, _ := acmeWithMock(t, engine)
-			a := wikiApp(t, gh)
-			issuer, redirect := gh.URL+"/t/acme", "https://wiki.acme.com/callback"
-			provider, err := gooidc.NewProvider(ctx, issuer)
-			if err != nil {
-				t.Fatal(err)
-			}
-			conf := oauth2.Config{ClientID: a.ClientID, ClientSecret: a.ClientSecret, Endpoint: provider.Endpoint(), RedirectURL: redirect, Scopes: []string{"openid"}}
+			gh, a, _, conf := wikiClient(t, ctx, engine, "openid")
+			redirect := conf.RedirectURL
 			authURL := func(verifier string) string {
 				return conf.AuthCodeURL("st", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("login_hint", "ana@acme.com"))
 			}

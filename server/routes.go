@@ -82,8 +82,9 @@ func (s *Server) routes(sqlst *sqlstore.Store) (http.Handler, error) {
 		OnLogout: provider.SessionEnded,
 		// A login that returns to an app's authorize request answers it
 		// with a code in the login's own transaction.
-		OnLoginTx: func(ctx context.Context, tx gatehouse.Tx, _ *http.Request, ev web.LoginEvent) (string, error) {
-			return provider.AnswerLogin(ctx, tx, ev.Tenant, ev.User, ev.Session, ev.ReturnTo)
+		OnLoginTx: func(ctx context.Context, tx gatehouse.Tx, _ *http.Request, ev web.LoginEvent) (web.LoginAnswer, error) {
+			next, page, err := provider.AnswerLogin(ctx, tx, ev.Tenant, ev.User, ev.Session, ev.ReturnTo)
+			return web.LoginAnswer{Redirect: next, Page: page}, err
 		},
 	})
 	if err != nil {

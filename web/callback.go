@@ -199,7 +199,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// direct is where OnLoginTx sends the browser (the app, with the code
 	// of the authorize request the login returns to), decided in the
 	// same transaction.
-	var direct string
+	var direct LoginAnswer
 	hook := func(ctx context.Context, tx gatehouse.Tx, res *provision.Result) error {
 		p, err := s.sessions.PrepareReplace(r, t, res.User, c.ID, idpSess)
 		if err != nil {
@@ -208,7 +208,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		if err := p.WriteForLogin(ctx, tx); err != nil {
 			return err
 		}
-		next := ""
+		var next LoginAnswer
 		if s.onLoginTx != nil && flow.ReturnTo != "" {
 			ev := LoginEvent{Tenant: t, Connection: c, User: res.User, Session: p.Session, Identity: ident, ReturnTo: flow.ReturnTo}
 			if next, err = s.onLoginTx(ctx, tx, r, ev); err != nil {
@@ -242,7 +242,7 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 		pending.SetCookie(w)
 		sess = pending.Session
 	} else {
-		direct = ""
+		direct = LoginAnswer{}
 		// A resolver that does not run the hook (a test double).
 		if sess, err = s.sessions.Replace(ctx, w, r, t, res.User, c.ID, idpSess); err != nil {
 			s.fail(w, r, t, err)
@@ -257,13 +257,18 @@ func (s *Server) complete(ctx context.Context, w http.ResponseWriter, r *http.Re
 			return
 		}
 		if next != "" {
-			target, direct = next, ""
+			target, direct = next, LoginAnswer{}
 		}
 	}
-	if direct != "" {
+	if direct.Page != nil {
+		// The app's form_post page, with its code: the login committed.
+		direct.Page(w, r)
+		return
+	}
+	if direct.Redirect != "" {
 		// Absolute: the app's registered redirect URI, with its code.
 		w.Header().Set("Cache-Control", "no-store")
-		found(w, direct)
+		found(w, direct.Redirect)
 		return
 	}
 	if target == "" || !ValidReturnTo(target) {

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -62,8 +63,10 @@ func TestServeLoginInPlace(t *testing.T) {
 }
 
 // TestOnLoginTx: the hook runs in the login's own transaction, after the
-// session is written; its URL is where the browser goes, and its error
-// fails the login with nothing of it committed (no user, no session).
+// session is written; its URL is where the browser goes, its page (the
+// OpenID provider's form_post) is written once the login has committed,
+// and its error fails the login with nothing of it committed (no user, no
+// session).
 func TestOnLoginTx(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -73,19 +76,35 @@ func TestOnLoginTx(t *testing.T) {
 			var fail error
 			var seen LoginEvent
 			srv, _ := e.replica(func(c *Config) {
-				c.OnLoginTx = func(ctx context.Context, tx gatehouse.Tx, r *http.Request, ev LoginEvent) (string, error) {
+				c.OnLoginTx = func(ctx context.Context, tx gatehouse.Tx, r *http.Request, ev LoginEvent) (LoginAnswer, error) {
 					// The session is already in tx.
 					if _, err := tx.GetSession(ctx, ev.Session.ID); err != nil {
-						return "", err
+						return LoginAnswer{}, err
 					}
 					seen = ev
 					if fail != nil {
-						return "", fail
+						return LoginAnswer{}, fail
 					}
 					if strings.HasPrefix(ev.ReturnTo, "/app") {
-						return "https://app.example/cb?code=c1", nil
+						return LoginAnswer{Redirect: "https://app.example/cb?code=c1"}, nil
 					}
-					return "", nil
+					if strings.HasPrefix(ev.ReturnTo, "/posted") {
+						sess := ev.Session
+						return LoginAnswer{Page: func(w http.ResponseWriter, r *http.Request) {
+							// Written after the commit: the session is
+							// there for everyone.
+							err := e.store.View(r.Context(), func(tx gatehouse.Tx) error {
+								_, err := tx.GetSession(r.Context(), sess.ID)
+								return err
+							})
+							if err != nil {
+								http.Error(w, "page written before the commit: "+err.Error(), http.StatusInternalServerError)
+								return
+							}
+							_, _ = io.WriteString(w, "the page that posts the code")
+						}}, nil
+					}
+					return LoginAnswer{}, nil
 				}
 			})
 			// follow stops at another site (the app).
@@ -104,6 +123,13 @@ func TestOnLoginTx(t *testing.T) {
 			}
 			if setCookie(r.Response, session.CookieName) == nil {
 				t.Fatal("no session cookie with the hook's redirect")
+			}
+			// A page from the hook: written after the commit, with the
+			// session cookie.
+			r = follow(loginPath("acme", url.Values{"connection": {conn.ID}, "login_hint": {"ana@acme.com"}, "return_to": {"/posted/x"}}))
+			wantStatus(t, r, 200, "the page that posts the code")
+			if setCookie(r.Response, session.CookieName) == nil {
+				t.Fatal("no session cookie with the hook's page")
 			}
 			// Without a URL from the hook: the return address.
 			r = follow(loginPath("acme", url.Values{"connection": {conn.ID}, "login_hint": {"bo@acme.com"}, "return_to": {"/t/acme/"}}))

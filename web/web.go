@@ -43,11 +43,11 @@ type Config struct {
 	OnLogin func(ctx context.Context, r *http.Request, ev LoginEvent) (redirect string, err error)
 	// OnLoginTx runs inside the login's own transaction (user, link,
 	// audit, session), after the session is written there, for a login
-	// with a return address. It may write in tx and return an absolute
-	// URL to send the browser to instead of the return address (the
-	// OpenID provider: the app's redirect URI with a code it issued in
-	// tx). An error fails the login: nothing of it is committed.
-	OnLoginTx func(ctx context.Context, tx gatehouse.Tx, r *http.Request, ev LoginEvent) (redirect string, err error)
+	// with a return address. It may write in tx and answer the browser
+	// instead of the return address (the OpenID provider: the app's
+	// redirect URI with a code it issued in tx, or the form_post page that
+	// posts it). An error fails the login: nothing of it is committed.
+	OnLoginTx func(ctx context.Context, tx gatehouse.Tx, r *http.Request, ev LoginEvent) (LoginAnswer, error)
 	// OnLogout runs after a browser session was ended by sign-out, so the
 	// OpenID provider can send back-channel logout to apps.
 	OnLogout func(ctx context.Context, sess *gatehouse.Session)
@@ -56,6 +56,14 @@ type Config struct {
 	// nothing). Default: a signed-in tenant admin (a member of one of the
 	// tenant's AdminGroups).
 	CanTest func(r *http.Request, tenant *gatehouse.Tenant) bool
+}
+
+// LoginAnswer is where OnLoginTx sends the browser instead of the login's
+// return address: Redirect, an absolute URL, or Page, written once the
+// login has committed. Neither: the return address.
+type LoginAnswer struct {
+	Redirect string
+	Page     http.HandlerFunc
 }
 
 // LoginEvent describes a finished login, for Config.OnLogin.
@@ -84,7 +92,7 @@ type Server struct {
 	env       connector.Env
 	sessions  *session.Manager
 	onLogin   func(context.Context, *http.Request, LoginEvent) (string, error)
-	onLoginTx func(context.Context, gatehouse.Tx, *http.Request, LoginEvent) (string, error)
+	onLoginTx func(context.Context, gatehouse.Tx, *http.Request, LoginEvent) (LoginAnswer, error)
 	onLogout  func(context.Context, *gatehouse.Session)
 	canTest   func(*http.Request, *gatehouse.Tenant) bool
 	handler   http.Handler
