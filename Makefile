@@ -34,7 +34,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
 BENCH_FLAGS ?= -n 5000 -c 16 -duration 10s
-BENCH_SCENARIOS ?= saml-jit,saml-returning,oidc-jit,oidc-returning,oidc-refused,app-broker,token,refresh,scim-create,scim-sync,scim-filter
+BENCH_SCENARIOS ?= saml-jit,saml-returning,oidc-jit,oidc-returning,oidc-refused,app-broker,app-broker-form-post,token,refresh,scim-create,scim-sync,scim-filter
 
 ## bench-load: the load tool's scenarios against a Gatehouse process on SQLite, 10 s each (docs/benchmarks.md)
 bench-load: build bench-tool
