@@ -118,7 +118,7 @@ func TestAuthorizeAtOnceMatchesResume(t *testing.T) {
 			{"no session, prompt=none", r, false, 0, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "none")}, false},
 			{"session, prompt=none", r, true, 0, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("prompt", "none")}, true},
 			{"session, not in the allowed groups", rStaff, true, 0, nil, false},
-			{"session, form_post", r, true, 0, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("response_mode", "form_post")}, false},
+			{"session, form_post", r, true, 0, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("response_mode", "form_post")}, true},
 		} {
 			var got [2]authzObs
 			for i, resume := range []bool{false, true} {

@@ -310,6 +310,11 @@ type reqState struct {
 	// login is the login URL the authorize request redirects to, to be
 	// served in place (Config.Login, inPlaceLogin).
 	login string
+	// page, when set, is written instead of the authorize request's
+	// redirect to pageAt (inPlaceLogin): the form_post page of a code
+	// issued at authorize (atAuthorize).
+	page   http.HandlerFunc
+	pageAt string
 	// authorize: the request is the authorize endpoint's, which takes its
 	// client from the replica's cache (apps.go).
 	authorize bool
@@ -431,7 +436,9 @@ func (p *Provider) route(w http.ResponseWriter, r *http.Request, rest string) {
 // inPlaceLogin serves, where zitadel's authorize handler redirects the
 // browser to the login URL the request stored (reqState.login: the
 // request is valid and sealed, and the browser must log in), that login
-// in place through Config.Login. Any other answer passes unchanged.
+// in place through Config.Login; and where it redirects to the address of
+// a request answered at authorize with a form_post page (reqState.page),
+// that page. Any other answer passes unchanged.
 type inPlaceLogin struct {
 	http.ResponseWriter
 	p    *Provider
@@ -444,12 +451,19 @@ func (x *inPlaceLogin) WriteHeader(status int) {
 		return
 	}
 	st := stateFrom(x.r.Context())
-	if status == http.StatusFound && st.login != "" && strings.HasSuffix(x.Header().Get("Location"), st.login) {
+	serve := func(h http.HandlerFunc) {
 		x.done = true
-		h := x.Header()
-		h.Del("Location")
-		h.Del("Content-Type")
-		x.p.cfg.Login(x.ResponseWriter, x.r, st.login)
+		x.Header().Del("Location")
+		x.Header().Del("Content-Type")
+		h(x.ResponseWriter, x.r)
+	}
+	switch loc := x.Header().Get("Location"); {
+	case status != http.StatusFound:
+	case st.login != "" && strings.HasSuffix(loc, st.login):
+		serve(func(w http.ResponseWriter, r *http.Request) { x.p.cfg.Login(w, r, st.login) })
+		return
+	case st.page != nil && loc == st.pageAt:
+		serve(st.page)
 		return
 	}
 	x.ResponseWriter.WriteHeader(status)

@@ -209,10 +209,15 @@ func (p *Provider) signedInEvent(t *gatehouse.Tenant, app *gatehouse.App, user *
 // thus skips the resume hop: a request, a read of the authorize request
 // and a read of the session, and for a sign-in one write less.
 //
+// A form_post answer is a page, not a redirect: where the authorize
+// endpoint serves answers in place (Config.Login, inPlaceLogin), next is
+// the stored request's resume address and st.page the page that posts the
+// code, written instead of the redirect to next once the code is stored.
+//
 // Everything else returns "" and is left to resume, as before: prompt=none
 // without a usable session (login_required goes back to the app), a user
-// outside the app's allowed groups (a page), form_post (a page), and a
-// session that could not be read.
+// outside the app's allowed groups (a page), form_post without the
+// in-place answer, and a session that could not be read.
 func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) (next string, event *gatehouse.AuditEvent, err error) {
 	st := stateFrom(ctx)
 	if st.req == nil || p.resumeAlways.Load() {
@@ -246,13 +251,22 @@ func (p *Provider) atAuthorize(ctx context.Context, c *client, ar *authRequest) 
 		ar.row.AuthTime = now
 		return p.loginURL(st.tenant, ar, c.app, force), nil, nil
 	}
-	if !groupAllowed(c.app, user) || ar.GetResponseMode() == oidc.ResponseModeFormPost {
+	formPost := ar.GetResponseMode() == oidc.ResponseModeFormPost
+	if !groupAllowed(c.app, user) || formPost && p.cfg.Login == nil {
 		return "", nil, nil
 	}
 	// Done for this user, with its code, as resume would leave it.
 	code := p.codeRow(ar, user, sess)
-	if next, err = p.codeResponseURL(ar, code); err != nil {
+	next, page, err := p.codeAnswer(ar, code)
+	if err != nil {
 		return "", nil, err
+	}
+	if page != nil {
+		// Stored with its code (an answered request never travels
+		// sealed): resume at this address finds it answered.
+		ar.sealed = false
+		next = st.issuer + "/" + pathResume + "?" + p.resumeQuery(ar)
+		st.page, st.pageAt = page, next
 	}
 	return next, p.signedInEvent(st.tenant, c.app, user, sess), nil
 }

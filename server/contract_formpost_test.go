@@ -29,7 +29,9 @@ var (
 // default) is answered by the connection's callback itself: the page that
 // posts the code to the app, with the session cookie, and no resume hop.
 // The code is the same as resume's: bound to the app, PKCE and nonce, and
-// good once; the page lets the form go to the app's origin only.
+// good once; the page lets the form go to the app's origin only. The next
+// sign-in of the same browser is answered by the authorize endpoint with
+// the page, without a redirect.
 func TestContractBrokeredFormPostFromCallback(t *testing.T) {
 	for _, engine := range testdb.Engines {
 		t.Run(engine, func(t *testing.T) {
@@ -92,6 +94,32 @@ func TestContractBrokeredFormPostFromCallback(t *testing.T) {
 			}
 			if _, err := conf.Exchange(ctx, html.UnescapeString(code[1]), oauth2.VerifierOption(verifier)); err == nil {
 				t.Fatal("the posted code was good twice")
+			}
+
+			// The same browser signs in to the app again: its session
+			// answers at the authorize endpoint, which writes the page
+			// itself (no redirect at all).
+			visited = nil
+			verifier = oauth2.GenerateVerifier()
+			resp, err = b.Get(conf.AuthCodeURL("st-2", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("response_mode", "form_post")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			body = string(raw)
+			code = formCodeRE.FindStringSubmatch(body)
+			if len(visited) != 0 || resp.StatusCode != http.StatusOK || code == nil || !strings.Contains(body, `name="state" value="st-2"`) ||
+				!strings.Contains(resp.Header.Get("Content-Security-Policy"), "form-action https://wiki.acme.com;") {
+				t.Fatalf("second sign-in: visited %v, %d %s", visited, resp.StatusCode, body)
+			}
+			tok2, err := conf.Exchange(ctx, html.UnescapeString(code[1]), oauth2.VerifierOption(verifier))
+			if err != nil {
+				t.Fatalf("redeem the second posted code: %v", err)
+			}
+			idt2, err := provider.Verifier(&gooidc.Config{ClientID: a.ClientID}).Verify(ctx, tok2.Extra("id_token").(string))
+			if err != nil || idt2.Subject != idt.Subject {
+				t.Fatalf("second id token: %v, subject %q then %q", err, idt.Subject, idt2.Subject)
 			}
 		})
 	}
